@@ -1,0 +1,250 @@
+"""A use case declared as data: the spec file's model, its validation and its loader.
+
+Specs are validated when the DAGs are parsed, so a bad key or a dangling column name fails the
+DAG file's import with a message that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPEC_DIR = Path(__file__).parent
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy")
+
+
+class SpecError(ValueError):
+    """A use-case spec that cannot be used, with the file and the offending key in the message."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Model):
+    column: str
+    positive: str
+
+
+class Schedule(_Model):
+    timezone: str = "UTC"
+    start_date: dt.date
+    ingest: str
+    train: str
+
+    @field_validator("ingest", "train")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+
+class Source(_Model):
+    name: str
+    kind: Literal["sql", "files"]
+    conn_id: str
+    columns: tuple[str, ...] = Field(min_length=1)
+    # sql
+    table: str | None = None
+    date_column: str | None = None
+    # files
+    prefix: str | None = None
+    format: Literal["csv", "parquet"] = "csv"
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Source:
+        needed = {"sql": ("table", "date_column"), "files": ("prefix",)}[self.kind]
+        for key in needed:
+            if getattr(self, key) is None:
+                raise ValueError(f"a {self.kind} source needs `{key}`")
+        for name in (self.table, self.date_column, *self.columns):
+            if name is not None and not IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a plain SQL identifier")
+        if self.prefix is not None and "{ds}" not in self.prefix:
+            raise ValueError("`prefix` must contain {ds}, the partition's date")
+        return self
+
+
+class Column(_Model):
+    type: Literal["string", "integer", "float", "boolean", "date", "datetime"]
+    nullable: bool = False
+    allowed: tuple[str | int | float | bool, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    pattern: str | None = None
+
+
+class Features(_Model):
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    boolean: tuple[str, ...] = ()
+    datetime: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical + self.boolean + self.datetime
+
+
+class Ingest(_Model):
+    max_quarantine_fraction: float = Field(0.2, ge=0, le=1)
+
+
+class Training(_Model):
+    window_days: int = Field(60, ge=7)
+    holdout_days: int = Field(14, ge=1)
+    cv_folds: int = Field(5, ge=2)
+    n_trials: int = Field(4, ge=1)
+    estimators: tuple[Literal[ESTIMATORS], ...] = ESTIMATORS  # type: ignore[valid-type]
+    random_state: int = 42
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Training:
+        if self.holdout_days >= self.window_days:
+            raise ValueError("`holdout_days` must be smaller than `window_days`")
+        return self
+
+
+class Gate(_Model):
+    primary: Literal[METRICS] = "roc_auc"  # type: ignore[valid-type]
+    min_improvement: float = Field(0.0, ge=0)
+    floor: float
+    # Metric -> largest allowed fall against the champion.
+    guardrails: dict[Literal[METRICS], float] = {}  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _accuracy_is_gated(self) -> Gate:
+        if self.primary != "accuracy" and "accuracy" not in self.guardrails:
+            raise ValueError("accuracy must be the primary metric or a guard-rail")
+        return self
+
+
+class Drift(_Model):
+    psi_warn: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
+    cooldown_days: int = Field(7, ge=0)
+
+
+class UseCase(_Model):
+    """One use case: its sources, schema, features, training, gate and drift settings."""
+
+    name: str
+    description: str = ""
+    owner: str = "ml-platform"
+    entity_id: str
+    label: Label
+    schedule: Schedule
+    sources: tuple[Source, ...] = Field(min_length=1)
+    columns: dict[str, Column]
+    features: Features
+    ingest: Ingest = Ingest()
+    training: Training = Training()
+    gate: Gate
+    drift: Drift = Drift()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not re.match(r"^[a-z][a-z0-9_]*$", value):
+            raise ValueError("must be lower-case letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> UseCase:
+        declared = set(self.columns)
+        problems = []
+        for key, names in (
+            ("entity_id", [self.entity_id]),
+            ("label.column", [self.label.column]),
+            *((f"features.{kind}", getattr(self.features, kind)) for kind in Features.model_fields),
+        ):
+            problems += [f"{key}: {n!r} is not in `columns`" for n in names if n not in declared]
+        provided: dict[str, str] = {}
+        for source in self.sources:
+            if self.entity_id not in source.columns:
+                problems.append(f"sources.{source.name}: must provide the entity id {self.entity_id!r}")
+            for name in source.columns:
+                if name not in declared:
+                    problems.append(f"sources.{source.name}.columns: {name!r} is not in `columns`")
+                elif name != self.entity_id and name in provided:
+                    problems.append(
+                        f"sources.{source.name}.columns: {name!r} also comes from {provided[name]!r}"
+                    )
+                provided.setdefault(name, source.name)
+        problems += [f"columns.{n}: no source provides it" for n in declared if n not in provided]
+        if self.label.column in self.features.all:
+            problems.append(f"features: the label {self.label.column!r} cannot be a feature")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @cached_property
+    def ingest_dag_id(self) -> str:
+        return f"{self.name}_ingest"
+
+    @cached_property
+    def train_dag_id(self) -> str:
+        return f"{self.name}_train"
+
+    @cached_property
+    def score_dag_id(self) -> str:
+        return f"{self.name}_score"
+
+    def source(self, name: str) -> Source:
+        """The source called `name`."""
+        return next(s for s in self.sources if s.name == name)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_spec(path: Path | str) -> UseCase:
+    """Read and validate one spec file.
+
+    Raises:
+        SpecError: naming the file and every bad key.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path.name}: cannot read the spec: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path.name}: a spec is a mapping of keys, got {type(raw).__name__}")
+    try:
+        return UseCase.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{path.name}: {_describe(exc)}") from exc
+
+
+def load_specs(folder: Path | str = SPEC_DIR) -> list[UseCase]:
+    """Every `*.yaml` spec in `folder`, sorted by file name; names must be unique."""
+    specs = [load_spec(p) for p in sorted(Path(folder).glob("*.yaml"))]
+    names = [s.name for s in specs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SpecError(f"use case names repeat across spec files: {duplicated}")
+    return specs
+
+
+def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
+    """The use case called `name` (its spec file is `<name>.yaml`)."""
+    path = Path(folder) / f"{name}.yaml"
+    if not path.exists():
+        raise SpecError(f"no spec for use case {name!r} in {folder}")
+    return load_spec(path)
