@@ -1,0 +1,31 @@
+# Airflow image for the batch ML platform: the official Airflow 3.3.2 image plus the
+# project's pinned dependencies and code. Used by every Airflow service in docker-compose.yaml.
+FROM apache/airflow:3.3.2-python3.11
+
+# The base image already runs as "airflow" (UID 50000); say so, because pip must install into that
+# user's environment (the official image refuses root pip installs). Numeric, so a runtime that
+# enforces non-root users (e.g. Kubernetes runAsNonRoot) can verify it.
+USER 50000
+
+COPY --chown=airflow:root requirements.txt constraints.txt /opt/airflow/
+
+# constraints.txt pins the project's resolved set. Celery is pinned explicitly because the
+# provider's newest celery (5.7.0) crashes the scheduler and worker with Airflow 3.3
+# (see AIRFLOW-NOTES.md); celery[redis]==5.6.3 is the version that works.
+RUN pip install --no-cache-dir \
+        -r /opt/airflow/requirements.txt \
+        -c /opt/airflow/constraints.txt \
+        "apache-airflow-providers-celery==3.26.0" \
+        "celery[redis]==5.6.3"
+
+COPY --chown=airflow:root include/ /opt/airflow/include/
+COPY --chown=airflow:root dags/ /opt/airflow/dags/
+COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:root data/ /opt/airflow/data/
+
+# The simple auth manager's password file lives here (a named volume written by airflow-init).
+# Group root may write, as in the official image, so an arbitrary UID with GID 0 still works.
+RUN install -d -m 0770 /opt/airflow/auth
+
+# "import include..." works in every Airflow process (tasks, DAG parsing, plugins).
+ENV PYTHONPATH=/opt/airflow

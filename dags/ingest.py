@@ -1,0 +1,64 @@
+"""
+### Ingest: one day of a use case's sources into the lake
+
+For the run's day (`ds`), reads the SQL table's rows and the day's files, validates them against the
+use case's spec, joins them on the entity id, quarantines bad rows with their reasons and replaces
+the partition `raw/<use case>/ds=YYYY-MM-DD/` in the lake. A rerun or a backfill of the same day
+gives the same partition; the run record (`ingest_runs`) reconciles rows read, quarantined and
+written per source.
+
+**Which day.** A scheduled run covers the previous day `[ds, ds + 1 day)` (a data-interval
+timetable, UTC). A manual run takes the form's `ds`; without it, its logical date names the day
+(see `include/partition.py`).
+
+One DAG per spec file in `include/usecases/`: `<use case>_ingest`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from include.assets import raw_asset
+from include.config import Settings
+from include.usecases.spec import UseCase, load_specs
+
+
+def ingest_dag(spec: UseCase):
+    @dag(
+        dag_id=spec.ingest_dag_id,
+        description=f"Ingest {spec.name}: SQL + files -> validated daily partition",
+        doc_md=__doc__,
+        schedule=CronDataIntervalTimetable(spec.schedule.ingest, timezone=spec.schedule.timezone),
+        start_date=pendulum.instance(dt.datetime.combine(spec.schedule.start_date, dt.time()), tz="UTC"),
+        catchup=False,
+        max_active_runs=8,
+        tags=[spec.name, "ingest"],
+        default_args={"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+        params={
+            "ds": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
+                title="Day to ingest",
+                description="YYYY-MM-DD. Empty: the run's logical date names the day.",
+            )
+        },
+    )
+    def ingest_pipeline():
+        @task(outlets=[raw_asset(spec.name)])
+        def ingest(**context) -> dict:
+            from include.ingest.task import run_ingest
+
+            return run_ingest(spec.name, context)
+
+        ingest()
+
+    return ingest_pipeline()
+
+
+for _spec in load_specs(Settings.from_env().spec_dir):
+    globals()[_spec.ingest_dag_id] = ingest_dag(_spec)

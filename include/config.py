@@ -1,0 +1,30 @@
+"""Settings read from the environment, in one place, with the defaults the platform runs on.
+
+Credentials never live here: every external system is reached through an Airflow connection id
+(`AIRFLOW_CONN_<ID>` or a secrets backend); these settings only name the ids.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.usecases.spec import SPEC_DIR
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Which connections hold the platform's tables and lake, and where the specs are."""
+
+    platform_db_conn_id: str
+    lake_conn_id: str
+    spec_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            platform_db_conn_id=os.environ.get("PLATFORM_DB_CONN_ID", "platform_db"),
+            lake_conn_id=os.environ.get("PLATFORM_LAKE_CONN_ID", "platform_lake"),
+            spec_dir=Path(os.environ.get("PLATFORM_SPEC_DIR", SPEC_DIR)),
+        )

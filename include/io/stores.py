@@ -1,0 +1,114 @@
+"""Object stores: a local folder or an S3 bucket behind one small interface.
+
+The lake and the file sources both live in a store. Keys are `/`-separated paths relative to the
+store's root. Writes are all-or-nothing: a reader sees the old object or the new one, never a part.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class ObjectStore(Protocol):
+    """What the platform needs from a bucket or a folder."""
+
+    def uri(self, key: str = "") -> str: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def put_file(self, key: str, path: Path) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalStore:
+    """A folder standing in for a bucket (the embedded default)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def uri(self, key: str = "") -> str:
+        return f"file://{self.root.resolve() / key}"
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        folder = base if prefix.endswith("/") or base.is_dir() else base.parent
+        if not folder.is_dir():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and ".tmp-" not in k)
+
+    def read_bytes(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._replace(key, lambda tmp: tmp.write_bytes(data))
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._replace(key, lambda tmp: shutil.copyfile(path, tmp))
+
+    def _replace(self, key: str, write) -> None:
+        # Write beside the target, then rename: os.replace is atomic within one file system.
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+
+class S3Store:
+    """A bucket (and optional key prefix) reached through a boto3 S3 client."""
+
+    def __init__(self, client, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            keys += [obj["Key"][len(self.prefix) :] for obj in page.get("Contents", [])]
+        return sorted(keys)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+
+    # S3 makes an object visible only once its upload (single or multipart) completes, so a PUT to
+    # the final key is already all-or-nothing: a temporary key and a copy would add nothing.
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self.prefix + key)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + key).get("KeyCount"))

@@ -1,0 +1,95 @@
+"""The one rule that turns an Airflow run into the day it processes (`ds`).
+
+Contract 1 of DESIGN.md: every task derives its partition here, never from the wall clock.
+
+The rule, in order:
+1. The run's `ds` param (the trigger form, `-c '{"ds": ...}'`, a backfill's conf) names the day.
+2. Otherwise the run's logical date does: a bare date (midnight in the use case's time zone) names its
+   own day — the daily DAGs use data-interval timetables, whose logical date is the start of the
+   day they cover, and `airflow dags test churn_ingest 2025-03-31` means 2025-03-31 — while a time
+   of day (a trigger timetable's weekly training run at 03:00, or a date-time picked in the form)
+   names the last day complete at that moment, the day before.
+3. A manual run with no logical date (Airflow 3 allows it) applies rule 2 to its `run_after`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DS_FORMAT = "%Y-%m-%d"
+
+
+class PartitionError(ValueError):
+    """A run whose day cannot be determined, or a malformed `ds`."""
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """One day of data: the interval [start, end) in the use case's time zone."""
+
+    ds: dt.date
+    tz: str = "UTC"
+
+    @property
+    def key(self) -> str:
+        return self.ds.strftime(DS_FORMAT)
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.ds, dt.time(), tzinfo=ZoneInfo(self.tz))
+
+    @property
+    def end(self) -> dt.datetime:
+        return dt.datetime.combine(self.ds + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(self.tz))
+
+
+def parse_ds(value: str | dt.date, name: str = "ds") -> dt.date:
+    """A `YYYY-MM-DD` string (or a date) as a date, or a `PartitionError` naming the parameter."""
+    if isinstance(value, dt.datetime):
+        raise PartitionError(f"{name} must be a date (YYYY-MM-DD), got the date-time {value.isoformat()}")
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.datetime.strptime(str(value).strip(), DS_FORMAT).date()
+    except ValueError:
+        raise PartitionError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def day_named_by(instant: dt.datetime, tz: str = "UTC") -> dt.date:
+    """Rule 2: a midnight names its own day; any other instant names the day before it."""
+    if instant.tzinfo is None:
+        raise PartitionError(f"a run's date must carry a time zone, got {instant.isoformat()}")
+    local = instant.astimezone(ZoneInfo(tz))
+    if local.time() == dt.time():
+        return local.date()
+    return local.date() - dt.timedelta(days=1)
+
+
+def resolve_partition(
+    ds_param: str | dt.date | None,
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime | None,
+    tz: str = "UTC",
+) -> Partition:
+    """Apply the module's rule to the run's facts (pure, for tests and for `partition_from_context`)."""
+    if ds_param not in (None, ""):
+        return Partition(parse_ds(ds_param), tz)
+    instant = logical_date or run_after
+    if instant is None:
+        raise PartitionError("the run has no ds param, no logical date and no run_after")
+    return Partition(day_named_by(instant, tz), tz)
+
+
+def partition_from_context(context: Any, tz: str = "UTC") -> Partition:
+    """The day an Airflow task instance processes, from its context."""
+    params = context.get("params") or {}
+    dag_run = context.get("dag_run")
+    return resolve_partition(
+        params.get("ds"),
+        context.get("logical_date"),
+        getattr(dag_run, "run_after", None),
+        tz,
+    )

@@ -1,0 +1,120 @@
+"""The model families a use case may try, their hyper-parameter spaces, and the trials drawn from them.
+
+A `Trial` is one family with one parameter set. Trials are plain JSON through `to_dict`/`from_dict`,
+because they travel through XCom as the inputs of mapped training tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy.stats import loguniform
+from sklearn.base import ClassifierMixin
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import ParameterSampler
+from sklearn.pipeline import Pipeline
+
+from include.training.preprocess import build_preprocessor
+from include.usecases.spec import UseCase
+
+logger = logging.getLogger(__name__)
+
+# Fixed settings per family; the search space below varies the rest. n_jobs=1 because trials are
+# already run in parallel, one mapped Airflow task each.
+_FACTORIES: dict[str, Callable[..., ClassifierMixin]] = {
+    "logistic_regression": lambda **params: LogisticRegression(max_iter=2000, **params),
+    "hist_gradient_boosting": lambda **params: HistGradientBoostingClassifier(early_stopping=False, **params),
+    "random_forest": lambda **params: RandomForestClassifier(n_jobs=1, **params),
+    "dummy": lambda **params: DummyClassifier(strategy="prior", **params),
+}
+
+# Sized so that one trial (cross-validated) on ~5,000 rows takes a few seconds on two cores.
+SEARCH_SPACES: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"C": loguniform(1e-2, 1e2)},
+    "hist_gradient_boosting": {
+        "learning_rate": loguniform(0.02, 0.3),
+        "max_iter": [100, 200],
+        "max_leaf_nodes": [7, 15, 31],
+        "min_samples_leaf": [20, 50, 100],
+        "l2_regularization": loguniform(1e-3, 10.0),
+    },
+    "random_forest": {
+        "n_estimators": [100, 200, 300],
+        "max_depth": [4, 6, 8, 12],
+        "min_samples_leaf": [1, 5, 10, 20],
+        "max_features": ["sqrt", 0.5],
+    },
+    "dummy": {},
+}
+FAMILIES = tuple(_FACTORIES)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One family with one parameter set; `trial_id` is `<family>-<n>`."""
+
+    trial_id: str
+    family: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the XCom form)."""
+        return {"trial_id": self.trial_id, "family": self.family, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """The trial `to_dict` described."""
+        return cls(trial_id=data["trial_id"], family=data["family"], params=dict(data["params"]))
+
+
+def _check_family(family: str) -> None:
+    if family not in _FACTORIES:
+        raise ValueError(f"unknown model family {family!r}; known: {list(FAMILIES)}")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so parameters stay JSON-able."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def sample_trials(families: Iterable[str], n_trials: int, random_state: int) -> list[Trial]:
+    """Draw `n_trials` parameter sets per family (one for `dummy`), the same ones for the same seed.
+
+    Raises:
+        ValueError: for an unknown family or `n_trials` < 1.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    trials = []
+    for family in families:
+        _check_family(family)
+        space = SEARCH_SPACES[family]
+        draws = (
+            ParameterSampler(space, n_iter=n_trials, random_state=random_state) if space else [{}]
+        )
+        trials += [
+            Trial(f"{family}-{n}", family, {key: _plain(value) for key, value in sorted(params.items())})
+            for n, params in enumerate(draws)
+        ]
+    logger.info("Drew %d trials over %s", len(trials), sorted({t.family for t in trials}))
+    return trials
+
+
+def build_model(spec: UseCase, family: str, params: Mapping[str, Any]) -> Pipeline:
+    """The unfitted pipeline: the spec's preprocessor, then the family's estimator with `params`.
+
+    The estimator's `random_state`, where it has one, is the spec's `training.random_state`.
+
+    Raises:
+        ValueError: for an unknown family.
+    """
+    _check_family(family)
+    estimator = _FACTORIES[family](**params)
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=spec.training.random_state)
+    return Pipeline([("preprocess", build_preprocessor(spec)), ("model", estimator)])

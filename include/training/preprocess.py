@@ -1,0 +1,126 @@
+"""The feature pipeline of a use case, built from its spec, and the split of a frame into X and y.
+
+Every transform lives inside one `ColumnTransformer`, so it is fitted on the training rows only and
+travels with the model. The helper functions are module-level (not lambdas) so that the model file's
+loader can trust them by name (see `include.training.artifacts`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from include.usecases.spec import UseCase
+
+logger = logging.getLogger(__name__)
+
+_TRUE = frozenset({"yes", "true", "1", "1.0", "y", "t"})
+_FALSE = frozenset({"no", "false", "0", "0.0", "n", "f"})
+DATE_PARTS = ("year", "month", "dayofweek", "dayofyear")
+
+
+def to_numeric(X: pd.DataFrame) -> pd.DataFrame:
+    """Coerce every column to float; text that is not a number (such as a blank) becomes NaN."""
+    return pd.DataFrame(X).apply(pd.to_numeric, errors="coerce").astype(float)
+
+
+def _flag(value: object) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value) if value in (0, 1) else np.nan
+    text = str(value).strip().lower()
+    return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
+
+
+def to_binary(X: pd.DataFrame) -> pd.DataFrame:
+    """Map Yes/No, True/False and 1/0 (text or numbers, any case) to 1.0/0.0; anything else to NaN."""
+    return pd.DataFrame(X).apply(lambda column: column.map(_flag, na_action="ignore")).astype(float)
+
+
+def date_parts(X: pd.DataFrame) -> pd.DataFrame:
+    """Year, month, day of week and day of year of each datetime column, as floats (NaN when missing)."""
+    frame = pd.DataFrame(X)
+    parts = {}
+    for name, column in frame.items():
+        moments = pd.to_datetime(column, errors="coerce")
+        for part in DATE_PARTS:
+            parts[f"{name}_{part}"] = getattr(moments.dt, part).astype(float)
+    return pd.DataFrame(parts, index=frame.index)
+
+
+def date_part_names(transformer: FunctionTransformer, input_features: np.ndarray) -> np.ndarray:
+    """Output names of `date_parts`, for `get_feature_names_out`."""
+    return np.asarray([f"{name}_{part}" for name in input_features for part in DATE_PARTS], dtype=object)
+
+
+def build_preprocessor(spec: UseCase) -> ColumnTransformer:
+    """The unfitted column transformer for the spec's features.
+
+    Numeric: text coerced to float, median imputation, standard scaling. Categorical: most-frequent
+    imputation, one-hot encoding that ignores categories unseen in training. Boolean: mapped to 0/1,
+    most-frequent imputation. Datetime: year, month, day of week and day of year, median imputation,
+    standard scaling. Columns not named in the spec are dropped.
+    """
+    features = spec.features
+    groups = [
+        (
+            "numeric",
+            Pipeline([
+                ("to_float", FunctionTransformer(to_numeric, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]),
+            list(features.numeric),
+        ),
+        (
+            "categorical",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+                ("one_hot", OneHotEncoder(handle_unknown="ignore")),
+            ]),
+            list(features.categorical),
+        ),
+        (
+            "boolean",
+            Pipeline([
+                ("to_binary", FunctionTransformer(to_binary, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+            ]),
+            list(features.boolean),
+        ),
+        (
+            "datetime",
+            Pipeline([
+                ("parts", FunctionTransformer(date_parts, feature_names_out=date_part_names)),
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]),
+            list(features.datetime),
+        ),
+    ]
+    return ColumnTransformer([group for group in groups if group[2]], remainder="drop")
+
+
+def split_xy(frame: pd.DataFrame, spec: UseCase) -> tuple[pd.DataFrame, pd.Series]:
+    """The spec's feature columns and the label as 1 (the positive value) or 0.
+
+    Raises:
+        ValueError: naming the columns the frame lacks, or the label's missing values.
+    """
+    label = spec.label.column
+    missing = [name for name in (*spec.features.all, label) if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{spec.name}: the frame lacks the column(s) {missing}")
+    unlabelled = int(frame[label].isna().sum())
+    if unlabelled:
+        raise ValueError(f"{spec.name}: the label {label!r} is missing on {unlabelled} row(s)")
+    X = frame[list(spec.features.all)]
+    y = (frame[label].astype(str) == spec.label.positive).astype(int).rename(label)
+    return X, y

@@ -1,0 +1,176 @@
+"""Cross-validated trials over time, the choice of the best one, and the final fit.
+
+Each trial is scored on out-of-fold predictions from `time_series_folds` over the training part,
+so tuning never sees the holdout. The decision threshold is chosen on those predictions too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from include.training.estimators import Trial, build_model
+from include.training.metrics import choose_threshold, direction, evaluate
+from include.training.preprocess import split_xy
+from include.training.split import DATE_COLUMN, time_series_folds
+from include.usecases.spec import UseCase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A trial's cross-validated figures.
+
+    Attributes:
+        trial: the family and parameters tried.
+        primary: the metric that ranks trials (the gate's primary).
+        primary_mean: mean of `primary` over the folds.
+        primary_std: its standard deviation over the folds.
+        metrics: every metric on the pooled out-of-fold predictions, at `threshold`.
+        threshold: the F1-maximising threshold on the out-of-fold predictions.
+        duration_seconds: wall time of the cross-validation.
+    """
+
+    trial: Trial
+    primary: str
+    primary_mean: float
+    primary_std: float
+    metrics: Mapping[str, float]
+    threshold: float
+    duration_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the XCom form)."""
+        return {
+            "trial": self.trial.to_dict(),
+            "primary": self.primary,
+            "primary_mean": self.primary_mean,
+            "primary_std": self.primary_std,
+            "metrics": dict(self.metrics),
+            "threshold": self.threshold,
+            "duration_seconds": self.duration_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
+        """The result `to_dict` described."""
+        return cls(**{**data, "trial": Trial.from_dict(data["trial"]), "metrics": dict(data["metrics"])})
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A pipeline fitted on the whole training part, and its decision threshold.
+
+    Attributes:
+        pipeline: preprocessor and estimator; `predict_proba` takes the raw feature columns.
+        threshold: a row is predicted positive when its probability is >= this.
+        trial: the family and parameters it was fitted with.
+        metadata: JSON-able facts stored with the model file (see `include.training.artifacts`).
+    """
+
+    pipeline: Pipeline
+    threshold: float
+    trial: Trial
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """The probability of the positive class for each row of `frame`."""
+        return self.pipeline.predict_proba(frame)[:, 1]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """1 where the probability reaches the threshold, else 0."""
+        return (self.predict_proba(frame) >= self.threshold).astype(int)
+
+
+def _fold_predictions(
+    spec: UseCase, trial: Trial, train_frame: pd.DataFrame
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Labels and out-of-fold positive-class probabilities of each fold's validation rows."""
+    if DATE_COLUMN not in train_frame.columns:
+        raise ValueError(f"the training frame has no date column {DATE_COLUMN!r}")
+    X, y = split_xy(train_frame, spec)
+    predictions = []
+    for train_rows, valid_rows in time_series_folds(train_frame[DATE_COLUMN], spec.training.cv_folds):
+        model = build_model(spec, trial.family, trial.params)
+        model.fit(X.iloc[train_rows], y.iloc[train_rows])
+        predictions.append((y.to_numpy()[valid_rows], model.predict_proba(X.iloc[valid_rows])[:, 1]))
+    return predictions
+
+
+def _pooled(predictions: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([y for y, _ in predictions]), np.concatenate([p for _, p in predictions])
+
+
+def run_trial(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> TrialResult:
+    """Cross-validate one trial over time on the training part.
+
+    The threshold is chosen on the pooled out-of-fold predictions; the per-fold scores of the primary
+    metric (for its mean and standard deviation) and the pooled metrics all use that threshold.
+
+    Raises:
+        ValueError: for a missing column, too few days for the folds, or a single-class fold.
+    """
+    started = time.perf_counter()
+    predictions = _fold_predictions(spec, trial, train_frame)
+    y_oof, proba_oof = _pooled(predictions)
+    threshold = choose_threshold(y_oof, proba_oof)
+    primary = spec.gate.primary
+    scores = [evaluate(y, proba, threshold)[primary] for y, proba in predictions]
+    result = TrialResult(
+        trial=trial,
+        primary=primary,
+        primary_mean=float(np.mean(scores)),
+        primary_std=float(np.std(scores)),
+        metrics=evaluate(y_oof, proba_oof, threshold),
+        threshold=threshold,
+        duration_seconds=round(time.perf_counter() - started, 3),
+    )
+    logger.info(
+        "Trial %s: %s %.4f ± %.4f over %d folds (%d out-of-fold rows) in %.1f s",
+        trial.trial_id, primary, result.primary_mean, result.primary_std, len(scores), len(y_oof),
+        result.duration_seconds,
+    )
+    return result
+
+
+def best_trial(results: Iterable[TrialResult], primary: str) -> TrialResult:
+    """The result with the best mean `primary` (highest; lowest for log loss), ties to the smallest trial_id.
+
+    Raises:
+        ValueError: when no result has a finite mean of `primary`.
+    """
+    results = list(results)
+    for result in results:
+        if result.primary != primary:
+            raise ValueError(f"trial {result.trial.trial_id} was ranked by {result.primary}, not {primary}")
+    ranked = [r for r in results if math.isfinite(r.primary_mean)]
+    if not ranked:
+        raise ValueError(f"none of the {len(results)} trial result(s) has a finite mean {primary}")
+    best = min(ranked, key=lambda r: (-direction(primary) * r.primary_mean, r.trial.trial_id))
+    logger.info("Best of %d trials: %s with %s %.4f", len(results), best.trial.trial_id, primary,
+                best.primary_mean)
+    return best
+
+
+def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> FittedModel:
+    """Refit `trial` on the whole training part, with the threshold from its out-of-fold predictions.
+
+    Raises:
+        ValueError: for a missing column, too few days for the folds, or a single-class label.
+    """
+    started = time.perf_counter()
+    threshold = choose_threshold(*_pooled(_fold_predictions(spec, trial, train_frame)))
+    X, y = split_xy(train_frame, spec)
+    pipeline = build_model(spec, trial.family, trial.params).fit(X, y)
+    logger.info("Fitted %s on %d rows (threshold %.4f) in %.1f s", trial.trial_id, len(X), threshold,
+                time.perf_counter() - started)
+    return FittedModel(pipeline=pipeline, threshold=threshold, trial=trial)
