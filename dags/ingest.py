@@ -16,14 +16,14 @@ One DAG per spec file in `include/usecases/`: `<use case>_ingest`.
 
 from __future__ import annotations
 
-import datetime as dt
-
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.assets import raw_asset
 from include.config import Settings
+from include.dag_settings import default_args, ds_param, end_date, start_date
 from include.usecases.spec import UseCase, load_specs
+
+SETTINGS = Settings.from_env()
 
 
 def ingest_dag(spec: UseCase):
@@ -32,21 +32,13 @@ def ingest_dag(spec: UseCase):
         description=f"Ingest {spec.name}: SQL + files -> validated daily partition",
         doc_md=__doc__,
         schedule=CronDataIntervalTimetable(spec.schedule.ingest, timezone=spec.schedule.timezone),
-        start_date=pendulum.instance(dt.datetime.combine(spec.schedule.start_date, dt.time()), tz="UTC"),
+        start_date=start_date(spec),
+        end_date=end_date(SETTINGS),
         catchup=False,
         max_active_runs=8,
         tags=[spec.name, "ingest"],
-        default_args={"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
-        params={
-            "ds": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                pattern=r"^\d{4}-\d{2}-\d{2}$",
-                title="Day to ingest",
-                description="YYYY-MM-DD. Empty: the run's logical date names the day.",
-            )
-        },
+        default_args=default_args(spec),
+        params={"ds": ds_param("Day to ingest")},
     )
     def ingest_pipeline():
         @task(outlets=[raw_asset(spec.name)])
@@ -60,5 +52,5 @@ def ingest_dag(spec: UseCase):
     return ingest_pipeline()
 
 
-for _spec in load_specs(Settings.from_env().spec_dir):
+for _spec in load_specs(SETTINGS.spec_dir):
     globals()[_spec.ingest_dag_id] = ingest_dag(_spec)

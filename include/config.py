@@ -6,6 +6,7 @@ Credentials never live here: every external system is reached through an Airflow
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ class Settings:
     platform_db_conn_id: str
     lake_conn_id: str
     spec_dir: Path
+    # Optional last day the schedules run to: the demo's sources end on 2025-03-31, so unpausing a
+    # DAG for a backfill must not also schedule today's interval.
+    dag_end_date: dt.date | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -27,4 +31,7 @@ class Settings:
             platform_db_conn_id=os.environ.get("PLATFORM_DB_CONN_ID", "platform_db"),
             lake_conn_id=os.environ.get("PLATFORM_LAKE_CONN_ID", "platform_lake"),
             spec_dir=Path(os.environ.get("PLATFORM_SPEC_DIR", SPEC_DIR)),
+            dag_end_date=dt.date.fromisoformat(end)
+            if (end := os.environ.get("PLATFORM_DAG_END_DATE"))
+            else None,
         )

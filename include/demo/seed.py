@@ -46,7 +46,9 @@ def load_telco(path: Path = TELCO_CSV) -> pd.DataFrame:
     return pd.read_csv(path, dtype="str", keep_default_na=False)
 
 
-def split_sources(spec: UseCase, telco: pd.DataFrame, dates: list[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_sources(
+    spec: UseCase, telco: pd.DataFrame, dates: list[dt.date]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The SQL table's rows and the billing rows, both with the snapshot date."""
     sql_source, files_source = spec.source("snapshots"), spec.source("billing")
     days = assign_days(telco[spec.entity_id], dates)
@@ -84,7 +86,11 @@ def seed(engine: sa.Engine, store: ObjectStore, spec: UseCase | None = None) -> 
     seed_table(engine, spec, snapshots)
     files = seed_files(store, spec, billing)
     log.info("seeded %d snapshot rows and %d billing files", len(snapshots), files)
-    return {"rows": len(snapshots), "days": snapshots[spec.source("snapshots").date_column].nunique(), "files": files}
+    return {
+        "rows": len(snapshots),
+        "days": snapshots[spec.source("snapshots").date_column].nunique(),
+        "files": files,
+    }
 
 
 def main() -> None:
@@ -92,7 +98,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-conn", default="churn_source_db", help="connection id of the source database")
-    parser.add_argument("--files-conn", default="churn_source_files", help="connection id of the source bucket")
+    parser.add_argument(
+        "--files-conn", default="churn_source_files", help="connection id of the source bucket"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     counts = seed(engine_for(args.db_conn), store_for(args.files_conn))

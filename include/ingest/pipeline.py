@@ -106,7 +106,9 @@ def build_partition(spec: UseCase, partition: Partition, raw: dict[str, pd.DataF
 def _check_counts(spec: UseCase, partition: Partition, counts: Counts, quarantine: pd.DataFrame) -> None:
     for name, read in counts.read.items():
         if read != counts.written + counts.quarantined[name]:
-            raise AssertionError(f"source {name}: {read} read != {counts.written} + {counts.quarantined[name]}")
+            raise AssertionError(
+                f"source {name}: {read} read != {counts.written} + {counts.quarantined[name]}"
+            )
         share = counts.quarantined[name] / read
         if share > spec.ingest.max_quarantine_fraction:
             top = quarantine.loc[quarantine["source"] == name, "reasons"].str.split(": ").str[0]
@@ -148,8 +150,13 @@ def ingest_partition(
     record_ingest_run(platform, result, run_id)
     log.info(
         "ingested %s ds=%s: read %s, quarantined %s, wrote %d rows to %s in %.2fs",
-        spec.name, partition.key, built.counts.read, built.counts.quarantined,
-        built.counts.written, result.partition_uri, time.perf_counter() - started,
+        spec.name,
+        partition.key,
+        built.counts.read,
+        built.counts.quarantined,
+        built.counts.written,
+        result.partition_uri,
+        time.perf_counter() - started,
     )
     return result
 

@@ -104,9 +104,7 @@ def _describe_failure(column: str, check: str, value) -> str:
     return f"{column}: {value!r} fails {check}"
 
 
-def validate_rows(
-    frame: pd.DataFrame, columns: dict[str, Column], entity_id: str, source: str
-) -> Validated:
+def validate_rows(frame: pd.DataFrame, columns: dict[str, Column], entity_id: str, source: str) -> Validated:
     """Type and check every row of one source; the frame must already have the right columns."""
     frame = frame.reset_index(drop=True)
     reasons: dict[int, list[str]] = defaultdict(list)
@@ -150,4 +148,3 @@ def quarantine_frame(
         },
         columns=QUARANTINE_COLUMNS,
     )
-

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import skops.io as sio
+from sklearn.pipeline import Pipeline
 
 from include.training.estimators import Trial
 from include.training.tuning import FittedModel
@@ -71,8 +72,8 @@ def load_model(data: bytes, expected_sha256: str) -> FittedModel:
     if untrusted:
         raise ValueError(f"refusing to load a model file with untrusted types: {untrusted}")
     payload = sio.loads(data, trusted=list(TRUSTED_TYPES))
-    if not isinstance(payload, dict) or set(payload) != _KEYS:
-        raise ValueError(f"not a model file: expected the keys {sorted(_KEYS)}")
+    if not isinstance(payload, dict) or set(payload) != _KEYS or not isinstance(payload["pipeline"], Pipeline):
+        raise ValueError(f"not a model file: expected a dict of {sorted(_KEYS)} holding a Pipeline")
     model = FittedModel(
         pipeline=payload["pipeline"],
         threshold=payload["threshold"],

@@ -94,9 +94,7 @@ def sample_trials(families: Iterable[str], n_trials: int, random_state: int) -> 
     for family in families:
         _check_family(family)
         space = SEARCH_SPACES[family]
-        draws = (
-            ParameterSampler(space, n_iter=n_trials, random_state=random_state) if space else [{}]
-        )
+        draws = ParameterSampler(space, n_iter=n_trials, random_state=random_state) if space else [{}]
         trials += [
             Trial(f"{family}-{n}", family, {key: _plain(value) for key, value in sorted(params.items())})
             for n, params in enumerate(draws)

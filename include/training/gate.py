@@ -102,8 +102,11 @@ def decide(candidate: Mapping[str, float], champion: Mapping[str, float] | None,
         if value is not None and best is not None:
             gain = sign * (value - best)
             clears = gain >= gate.min_improvement - EPSILON
-            check(clears, f"{primary} {value:.4f} {ge if clears else lt} champion {best:.4f} "
-                          f"{plus} {gate.min_improvement:.4f}")
+            check(
+                clears,
+                f"{primary} {value:.4f} {ge if clears else lt} champion {best:.4f} "
+                f"{plus} {gate.min_improvement:.4f}",
+            )
             if clears and gain <= EPSILON:
                 failures.append(f"{primary} {value:.4f} equals champion {best:.4f}: a tie does not promote")
         for name, tolerance in gate.guardrails.items():
@@ -116,8 +119,11 @@ def decide(candidate: Mapping[str, float], champion: Mapping[str, float] | None,
                 passes.append(f"{moved}: no fall")
             else:
                 within = fall <= tolerance + EPSILON
-                check(within, f"{moved}: fell {fall:.4f}, {'within' if within else 'more than'} "
-                              f"its tolerance {tolerance:.4f}")
+                check(
+                    within,
+                    f"{moved}: fell {fall:.4f}, {'within' if within else 'more than'} "
+                    f"its tolerance {tolerance:.4f}",
+                )
 
     decision = GateDecision(
         passed=not failures,

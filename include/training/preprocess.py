@@ -49,7 +49,7 @@ def date_parts(X: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(X)
     parts = {}
     for name, column in frame.items():
-        moments = pd.to_datetime(column, errors="coerce")
+        moments = pd.to_datetime(column, errors="coerce", format="mixed")
         for part in DATE_PARTS:
             parts[f"{name}_{part}"] = getattr(moments.dt, part).astype(float)
     return pd.DataFrame(parts, index=frame.index)
@@ -72,36 +72,44 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     groups = [
         (
             "numeric",
-            Pipeline([
-                ("to_float", FunctionTransformer(to_numeric, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("scale", StandardScaler()),
-            ]),
+            Pipeline(
+                [
+                    ("to_float", FunctionTransformer(to_numeric, feature_names_out="one-to-one")),
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
+            ),
             list(features.numeric),
         ),
         (
             "categorical",
-            Pipeline([
-                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-                ("one_hot", OneHotEncoder(handle_unknown="ignore")),
-            ]),
+            Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+                    ("one_hot", OneHotEncoder(handle_unknown="ignore")),
+                ]
+            ),
             list(features.categorical),
         ),
         (
             "boolean",
-            Pipeline([
-                ("to_binary", FunctionTransformer(to_binary, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-            ]),
+            Pipeline(
+                [
+                    ("to_binary", FunctionTransformer(to_binary, feature_names_out="one-to-one")),
+                    ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+                ]
+            ),
             list(features.boolean),
         ),
         (
             "datetime",
-            Pipeline([
-                ("parts", FunctionTransformer(date_parts, feature_names_out=date_part_names)),
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("scale", StandardScaler()),
-            ]),
+            Pipeline(
+                [
+                    ("parts", FunctionTransformer(date_parts, feature_names_out=date_part_names)),
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
+            ),
             list(features.datetime),
         ),
     ]

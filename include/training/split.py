@@ -21,7 +21,7 @@ DATE_COLUMN = "ds"
 def _days(values: pd.Series | pd.Index | np.ndarray | list, name: str) -> pd.Series:
     """Each value as a midnight timestamp (its day)."""
     try:
-        return pd.Series(pd.to_datetime(values)).dt.normalize()
+        return pd.Series(pd.to_datetime(values, format="mixed")).dt.normalize()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: cannot read the values as dates: {exc}") from exc
 
@@ -64,7 +64,12 @@ def split_holdout(
             raise ValueError(f"the {part} part ({first.date()} to {last.date()}) has no rows")
     logger.info(
         "Window %s to %s: %d training rows up to %s, %d holdout rows from %s; %d rows outside",
-        start.date(), end.date(), len(train), train_end.date(), len(holdout), holdout_start.date(),
+        start.date(),
+        end.date(),
+        len(train),
+        train_end.date(),
+        len(holdout),
+        holdout_start.date(),
         len(frame) - len(train) - len(holdout),
     )
     return train, holdout
@@ -86,12 +91,15 @@ def time_series_folds(
         raise ValueError(f"dates: {int(days.isna().sum())} missing value(s)")
     unique = np.sort(days.unique())
     if len(unique) < n_splits + 1:
-        raise ValueError(f"{n_splits} time-series folds need at least {n_splits + 1} distinct days, "
-                         f"got {len(unique)}")
+        raise ValueError(
+            f"{n_splits} time-series folds need at least {n_splits + 1} distinct days, got {len(unique)}"
+        )
     folds = []
     for train_days, valid_days in TimeSeriesSplit(n_splits=n_splits).split(unique):
-        folds.append((
-            np.flatnonzero(days.isin(unique[train_days]).to_numpy()),
-            np.flatnonzero(days.isin(unique[valid_days]).to_numpy()),
-        ))
+        folds.append(
+            (
+                np.flatnonzero(days.isin(unique[train_days]).to_numpy()),
+                np.flatnonzero(days.isin(unique[valid_days]).to_numpy()),
+            )
+        )
     return folds

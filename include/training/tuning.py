@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from include.training.estimators import Trial, build_model
 from include.training.metrics import choose_threshold, direction, evaluate
@@ -24,6 +25,10 @@ from include.training.split import DATE_COLUMN, time_series_folds
 from include.usecases.spec import UseCase
 
 logger = logging.getLogger(__name__)
+
+# Trials already run in parallel, one mapped Airflow task each; BLAS and OpenMP threads inside a fit
+# would oversubscribe the cores (OpenMP spin-waits make a busy machine many times slower).
+THREADS_PER_FIT = 1
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,17 @@ def _fold_predictions(
     if DATE_COLUMN not in train_frame.columns:
         raise ValueError(f"the training frame has no date column {DATE_COLUMN!r}")
     X, y = split_xy(train_frame, spec)
+    folds = time_series_folds(train_frame[DATE_COLUMN], spec.training.cv_folds)
     predictions = []
-    for train_rows, valid_rows in time_series_folds(train_frame[DATE_COLUMN], spec.training.cv_folds):
-        model = build_model(spec, trial.family, trial.params)
-        model.fit(X.iloc[train_rows], y.iloc[train_rows])
-        predictions.append((y.to_numpy()[valid_rows], model.predict_proba(X.iloc[valid_rows])[:, 1]))
+    for n, (train_rows, valid_rows) in enumerate(folds):
+        classes = sorted(y.iloc[train_rows].unique().tolist())
+        if classes != [0, 1]:
+            raise ValueError(f"{trial.trial_id}, fold {n}: the training rows hold only the class(es) "
+                             f"{classes}; both 0 and 1 are needed")
+        with threadpool_limits(limits=THREADS_PER_FIT):
+            model = build_model(spec, trial.family, trial.params).fit(X.iloc[train_rows], y.iloc[train_rows])
+            proba = model.predict_proba(X.iloc[valid_rows])[:, 1]
+        predictions.append((y.to_numpy()[valid_rows], proba))
     return predictions
 
 
@@ -136,7 +147,12 @@ def run_trial(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> TrialRe
     )
     logger.info(
         "Trial %s: %s %.4f ± %.4f over %d folds (%d out-of-fold rows) in %.1f s",
-        trial.trial_id, primary, result.primary_mean, result.primary_std, len(scores), len(y_oof),
+        trial.trial_id,
+        primary,
+        result.primary_mean,
+        result.primary_std,
+        len(scores),
+        len(y_oof),
         result.duration_seconds,
     )
     return result
@@ -156,8 +172,9 @@ def best_trial(results: Iterable[TrialResult], primary: str) -> TrialResult:
     if not ranked:
         raise ValueError(f"none of the {len(results)} trial result(s) has a finite mean {primary}")
     best = min(ranked, key=lambda r: (-direction(primary) * r.primary_mean, r.trial.trial_id))
-    logger.info("Best of %d trials: %s with %s %.4f", len(results), best.trial.trial_id, primary,
-                best.primary_mean)
+    logger.info(
+        "Best of %d trials: %s with %s %.4f", len(results), best.trial.trial_id, primary, best.primary_mean
+    )
     return best
 
 
@@ -170,7 +187,13 @@ def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> FittedM
     started = time.perf_counter()
     threshold = choose_threshold(*_pooled(_fold_predictions(spec, trial, train_frame)))
     X, y = split_xy(train_frame, spec)
-    pipeline = build_model(spec, trial.family, trial.params).fit(X, y)
-    logger.info("Fitted %s on %d rows (threshold %.4f) in %.1f s", trial.trial_id, len(X), threshold,
-                time.perf_counter() - started)
+    with threadpool_limits(limits=THREADS_PER_FIT):
+        pipeline = build_model(spec, trial.family, trial.params).fit(X, y)
+    logger.info(
+        "Fitted %s on %d rows (threshold %.4f) in %.1f s",
+        trial.trial_id,
+        len(X),
+        threshold,
+        time.perf_counter() - started,
+    )
     return FittedModel(pipeline=pipeline, threshold=threshold, trial=trial)

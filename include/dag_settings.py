@@ -1,0 +1,36 @@
+"""What every use case's DAGs share: dates, default args, and the `ds` param of the trigger form."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import Param
+
+from include.config import Settings
+from include.usecases.spec import UseCase
+
+
+def start_date(spec: UseCase) -> pendulum.DateTime:
+    return pendulum.datetime(*spec.schedule.start_date.timetuple()[:3], tz=spec.schedule.timezone)
+
+
+def end_date(settings: Settings) -> pendulum.DateTime | None:
+    end = settings.dag_end_date
+    return pendulum.datetime(end.year, end.month, end.day, tz="UTC") if end else None
+
+
+def default_args(spec: UseCase) -> dict:
+    return {"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=5)}
+
+
+def ds_param(title: str) -> Param:
+    """The optional day a manual run processes; empty lets the run's date decide."""
+    return Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        title=title,
+        description="YYYY-MM-DD. Empty: the run's logical date names the day (see include/partition.py).",
+    )

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.training.preprocess import build_preprocessor, date_parts, split_xy, to_binary, to_numeric
+from include.usecases.spec import Features, UseCase
+
+
+def with_features(spec: UseCase, **features: tuple[str, ...]) -> UseCase:
+    return spec.model_copy(update={"features": Features(**features)})
+
+
+def test_churn_features_become_a_complete_numeric_matrix(churn: pd.DataFrame, spec: UseCase) -> None:
+    X, _ = split_xy(churn, spec)
+    pre = build_preprocessor(spec)
+    matrix = pre.fit_transform(X)
+    names = list(pre.get_feature_names_out())
+    assert matrix.shape == (7043, len(names))
+    assert not np.isnan(matrix).any()
+    assert {"numeric__TotalCharges", "boolean__SeniorCitizen", "categorical__Contract_Two year"} <= set(names)
+
+
+def test_blank_total_charges_are_imputed_with_the_median(churn: pd.DataFrame, spec: UseCase) -> None:
+    assert churn["TotalCharges"].dtype != float  # the real quirk: text, with blanks
+    X, _ = split_xy(churn, spec)
+    pre = build_preprocessor(spec).fit(X)
+    imputer = pre.named_transformers_["numeric"].named_steps["impute"]
+    totals = pd.to_numeric(churn["TotalCharges"], errors="coerce")
+    assert totals.isna().sum() == 11
+    assert imputer.statistics_[2] == pytest.approx(totals.median())
+
+
+def test_to_numeric_turns_text_into_floats_and_blanks_into_nan() -> None:
+    out = to_numeric(pd.DataFrame({"a": ["1.5", " ", "", "7"], "b": [1, 2, None, 4]}))
+    assert out["a"].tolist()[0] == 1.5 and out["a"].tolist()[3] == 7.0
+    assert out["a"].isna().tolist() == [False, True, True, False]
+    assert out.dtypes.tolist() == [float, float]
+
+
+def test_to_binary_maps_yes_no_true_false_and_one_zero() -> None:
+    frame = pd.DataFrame({
+        "text": ["Yes", "no", "TRUE", "false", "1", "0", "maybe", None],
+        "number": [1, 0, 1.0, 0.0, True, False, 2, np.nan],
+    })
+    out = to_binary(frame)
+    expected = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, np.nan, np.nan]
+    np.testing.assert_array_equal(out["text"].to_numpy(), expected)
+    np.testing.assert_array_equal(out["number"].to_numpy(), expected)
+
+
+def test_boolean_features_impute_the_most_frequent_flag(spec: UseCase) -> None:
+    spec = with_features(spec, boolean=("flag",))
+    train = pd.DataFrame({"flag": ["Yes", "Yes", "No", None], "Churn": "No"})
+    pre = build_preprocessor(spec).fit(train)
+    assert pre.transform(pd.DataFrame({"flag": [None, "nonsense", "No"]})).ravel().tolist() == [1.0, 1.0, 0.0]
+
+
+def test_date_parts_derives_year_month_weekday_and_day_of_year() -> None:
+    frame = pd.DataFrame({"when": ["2024-02-29 13:00", None, "2025-12-31"]})  # text, as a CSV gives
+    out = date_parts(frame)
+    assert list(out.columns) == ["when_year", "when_month", "when_dayofweek", "when_dayofyear"]
+    assert out.iloc[0].tolist() == [2024.0, 2.0, 3.0, 60.0]  # a Thursday
+    assert out.iloc[1].isna().all()
+    assert out.iloc[2].tolist() == [2025.0, 12.0, 2.0, 365.0]
+
+
+def test_datetime_features_go_through_the_pipeline(spec: UseCase) -> None:
+    spec = with_features(spec, numeric=("amount",), datetime=("signed_up",))
+    frame = pd.DataFrame({
+        "amount": [1.0, 2.0, 3.0, 4.0],
+        "signed_up": ["2024-01-15", "2024-06-01", None, "2025-03-03"],  # text is parsed, a gap imputed
+    })
+    pre = build_preprocessor(spec)
+    matrix = pre.fit_transform(frame)
+    assert list(pre.get_feature_names_out()) == [
+        "numeric__amount",
+        "datetime__signed_up_year",
+        "datetime__signed_up_month",
+        "datetime__signed_up_dayofweek",
+        "datetime__signed_up_dayofyear",
+    ]
+    assert matrix.shape == (4, 5) and not np.isnan(matrix).any()
+
+
+def test_unseen_category_is_ignored_at_prediction(churn: pd.DataFrame, spec: UseCase) -> None:
+    X, _ = split_xy(churn, spec)
+    pre = build_preprocessor(spec).fit(X)
+    unseen = X.head(1).assign(Contract="Ten year")
+    names = list(pre.get_feature_names_out())
+    row = pre.transform(unseen)[0]
+    contract = [i for i, name in enumerate(names) if name.startswith("categorical__Contract_")]
+    assert row[contract].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_split_xy_labels_the_positive_value_one(churn: pd.DataFrame, spec: UseCase) -> None:
+    X, y = split_xy(churn, spec)
+    assert list(X.columns) == list(spec.features.all)
+    assert "Churn" not in X.columns and "customerID" not in X.columns
+    assert y.tolist() == (churn["Churn"] == "Yes").astype(int).tolist()
+    assert y.sum() == 1869
+
+
+@pytest.mark.parametrize("column", ["TotalCharges", "Contract", "Churn"])
+def test_split_xy_names_a_missing_column(churn: pd.DataFrame, spec: UseCase, column: str) -> None:
+    with pytest.raises(ValueError, match=f"lacks the column.*'{column}'"):
+        split_xy(churn.drop(columns=column), spec)
+
+
+def test_split_xy_refuses_rows_without_a_label(churn: pd.DataFrame, spec: UseCase) -> None:
+    churn.loc[[3, 5], "Churn"] = None
+    with pytest.raises(ValueError, match="label 'Churn' is missing on 2 row"):
+        split_xy(churn, spec)
+
+
+def test_the_preprocessor_learns_from_training_rows_only(
+    churn_split: tuple[pd.DataFrame, pd.DataFrame], spec: UseCase
+) -> None:
+    """Holdout rows carry extreme values and an unseen category; the fitted state must not know them."""
+    from include.training.estimators import build_model
+
+    train, holdout = churn_split
+    poisoned = holdout.assign(MonthlyCharges=1e6, TotalCharges="", tenure=-1000, Contract="Ten year",
+                              Partner="Yes")
+    frame = pd.concat([train, poisoned], ignore_index=True)
+    X, y = split_xy(frame, spec)
+    is_train = np.arange(len(frame)) < len(train)
+    model = build_model(spec, "logistic_regression", {}).fit(X[is_train], y[is_train])
+    pre = model.named_steps["preprocess"]
+
+    numeric = to_numeric(train[list(spec.features.numeric)])
+    impute = pre.named_transformers_["numeric"].named_steps["impute"]
+    scale = pre.named_transformers_["numeric"].named_steps["scale"]
+    np.testing.assert_allclose(impute.statistics_, numeric.median())
+    np.testing.assert_allclose(scale.mean_, numeric.fillna(numeric.median()).mean())
+    assert scale.n_samples_seen_ == len(train)
+    contracts = pre.named_transformers_["categorical"].named_steps["one_hot"].categories_
+    assert "Ten year" not in contracts[spec.features.categorical.index("Contract")]
+    flags = pre.named_transformers_["boolean"].named_steps["impute"].statistics_
+    np.testing.assert_array_equal(flags, to_binary(train[list(spec.features.boolean)]).mode().iloc[0])
