@@ -79,12 +79,13 @@ def read_sources(
 def build_partition(spec: UseCase, partition: Partition, raw: dict[str, pd.DataFrame]) -> BuiltPartition:
     """Validate each source, join the valid rows on the entity id, and account for every row."""
     key = spec.entity_id
-    valid, quarantined = {}, {}
+    valid, quarantined, failed_checks = {}, {}, {}
     for name, frame in raw.items():
         if frame.empty:
             raise IngestError(f"source {name}, ds={partition.key}: no rows for the day")
         checked = validate_rows(frame, {c: spec.columns[c] for c in frame.columns}, key, name)
         valid[name], quarantined[name] = checked.valid, [checked.quarantined]
+        failed_checks[name] = len(checked.quarantined)
     joined = reduce(lambda left, right: left.merge(right, on=key, how="inner"), valid.values())
     for name, frame in valid.items():
         unmatched = frame[~frame[key].isin(joined[key])]
@@ -98,13 +99,22 @@ def build_partition(spec: UseCase, partition: Partition, raw: dict[str, pd.DataF
         joined=len(joined),
         written=len(joined),
     )
-    _check_counts(spec, partition, counts, quarantine)
+    _check_counts(spec, partition, counts, quarantine, failed_checks)
     frame = joined[[c for c in spec.columns]].assign(ds=pd.Timestamp(partition.ds).as_unit("us"))
     return BuiltPartition(frame.sort_values(key, ignore_index=True), quarantine, counts)
 
 
-def _check_counts(spec: UseCase, partition: Partition, counts: Counts, quarantine: pd.DataFrame) -> None:
-    for name, read in counts.read.items():
+def _check_counts(
+    spec: UseCase,
+    partition: Partition,
+    counts: Counts,
+    quarantine: pd.DataFrame,
+    failed_checks: dict[str, int],
+) -> None:
+    # Sources whose own rows failed come first: the other sources lose the same ids only in the join,
+    # and an error blaming the entity id there would hide the column at fault.
+    for name in sorted(counts.read, key=lambda n: -failed_checks[n]):
+        read = counts.read[name]
         if read != counts.written + counts.quarantined[name]:
             raise AssertionError(
                 f"source {name}: {read} read != {counts.written} + {counts.quarantined[name]}"

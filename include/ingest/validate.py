@@ -97,6 +97,8 @@ def _row_checks(name: str, column: Column, unique: bool) -> pa.Column:
 
 
 def _describe_failure(column: str, check: str, value) -> str:
+    # pandera hands back NumPy scalars; their repr (`np.int64(-4)`) is not what the source sent.
+    value = value.item() if hasattr(value, "item") else value
     if check == "not_nullable":
         return f"{column}: is empty"
     if check == "field_uniqueness":

@@ -45,7 +45,8 @@ class LocalStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.root / prefix
-        folder = base if prefix.endswith("/") or base.is_dir() else base.parent
+        # An empty prefix means the whole store: never fall back to the folder above the root.
+        folder = base if not prefix or prefix.endswith("/") or base.is_dir() else base.parent
         if not folder.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -111,4 +112,10 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
 
     def exists(self, key: str) -> bool:
-        return bool(self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + key).get("KeyCount"))
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True

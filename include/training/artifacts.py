@@ -72,7 +72,9 @@ def load_model(data: bytes, expected_sha256: str) -> FittedModel:
     if untrusted:
         raise ValueError(f"refusing to load a model file with untrusted types: {untrusted}")
     payload = sio.loads(data, trusted=list(TRUSTED_TYPES))
-    if not isinstance(payload, dict) or set(payload) != _KEYS or not isinstance(payload["pipeline"], Pipeline):
+    if not (
+        isinstance(payload, dict) and set(payload) == _KEYS and isinstance(payload["pipeline"], Pipeline)
+    ):
         raise ValueError(f"not a model file: expected a dict of {sorted(_KEYS)} holding a Pipeline")
     model = FittedModel(
         pipeline=payload["pipeline"],

@@ -7,8 +7,6 @@ loader can trust them by name (see `include.training.artifacts`).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -18,10 +16,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from include.usecases.spec import UseCase
 
-logger = logging.getLogger(__name__)
-
-_TRUE = frozenset({"yes", "true", "1", "1.0", "y", "t"})
-_FALSE = frozenset({"no", "false", "0", "0.0", "n", "f"})
+_TRUE = frozenset({"yes", "true", "1", "1.0"})
+_FALSE = frozenset({"no", "false", "0", "0.0"})
 DATE_PARTS = ("year", "month", "dayofweek", "dayofyear")
 
 

@@ -108,8 +108,10 @@ def _fold_predictions(
     for n, (train_rows, valid_rows) in enumerate(folds):
         classes = sorted(y.iloc[train_rows].unique().tolist())
         if classes != [0, 1]:
-            raise ValueError(f"{trial.trial_id}, fold {n}: the training rows hold only the class(es) "
-                             f"{classes}; both 0 and 1 are needed")
+            raise ValueError(
+                f"{trial.trial_id}, fold {n}: the training rows hold only the class(es) "
+                f"{classes}; both 0 and 1 are needed"
+            )
         with threadpool_limits(limits=THREADS_PER_FIT):
             model = build_model(spec, trial.family, trial.params).fit(X.iloc[train_rows], y.iloc[train_rows])
             proba = model.predict_proba(X.iloc[valid_rows])[:, 1]
@@ -180,6 +182,9 @@ def best_trial(results: Iterable[TrialResult], primary: str) -> TrialResult:
 
 def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> FittedModel:
     """Refit `trial` on the whole training part, with the threshold from its out-of-fold predictions.
+
+    The cross-validation is run again (it is deterministic), so the threshold equals the one in the
+    trial's `TrialResult`.
 
     Raises:
         ValueError: for a missing column, too few days for the folds, or a single-class label.

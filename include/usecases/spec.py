@@ -68,9 +68,10 @@ class Source(_Model):
         for key in needed:
             if getattr(self, key) is None:
                 raise ValueError(f"a {self.kind} source needs `{key}`")
-        for name in (self.table, self.date_column, *self.columns):
+        named = [("table", self.table), ("date_column", self.date_column)]
+        for key, name in named + [("columns", c) for c in self.columns]:
             if name is not None and not IDENTIFIER.match(name):
-                raise ValueError(f"{name!r} is not a plain SQL identifier")
+                raise ValueError(f"`{key}`: {name!r} is not a plain SQL identifier")
         if self.prefix is not None and "{ds}" not in self.prefix:
             raise ValueError("`prefix` must contain {ds}, the partition's date")
         return self
@@ -234,11 +235,14 @@ def load_spec(path: Path | str) -> UseCase:
 
 def load_specs(folder: Path | str = SPEC_DIR) -> list[UseCase]:
     """Every `*.yaml` spec in `folder`, sorted by file name; names must be unique."""
-    specs = [load_spec(p) for p in sorted(Path(folder).glob("*.yaml"))]
-    names = [s.name for s in specs]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise SpecError(f"use case names repeat across spec files: {duplicated}")
+    paths = sorted(Path(folder).glob("*.yaml"))
+    specs = [load_spec(p) for p in paths]
+    files: dict[str, list[str]] = {}
+    for path, spec in zip(paths, specs, strict=True):
+        files.setdefault(spec.name, []).append(path.name)
+    repeated = [f"name {n!r} in {', '.join(f)}" for n, f in files.items() if len(f) > 1]
+    if repeated:
+        raise SpecError(f"use case names repeat across spec files: {'; '.join(repeated)}")
     return specs
 
 

@@ -48,10 +48,13 @@ def test_trial_round_trips_through_json() -> None:
         assert Trial.from_dict(data) == trial
 
 
-@pytest.mark.parametrize(("families", "n_trials", "message"), [
-    (["xgboost"], 2, "unknown model family 'xgboost'"),
-    (["dummy"], 0, "n_trials must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("families", "n_trials", "message"),
+    [
+        (["xgboost"], 2, "unknown model family 'xgboost'"),
+        (["dummy"], 0, "n_trials must be at least 1"),
+    ],
+)
 def test_sample_trials_refuses_bad_input(families: list[str], n_trials: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sample_trials(families, n_trials, random_state=42)
@@ -76,7 +79,9 @@ def test_build_model_uses_the_spec_seed_and_one_core(spec: UseCase, family: str)
 
 
 @pytest.mark.parametrize("family", ESTIMATORS)
-def test_every_family_fits_and_predicts_probabilities(churn: pd.DataFrame, spec: UseCase, family: str) -> None:
+def test_every_family_fits_and_predicts_probabilities(
+    churn: pd.DataFrame, spec: UseCase, family: str
+) -> None:
     X, y = split_xy(churn.head(600), spec)
     trial = sample_trials([family], 1, random_state=42)[0]
     proba = build_model(spec, family, trial.params).fit(X[:500], y[:500]).predict_proba(X[500:])

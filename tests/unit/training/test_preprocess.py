@@ -40,10 +40,12 @@ def test_to_numeric_turns_text_into_floats_and_blanks_into_nan() -> None:
 
 
 def test_to_binary_maps_yes_no_true_false_and_one_zero() -> None:
-    frame = pd.DataFrame({
-        "text": ["Yes", "no", "TRUE", "false", "1", "0", "maybe", None],
-        "number": [1, 0, 1.0, 0.0, True, False, 2, np.nan],
-    })
+    frame = pd.DataFrame(
+        {
+            "text": ["Yes", "no", "TRUE", "false", "1", "0", "maybe", None],
+            "number": [1, 0, 1.0, 0.0, True, False, 2, np.nan],
+        }
+    )
     out = to_binary(frame)
     expected = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, np.nan, np.nan]
     np.testing.assert_array_equal(out["text"].to_numpy(), expected)
@@ -68,10 +70,12 @@ def test_date_parts_derives_year_month_weekday_and_day_of_year() -> None:
 
 def test_datetime_features_go_through_the_pipeline(spec: UseCase) -> None:
     spec = with_features(spec, numeric=("amount",), datetime=("signed_up",))
-    frame = pd.DataFrame({
-        "amount": [1.0, 2.0, 3.0, 4.0],
-        "signed_up": ["2024-01-15", "2024-06-01", None, "2025-03-03"],  # text is parsed, a gap imputed
-    })
+    frame = pd.DataFrame(
+        {
+            "amount": [1.0, 2.0, 3.0, 4.0],
+            "signed_up": ["2024-01-15", "2024-06-01", None, "2025-03-03"],  # text is parsed, a gap imputed
+        }
+    )
     pre = build_preprocessor(spec)
     matrix = pre.fit_transform(frame)
     assert list(pre.get_feature_names_out()) == [
@@ -121,8 +125,9 @@ def test_the_preprocessor_learns_from_training_rows_only(
     from include.training.estimators import build_model
 
     train, holdout = churn_split
-    poisoned = holdout.assign(MonthlyCharges=1e6, TotalCharges="", tenure=-1000, Contract="Ten year",
-                              Partner="Yes")
+    poisoned = holdout.assign(
+        MonthlyCharges=1e6, TotalCharges="", tenure=-1000, Contract="Ten year", Partner="Yes"
+    )
     frame = pd.concat([train, poisoned], ignore_index=True)
     X, y = split_xy(frame, spec)
     is_train = np.arange(len(frame)) < len(train)

@@ -1,0 +1,199 @@
+"""Row validation on real Telco rows: each fault quarantines exactly its rows, with the column named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, Validated, check_columns, validate_rows
+from include.usecases.spec import UseCase, get_spec
+
+TELCO_CSV = Path(__file__).resolve().parents[3] / "data" / "telco_customer_churn.csv"
+ID = "customerID"
+SAMPLE = 30
+
+
+@pytest.fixture(scope="module")
+def spec() -> UseCase:
+    return get_spec("churn")
+
+
+@pytest.fixture(scope="module")
+def telco() -> pd.DataFrame:
+    """The shipped data as the sources send it: every value text, blanks kept."""
+    return pd.read_csv(TELCO_CSV, dtype="str", keep_default_na=False)
+
+
+@pytest.fixture
+def rows(telco) -> pd.DataFrame:
+    """The first rows of the real data, all of them valid (a fresh copy per test)."""
+    return telco.head(SAMPLE).copy()
+
+
+def validate(rows: pd.DataFrame, spec: UseCase) -> Validated:
+    return validate_rows(rows, spec.columns, ID, "snapshots")
+
+
+def quarantined_ids(result: Validated) -> list[str]:
+    return result.quarantined["entity_id"].tolist()
+
+
+def reasons_of(result: Validated) -> list[str]:
+    return result.quarantined["reasons"].tolist()
+
+
+def test_real_rows_are_all_kept_and_typed(rows, spec):
+    result = validate(rows, spec)
+
+    assert len(result.valid) == SAMPLE
+    assert result.quarantined.empty
+    assert list(result.quarantined.columns) == QUARANTINE_COLUMNS
+    assert result.valid[ID].tolist() == rows[ID].tolist()
+    assert str(result.valid["tenure"].dtype) == "Int64"
+    assert str(result.valid["SeniorCitizen"].dtype) == "Int64"
+    assert result.valid["TotalCharges"].dtype == "float64"
+    assert result.valid.loc[0, "TotalCharges"] == pytest.approx(29.85)
+
+
+def test_text_in_a_number_column_is_quarantined(rows, spec):
+    rows.loc[3, "TotalCharges"] = "n/a"
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[3, ID]]
+    assert reasons_of(result) == ["TotalCharges: not a number: 'n/a'"]
+    assert json.loads(result.quarantined.loc[0, "record"])["TotalCharges"] == "n/a"
+    assert result.quarantined.loc[0, "source"] == "snapshots"
+    assert result.quarantined.loc[0, "row_number"] == 3
+    assert len(result.valid) == SAMPLE - 1
+
+
+def test_a_blank_total_charges_is_kept_as_null(telco, spec):
+    # Customers in their first month: the real file has a blank (a space) in TotalCharges.
+    blanks = telco[telco["TotalCharges"].str.strip() == ""]
+    assert len(blanks) == 11
+
+    result = validate(blanks, spec)
+
+    assert result.quarantined.empty
+    assert result.valid[ID].tolist() == blanks[ID].tolist()
+    assert result.valid["TotalCharges"].isna().all()
+    assert (result.valid["tenure"] == 0).all()
+
+
+def test_a_value_outside_the_allowed_set_is_quarantined(rows, spec):
+    rows.loc[5, "Contract"] = "Three year"
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[5, ID]]
+    assert reasons_of(result)[0].startswith("Contract: 'Three year' fails isin(")
+
+
+def test_a_negative_tenure_is_quarantined(rows, spec):
+    rows.loc[7, "tenure"] = "-4"
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[7, ID]]
+    assert reasons_of(result)[0].startswith("tenure: -4 fails greater_than_or_equal_to(0")
+
+
+def test_a_fractional_tenure_is_quarantined(rows, spec):
+    rows.loc[8, "tenure"] = "12.5"
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[8, ID]]
+    assert reasons_of(result) == ["tenure: not an integer: '12.5'"]
+
+
+def test_a_duplicated_id_quarantines_both_rows(rows, spec):
+    twin = rows.loc[2, ID]
+    rows.loc[9, ID] = twin
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [twin, twin]
+    assert result.quarantined["row_number"].tolist() == [2, 9]
+    assert reasons_of(result) == [f"customerID: duplicate id {twin!r}"] * 2
+    assert twin not in result.valid[ID].tolist()
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_null_in_a_non_nullable_column_is_quarantined(rows, spec, blank):
+    rows.loc[4, "gender"] = blank
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[4, ID]]
+    assert reasons_of(result) == ["gender: is empty"]
+
+
+def test_an_id_not_matching_its_pattern_is_quarantined(rows, spec):
+    rows.loc[1, ID] = "5575-gnvde"
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == ["5575-gnvde"]
+    assert reasons_of(result)[0].startswith("customerID: '5575-gnvde' fails str_matches(")
+
+
+def test_every_fault_of_a_row_is_listed(rows, spec):
+    rows.loc[0, ["gender", "tenure", "MonthlyCharges"]] = ["Robot", "many", "-1"]
+
+    result = validate(rows, spec)
+
+    reasons = reasons_of(result)[0].split("; ")
+    assert sorted(r.split(":")[0] for r in reasons) == ["MonthlyCharges", "gender", "tenure"]
+
+
+def test_check_columns_names_missing_and_unknown_columns():
+    with pytest.raises(IngestError) as caught:
+        check_columns(["customerID", "Tenure", "gender"], ["customerID", "gender", "tenure"], "file b.csv")
+
+    assert str(caught.value) == "file b.csv: missing column 'tenure'; unknown column 'Tenure'"
+
+
+def test_check_columns_accepts_the_expected_columns_in_any_order():
+    check_columns(["gender", "customerID"], ["customerID", "gender"], "file b.csv")
+
+
+# One bad value per column, each failing a different check.
+FAULTS = [
+    ("customerID", "not-an-id"),
+    ("gender", "Robot"),
+    ("gender", ""),
+    ("SeniorCitizen", "2"),
+    ("tenure", "-1"),
+    ("tenure", "3.5"),
+    ("tenure", "ten"),
+    ("Contract", "Weekly"),
+    ("MonthlyCharges", "-0.01"),
+    ("TotalCharges", "$20"),
+    ("Churn", "Maybe"),
+]
+TELCO = pd.read_csv(TELCO_CSV, dtype="str", keep_default_na=False).head(SAMPLE)
+SPEC = get_spec("churn")
+
+
+@given(corruptions=st.dictionaries(st.integers(0, SAMPLE - 1), st.sampled_from(FAULTS)))
+def test_exactly_the_corrupted_rows_are_quarantined(corruptions):
+    rows = TELCO.copy()
+    for i, (column, value) in corruptions.items():
+        rows.loc[i, column] = value
+
+    result = validate(rows, SPEC)
+
+    assert len(result.valid) + len(result.quarantined) == SAMPLE
+    assert sorted(result.quarantined["row_number"]) == sorted(corruptions)
+    for row_number, reasons in zip(
+        result.quarantined["row_number"], result.quarantined["reasons"], strict=True
+    ):
+        assert reasons.startswith(f"{corruptions[row_number][0]}: ")
+    assert set(result.valid[ID]) == set(TELCO[ID].drop(index=list(corruptions)))

@@ -1,0 +1,146 @@
+"""The use-case spec: churn.yaml loads, and each kind of mistake fails naming the file and the key."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.usecases.spec import SPEC_DIR, SpecError, get_spec, load_spec, load_specs
+
+CHURN_YAML = SPEC_DIR / "churn.yaml"
+
+
+@pytest.fixture(scope="module")
+def churn_dict() -> dict:
+    return yaml.safe_load(CHURN_YAML.read_text())
+
+
+def write_spec(folder: Path, raw: dict, name: str = "broken.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_churn_spec_loads_with_its_dag_ids():
+    spec = get_spec("churn")
+
+    assert spec.name == "churn"
+    assert (spec.ingest_dag_id, spec.train_dag_id, spec.score_dag_id) == (
+        "churn_ingest",
+        "churn_train",
+        "churn_score",
+    )
+    assert [s.name for s in spec.sources] == ["snapshots", "billing"]
+    assert spec.entity_id == "customerID"
+    assert spec.label.column == "Churn"
+    assert spec.columns["TotalCharges"].nullable
+
+
+def test_the_unchanged_dict_round_trips(tmp_path, churn_dict):
+    # Guards the helpers below: a dump of the untouched spec must load, so each failure is the mutation's.
+    assert load_spec(write_spec(tmp_path, churn_dict)) == load_spec(CHURN_YAML)
+
+
+def _unknown_top_level_key(raw: dict) -> None:
+    raw["colour"] = "blue"
+
+
+def _feature_not_in_columns(raw: dict) -> None:
+    raw["features"]["numeric"].append("Age")
+
+
+def _source_column_not_declared(raw: dict) -> None:
+    raw["sources"][1]["columns"].append("Discount")
+
+
+def _column_no_source_provides(raw: dict) -> None:
+    raw["columns"]["Region"] = {"type": "string"}
+
+
+def _bad_cron(raw: dict) -> None:
+    raw["schedule"]["ingest"] = "61 * * * *"
+
+
+def _accuracy_not_gated(raw: dict) -> None:
+    raw["gate"]["guardrails"] = {"f1": 0.05}
+
+
+def _holdout_not_inside_window(raw: dict) -> None:
+    raw["training"]["holdout_days"] = raw["training"]["window_days"]
+
+
+def _files_prefix_without_ds(raw: dict) -> None:
+    raw["sources"][1]["prefix"] = "billing/"
+
+
+def _table_not_an_identifier(raw: dict) -> None:
+    raw["sources"][0]["table"] = "customer_snapshots; DROP TABLE users"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (_unknown_top_level_key, ["colour", "not permitted"]),
+        (_feature_not_in_columns, ["features.numeric", "'Age'", "not in `columns`"]),
+        (_source_column_not_declared, ["sources.billing.columns", "'Discount'", "not in `columns`"]),
+        (_column_no_source_provides, ["columns.Region", "no source provides it"]),
+        (_bad_cron, ["schedule.ingest", "cron", "'61 * * * *'"]),
+        (_accuracy_not_gated, ["gate", "accuracy", "guard-rail"]),
+        (_holdout_not_inside_window, ["training", "holdout_days", "window_days"]),
+        (_files_prefix_without_ds, ["sources.1", "`prefix`", "{ds}"]),
+        (_table_not_an_identifier, ["sources.0", "`table`", "'customer_snapshots; DROP TABLE users'"]),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else None,
+)
+def test_a_bad_spec_fails_naming_the_file_and_the_key(
+    tmp_path, churn_dict, mutate: Callable[[dict], None], expected: list[str]
+):
+    raw = copy.deepcopy(churn_dict)
+    mutate(raw)
+    path = write_spec(tmp_path, raw)
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+
+    message = str(caught.value)
+    assert message.startswith("broken.yaml: ")
+    for part in expected:
+        assert part in message
+
+
+def test_a_file_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- just\n- a list\n")
+
+    with pytest.raises(SpecError, match=r"^list\.yaml: a spec is a mapping"):
+        load_spec(path)
+
+
+def test_load_specs_reads_every_file_of_a_folder(tmp_path, churn_dict):
+    shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
+    write_spec(tmp_path, {**churn_dict, "name": "upsell"}, "upsell.yaml")
+
+    assert [s.name for s in load_specs(tmp_path)] == ["churn", "upsell"]
+
+
+def test_load_specs_rejects_two_files_with_the_same_name(tmp_path, churn_dict):
+    shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
+    write_spec(tmp_path, churn_dict, "churn_copy.yaml")
+
+    with pytest.raises(SpecError) as caught:
+        load_specs(tmp_path)
+
+    message = str(caught.value)
+    assert "'churn'" in message
+    assert "churn.yaml" in message
+    assert "churn_copy.yaml" in message
+
+
+def test_get_spec_for_an_unknown_use_case_names_it(tmp_path):
+    with pytest.raises(SpecError, match="'fraud'"):
+        get_spec("fraud", tmp_path)

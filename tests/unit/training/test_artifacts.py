@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from include.training import artifacts
+from include.training.artifacts import TRUSTED_TYPES, dump_model, load_model, sha256_hex
+from include.training.estimators import Trial, build_model, sample_trials
+from include.training.preprocess import split_xy
+from include.training.tuning import FittedModel
+from include.usecases.spec import ESTIMATORS, Features, UseCase
+
+
+def fitted(spec: UseCase, frame: pd.DataFrame, family: str) -> FittedModel:
+    trial = sample_trials([family], 1, random_state=spec.training.random_state)[0]
+    X, y = split_xy(frame, spec)
+    return FittedModel(build_model(spec, family, trial.params).fit(X, y), 0.3, trial, {"fitted_by": "test"})
+
+
+@pytest.fixture(scope="module")
+def sample(churn_split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return churn_split[0].head(800)
+
+
+def test_sha256_hex_is_the_hex_digest() -> None:
+    assert sha256_hex(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@pytest.mark.parametrize("family", ESTIMATORS)
+def test_every_family_round_trips(spec: UseCase, sample: pd.DataFrame, family: str) -> None:
+    model = fitted(spec, sample, family)
+    data = dump_model(model, {"use_case": "churn", "version": 3})
+    loaded = load_model(data, sha256_hex(data))
+    assert loaded.threshold == 0.3 and loaded.trial == model.trial
+    assert loaded.metadata == {"fitted_by": "test", "use_case": "churn", "version": 3}
+    np.testing.assert_array_equal(loaded.predict_proba(sample), model.predict_proba(sample))
+
+
+def test_the_allow_list_is_exactly_what_the_pipelines_need(spec: UseCase, sample: pd.DataFrame) -> None:
+    with_dates = spec.model_copy(update={"features": Features(numeric=("tenure",), datetime=("ds",))})
+    needed: set[str] = set()
+    for use_case, family in [*((spec, f) for f in ESTIMATORS), (with_dates, "logistic_regression")]:
+        data = dump_model(fitted(use_case, sample, family), {})
+        needed |= set(sio.get_untrusted_types(data=data))
+    assert needed == set(TRUSTED_TYPES)
+
+
+def test_a_tampered_file_is_refused_before_anything_is_read(
+    spec: UseCase, sample: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = dump_model(fitted(spec, sample, "dummy"), {})
+    expected = sha256_hex(data)
+    tampered = data[:-1] + bytes([data[-1] ^ 1])
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("deserialised before the checksum was checked")
+
+    monkeypatch.setattr(artifacts.sio, "loads", never)
+    monkeypatch.setattr(artifacts.sio, "get_untrusted_types", never)
+    with pytest.raises(ValueError, match=f"checksum mismatch: expected sha256 {expected}"):
+        load_model(tampered, expected)
+
+
+def test_the_checksum_may_be_upper_case(spec: UseCase, sample: pd.DataFrame) -> None:
+    data = dump_model(fitted(spec, sample, "dummy"), {})
+    assert load_model(data, sha256_hex(data).upper()).trial.family == "dummy"
+
+
+def test_an_untrusted_type_is_refused(spec: UseCase, sample: pd.DataFrame) -> None:
+    model = build_model(spec, "dummy", {})
+    evil = Pipeline([("run", FunctionTransformer(os.system)), *model.steps])
+    data = dump_model(FittedModel(evil, 0.5, Trial("dummy-0", "dummy", {})), {})
+    with pytest.raises(ValueError, match=r"untrusted types: \['(posix|nt).system'\]"):
+        load_model(data, sha256_hex(data))
+
+
+def test_a_file_that_is_not_a_model_is_refused() -> None:
+    data = sio.dumps({"threshold": 0.5})
+    with pytest.raises(ValueError, match="not a model file"):
+        load_model(data, sha256_hex(data))
+
+
+def test_metadata_must_be_json(spec: UseCase, sample: pd.DataFrame) -> None:
+    with pytest.raises(TypeError):
+        dump_model(fitted(spec, sample, "dummy"), {"when": object()})
