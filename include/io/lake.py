@@ -6,6 +6,7 @@ partition is one object, replaced whole, so a rerun overwrites it and a crash le
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import tempfile
 from pathlib import Path
@@ -37,3 +38,19 @@ def write_frame(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:
 def read_frame(store: ObjectStore, key: str) -> pd.DataFrame:
     """Read one Parquet object."""
     return pq.read_table(io.BytesIO(store.read_bytes(key))).to_pandas()
+
+
+def read_days(store: ObjectStore, zone: str, use_case: str, first, last) -> tuple[pd.DataFrame, list]:
+    """The partitions of the days in [first, last] that exist, concatenated; and the days found."""
+    found = []
+    frames = []
+    for key in store.list_keys(f"{zone}/{use_case}/"):
+        if not key.endswith(PART_FILE):
+            continue
+        day = dt.date.fromisoformat(key.split("ds=")[1].split("/")[0])
+        if first <= day <= last:
+            found.append(day)
+            frames.append(read_frame(store, key))
+    if not frames:
+        return pd.DataFrame(), []
+    return pd.concat(frames, ignore_index=True), sorted(found)

@@ -1,0 +1,126 @@
+"""
+### Train: tune, cross-validate, gate against the champion, promote
+
+As of the run's day (`ds`): the window of `window_days` days of lake partitions ending on `ds` is
+split by time, the newest `holdout_days` being the holdout, never seen by fitting or tuning. Trials
+of every model family run as mapped tasks, each cross-validated over time on the training part;
+the best is refitted and registered as a numbered version with its metrics, data window, trials,
+library and code versions and the sha256 of its model file.
+
+**The gate.** The champion is scored on the candidate's holdout. The candidate passes only if its
+primary metric beats the champion's by at least `min_improvement` (a tie does not), clears the
+floor, and no guard-rail (accuracy) falls by more than its tolerance; a candidate trained on older
+data than the champion is never promoted. A rejected candidate skips `promote` (skipped, not
+failed) and stays in the registry as `rejected`; `python -m include.cli gate <use case>` says why.
+
+**Which day.** Weekly (spec `schedule.train`, a trigger timetable): the Monday 03:00 run trains as
+of Sunday. A manual run takes the form's `ds`, or its logical date (see `include/partition.py`).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+from include.config import Settings
+from include.dag_settings import default_args, ds_param, end_date, start_date
+from include.usecases.spec import ESTIMATORS, UseCase, load_specs
+
+SETTINGS = Settings.from_env()
+
+
+def train_dag(spec: UseCase):
+    @dag(
+        dag_id=spec.train_dag_id,
+        description=f"Train {spec.name}: tune, cross-validate, gate against the champion, promote",
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable(spec.schedule.train, timezone=spec.schedule.timezone),
+        start_date=start_date(spec),
+        end_date=end_date(SETTINGS),
+        catchup=False,
+        max_active_runs=1,
+        tags=[spec.name, "train"],
+        default_args=default_args(spec),
+        params={
+            "ds": ds_param("Train as of"),
+            "estimators": Param(
+                list(spec.training.estimators),
+                type="array",
+                items={"type": "string", "enum": list(ESTIMATORS)},
+                minItems=1,
+                uniqueItems=True,
+                title="Model families",
+                description=f"Families to tune, a subset of {', '.join(ESTIMATORS)}.",
+            ),
+            "n_trials": Param(
+                spec.training.n_trials,
+                type="integer",
+                minimum=1,
+                maximum=50,
+                title="Trials per family",
+                description="Parameter sets sampled per family (the dummy baseline has one).",
+            ),
+            "min_improvement": Param(
+                spec.gate.min_improvement,
+                type="number",
+                minimum=0,
+                maximum=1,
+                title="Minimum improvement",
+                description=f"How much the candidate's {spec.gate.primary} must beat the champion's by.",
+            ),
+            "window_days": Param(
+                spec.training.window_days,
+                type="integer",
+                minimum=spec.training.holdout_days + 7,
+                maximum=730,
+                title="Window (days)",
+                description=f"Days up to ds; the newest {spec.training.holdout_days} are the holdout.",
+            ),
+        },
+    )
+    def train_pipeline():
+        @task
+        def plan(**context) -> dict:
+            from include.training.task import plan_training
+
+            return plan_training(spec.name, context)
+
+        @task
+        def sample_trials(params: dict) -> list[dict]:
+            from include.training.task import sample_trials
+
+            return sample_trials(spec.name, params)
+
+        @task(map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
+        def trial(plan: dict, trial: dict, params: dict) -> dict:
+            from include.training.task import run_trial
+
+            return run_trial(spec.name, plan, trial, params)
+
+        @task
+        def register(plan: dict, results: list, params: dict, run_id: str) -> dict:
+            from include.training.task import fit_and_register
+
+            return fit_and_register(spec.name, plan, list(results), params, run_id)
+
+        @task.short_circuit
+        def gate(plan: dict, candidate: dict, params: dict) -> bool:
+            from include.training.task import gate
+
+            return gate(spec.name, plan, candidate, params)
+
+        @task
+        def promote(candidate: dict) -> dict:
+            from include.training.task import promote
+
+            return promote(spec.name, candidate)
+
+        planned = plan()
+        results = trial.partial(plan=planned).expand(trial=sample_trials())
+        candidate = register(planned, results)
+        gate(planned, candidate) >> promote(candidate)
+
+    return train_pipeline()
+
+
+for _spec in load_specs(SETTINGS.spec_dir):
+    globals()[_spec.train_dag_id] = train_dag(_spec)

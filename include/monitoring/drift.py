@@ -1,0 +1,397 @@
+"""Per-feature drift of a scored day against the champion's training reference, as pure functions.
+
+At training time `build_reference` summarises each feature of the training rows as shares of rows per
+bucket; the `Reference` travels with the model in the registry as JSON. For each scored day
+`measure_drift` puts the day's rows into the same buckets and compares the two share vectors with the
+population stability index (`psi`), graded against the spec's `drift.psi_warn` / `drift.psi_alert`.
+`should_retrain` turns the day's worst level into a retrain decision that respects a cooldown.
+
+Buckets, fixed when the reference is built so that both share vectors line up:
+
+- numeric: quantile bins of the training values, right-closed ``(a, b]`` like `pandas.cut`, with
+  ``-inf`` / ``+inf`` outer edges so every future value has a bin; edges that coincide (a value that
+  fills several quantiles) are merged, so a feature can have fewer than `bins` bins. Text is coerced
+  with ``pd.to_numeric(errors="coerce")``: a blank or non-number counts as null.
+- categorical: every value (as a string) holding at least `min_share` of the training rows, then
+  ``__other__``, which holds the rarer training values *and* any value never seen in training (so a
+  new category shows up as growth of ``__other__``, where the reference share is near 0).
+- boolean: every value seen in training (there are few, and a rare ``Yes`` is worth its own bar),
+  then ``__other__`` for anything unseen.
+- every kind ends with ``__null__``, the share of missing values.
+
+``__other__`` and ``__null__`` are reserved: a real category spelled that way would be merged. Datetime
+features are not monitored: their values move forward every day by design, so their PSI would always
+alert without saying anything about the model's inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from include.usecases.spec import UseCase
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["numeric", "categorical", "boolean"]
+Level = Literal["ok", "warn", "alert"]
+
+OTHER = "__other__"
+NULL = "__null__"
+MIN_SHARE = 0.01
+EPSILON = 1e-4
+LEVELS: tuple[Level, ...] = ("ok", "warn", "alert")
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """One feature's buckets and the share of training rows in each.
+
+    Attributes:
+        name: the feature's column.
+        kind: "numeric", "categorical" or "boolean".
+        buckets: bucket labels in order; the last is ``__null__``.
+        shares: share of training rows per bucket (sums to 1).
+        edges: numeric only: ``-inf``, the quantile cuts, ``+inf``; one bin per pair of neighbours.
+    """
+
+    name: str
+    kind: Kind
+    buckets: tuple[str, ...]
+    shares: tuple[float, ...]
+    edges: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A strict-JSON dict; the infinite outer edges are written as the strings "-inf" / "inf"."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "buckets": list(self.buckets),
+            "shares": list(self.shares),
+            "edges": [edge if math.isfinite(edge) else str(edge) for edge in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureReference:
+        """The inverse of `to_dict`."""
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            buckets=tuple(data["buckets"]),
+            shares=tuple(float(share) for share in data["shares"]),
+            edges=tuple(float(edge) for edge in data.get("edges", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The training rows' distribution of every monitored feature, stored with the model.
+
+    Attributes:
+        rows: number of training rows it was built from.
+        features: one entry per monitored feature, in the spec's order.
+    """
+
+    rows: int
+    features: tuple[FeatureReference, ...]
+
+    def feature(self, name: str) -> FeatureReference:
+        """The reference of the feature `name`.
+
+        Raises:
+            KeyError: when the feature was not monitored at training time.
+        """
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(f"no drift reference for feature {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A dict that `json.dumps(..., allow_nan=False)` accepts."""
+        return {"rows": self.rows, "features": [feature.to_dict() for feature in self.features]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reference:
+        """The inverse of `to_dict`."""
+        return cls(
+            rows=int(data["rows"]),
+            features=tuple(FeatureReference.from_dict(item) for item in data["features"]),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's drift on one scored day.
+
+    Attributes:
+        feature: the feature's column.
+        kind: "numeric", "categorical" or "boolean".
+        psi: population stability index of the day against the reference.
+        level: "ok", "warn" or "alert" against the spec's thresholds.
+        buckets: bucket labels, as in the reference.
+        reference_shares: share of training rows per bucket.
+        actual_shares: share of the day's rows per bucket.
+        rows: number of rows scored that day.
+    """
+
+    feature: str
+    kind: Kind
+    psi: float
+    level: Level
+    buckets: tuple[str, ...]
+    reference_shares: tuple[float, ...]
+    actual_shares: tuple[float, ...]
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict, for the drift table and the UI's per-feature bars."""
+        return {
+            "feature": self.feature,
+            "kind": self.kind,
+            "psi": self.psi,
+            "level": self.level,
+            "buckets": list(self.buckets),
+            "reference_shares": list(self.reference_shares),
+            "actual_shares": list(self.actual_shares),
+            "rows": self.rows,
+        }
+
+
+def psi(
+    expected_shares: Sequence[float] | np.ndarray,
+    actual_shares: Sequence[float] | np.ndarray,
+    epsilon: float = EPSILON,
+) -> float:
+    """Population stability index of two share vectors over the same buckets.
+
+    ``PSI = sum_i (a_i - e_i) * ln(a_i / e_i)`` with ``e_i = max(expected_i, epsilon)`` and
+    ``a_i = max(actual_i, epsilon)``. The floor keeps an empty bucket finite (a bucket empty on one side
+    and holding share ``s`` on the other adds about ``s * ln(s / epsilon)``). Every term is >= 0, since
+    ``a - e`` and ``ln(a / e)`` share their sign, and swapping the two vectors gives the same value.
+    Rule of thumb: below 0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one.
+
+    Args:
+        expected_shares: the reference's share per bucket.
+        actual_shares: the day's share per bucket, in the same order.
+        epsilon: floor applied to every share before the logarithm.
+
+    Returns:
+        The index, a finite float >= 0.
+
+    Raises:
+        ValueError: when the vectors differ in length or are not one-dimensional.
+    """
+    expected = np.asarray(expected_shares, dtype="float64")
+    actual = np.asarray(actual_shares, dtype="float64")
+    if expected.ndim != 1 or expected.shape != actual.shape:
+        raise ValueError(
+            f"share vectors must be 1-D and equal in length, got {expected.shape} and {actual.shape}"
+        )
+    expected = np.maximum(expected, epsilon)
+    actual = np.maximum(actual, epsilon)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def level_of(value: float, psi_warn: float, psi_alert: float) -> Level:
+    """The level of a PSI: "alert" if ``value >= psi_alert``, else "warn" if ``>= psi_warn``, else "ok"."""
+    if value >= psi_alert:
+        return "alert"
+    return "warn" if value >= psi_warn else "ok"
+
+
+def worst_level(drifts: Iterable[FeatureDrift]) -> Level:
+    """The most severe level among `drifts` ("ok" when there are none)."""
+    return max((drift.level for drift in drifts), key=LEVELS.index, default="ok")
+
+
+def build_reference(
+    frame: pd.DataFrame, spec: UseCase, bins: int = 10, min_share: float = MIN_SHARE
+) -> Reference:
+    """Summarise the training rows' numeric, categorical and boolean features (see the module doc).
+
+    Args:
+        frame: the training rows, with the spec's feature columns.
+        spec: the use case; its numeric, categorical and boolean features are monitored.
+        bins: number of quantile bins per numeric feature (fewer when quantiles coincide).
+        min_share: categorical values with a smaller share of rows are merged into ``__other__``.
+
+    Returns:
+        The reference, in the order numeric, categorical, boolean features appear in the spec.
+
+    Raises:
+        ValueError: on no rows, fewer than two bins, or a feature column missing from `frame`.
+    """
+    started = time.perf_counter()
+    if bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    if frame.empty:
+        raise ValueError("cannot build a drift reference from no rows")
+    monitored = _monitored(spec)
+    _check_frame(frame, monitored)
+    rows = len(frame)
+    features: list[FeatureReference] = []
+    for name, kind in monitored:
+        if kind == "numeric":
+            values = _numbers(frame[name])
+            finite = values[np.isfinite(values)]
+            cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if finite.size else []
+            edges = (-math.inf, *(float(cut) for cut in cuts), math.inf)
+            counts = _bin_counts(values, edges)
+            buckets = _bin_labels(edges)
+        else:
+            present, nulls = _category_counts(frame[name])
+            present = present.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+            kept = present[present >= min_share * rows] if kind == "categorical" else present
+            counts = np.array([*kept, present.sum() - kept.sum(), nulls])
+            buckets = (*kept.index, OTHER, NULL)
+            edges = ()
+        features.append(FeatureReference(name, kind, tuple(buckets), _shares(counts, rows), edges))
+    logger.info(
+        "drift reference: %d rows, %d features in %.2f s", rows, len(features), time.perf_counter() - started
+    )
+    return Reference(rows=rows, features=tuple(features))
+
+
+def measure_drift(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> list[FeatureDrift]:
+    """Drift of one scored day against the training reference, per monitored feature.
+
+    A feature the spec monitors but the reference lacks (added since the champion was trained) is
+    skipped with a warning: there is nothing to compare it with.
+
+    Args:
+        reference: the champion's training reference.
+        frame: the day's rows.
+        spec: the use case; gives the features and the ``drift.psi_warn`` / ``drift.psi_alert`` levels.
+
+    Returns:
+        One `FeatureDrift` per feature, in the spec's order.
+
+    Raises:
+        ValueError: on an empty frame or a feature column missing from it.
+    """
+    started = time.perf_counter()
+    if frame.empty:
+        raise ValueError("cannot measure drift on a day with no rows")
+    monitored = [name for name, _ in _monitored(spec)]
+    known = {feature.name for feature in reference.features}
+    missing = [name for name in monitored if name not in known]
+    if missing:
+        logger.warning(
+            "no drift reference for %s (not features when the model was trained): skipped", missing
+        )
+    features = [reference.feature(name) for name in monitored if name in known]
+    _check_frame(frame, [(feature.name, feature.kind) for feature in features])
+    rows = len(frame)
+    drifts = []
+    for ref in features:
+        if ref.kind == "numeric":
+            counts = _bin_counts(_numbers(frame[ref.name]), ref.edges)
+        else:
+            present, nulls = _category_counts(frame[ref.name])
+            named = present.reindex(list(ref.buckets[:-2]), fill_value=0)
+            counts = np.array([*named, present.sum() - named.sum(), nulls])
+        actual = _shares(counts, rows)
+        value = psi(ref.shares, actual)
+        level = level_of(value, spec.drift.psi_warn, spec.drift.psi_alert)
+        drifts.append(FeatureDrift(ref.name, ref.kind, value, level, ref.buckets, ref.shares, actual, rows))
+    flagged = {d.feature: round(d.psi, 3) for d in drifts if d.level != "ok"}
+    logger.info(
+        "drift of %d rows over %d features in %.2f s: worst %s%s",
+        rows,
+        len(drifts),
+        time.perf_counter() - started,
+        worst_level(drifts),
+        f", psi over warn: {flagged}" if flagged else "",
+    )
+    return drifts
+
+
+def should_retrain(
+    levels_by_day: Mapping[dt.date, str],
+    today: dt.date,
+    last_retrain_trigger: dt.date | None,
+    cooldown_days: int,
+) -> bool:
+    """Whether today's drift should trigger a retrain.
+
+    True exactly when ``levels_by_day[today] == "alert"`` and no trigger blocks today. A trigger on
+    day ``D`` blocks days ``D .. D + cooldown_days - 1``, so ``D + cooldown_days`` may trigger again
+    (with 7: a Monday trigger allows the next one on the following Monday; with 0 nothing is blocked).
+    A trigger later than `today` also blocks it, so a backfill of an older day never retrains behind
+    a newer trigger. A day with no entry in `levels_by_day` (not measured) does not trigger.
+
+    Args:
+        levels_by_day: the worst drift level of each scored day.
+        today: the day being scored.
+        last_retrain_trigger: the day of the last trigger, or None when there has been none.
+        cooldown_days: the spec's ``drift.cooldown_days`` (>= 0).
+
+    Raises:
+        ValueError: on a negative cooldown or an unknown level for today.
+    """
+    if cooldown_days < 0:
+        raise ValueError(f"cooldown_days must be >= 0, got {cooldown_days}")
+    level = levels_by_day.get(today, "ok")
+    if level not in LEVELS:
+        raise ValueError(f"unknown drift level {level!r} on {today}; expected one of {LEVELS}")
+    if level != "alert":
+        return False
+    if last_retrain_trigger is None:
+        return True
+    elapsed = (today - last_retrain_trigger).days
+    return elapsed >= 0 and elapsed >= cooldown_days
+
+
+def _monitored(spec: UseCase) -> list[tuple[str, Kind]]:
+    features = spec.features
+    kinds: tuple[tuple[Kind, tuple[str, ...]], ...] = (
+        ("numeric", features.numeric),
+        ("categorical", features.categorical),
+        ("boolean", features.boolean),
+    )
+    return [(name, kind) for kind, names in kinds for name in names]
+
+
+def _check_frame(frame: pd.DataFrame, features: Iterable[tuple[str, Kind]]) -> None:
+    missing = [name for name, _ in features if name not in frame.columns]
+    if missing:
+        raise ValueError(f"feature columns missing from the frame: {missing}")
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    """The column as float64; text that is not a number (such as a blank) becomes NaN."""
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _bin_counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Rows per right-closed bin of `edges`, then the nulls: ``len(edges)`` counts in all."""
+    nulls = np.isnan(values)
+    bins = np.searchsorted(np.asarray(edges[1:-1]), values[~nulls], side="left")
+    return np.append(np.bincount(bins, minlength=len(edges) - 1), nulls.sum())
+
+
+def _bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
+    bins = (f"({low:.6g}, {high:.6g}]" for low, high in pairwise(edges))
+    return (*bins, NULL)
+
+
+def _category_counts(series: pd.Series) -> tuple[pd.Series, int]:
+    """Rows per distinct value (as a string), and the number of nulls."""
+    counts = series.value_counts(dropna=False, sort=False)
+    null = counts.index.isna()
+    present = counts[~null]
+    present.index = present.index.astype(str)
+    return present.groupby(level=0, sort=False).sum().astype("int64"), int(counts[null].sum())
+
+
+def _shares(counts: np.ndarray, rows: int) -> tuple[float, ...]:
+    return tuple(float(count) / rows for count in counts)

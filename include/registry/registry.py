@@ -1,0 +1,279 @@
+"""The model registry: numbered versions, the `champion` alias, gate decisions, champion history.
+
+The alias moves by compare-and-swap in one transaction: the move names the champion it expects to
+replace, and it happens only if that is still the champion and the candidate is not older than it.
+Two runs can therefore never both promote, and a backfilled training run never demotes a newer
+champion. `champion_as_of` answers "which model was champion for day ds", for point-in-time scoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import sqlalchemy as sa
+
+from include.platform.tables import (
+    champion_history,
+    create_tables,
+    gate_decisions,
+    model_aliases,
+    model_versions,
+    replace_rows,
+)
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+OLDER_THAN_CHAMPION = "not promoted: older than champion"
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What a training run hands to the registry."""
+
+    use_case: str
+    run_id: str
+    ds: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    holdout_start: dt.date
+    holdout_end: dt.date
+    family: str
+    params: dict[str, Any]
+    threshold: float
+    metrics: dict[str, float]
+    cv_metrics: dict[str, float]
+    trials: list[dict[str, Any]]
+    reference: dict[str, Any] | None
+    library_versions: dict[str, str]
+    code_version: str
+    artifact_uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelVersion(NewVersion):
+    """A registered version, with its number and status."""
+
+    version: int = 0
+    status: str = "candidate"
+    status_reason: str | None = None
+    created_at: dt.datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The small, JSON-able facts (for XCom, the CLI and logs)."""
+        keep = ("use_case", "version", "ds", "family", "status", "status_reason", "sha256", "artifact_uri")
+        facts = {k: getattr(self, k) for k in keep}
+        facts["ds"] = self.ds.isoformat()
+        facts["metrics"] = self.metrics
+        return facts
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    reason: str
+    previous_version: int | None
+
+
+def _key(use_case: str, version: int):
+    return (model_versions.c.use_case == use_case) & (model_versions.c.version == version)
+
+
+def _version(row: sa.RowMapping) -> ModelVersion:
+    return ModelVersion(**{f.name: row[f.name] for f in fields(ModelVersion)})
+
+
+class Registry:
+    """The registry on a SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        create_tables(engine)
+
+    def register(self, new: NewVersion) -> ModelVersion:
+        """Add a candidate version; a rerun of the same training run updates its version in place."""
+        values = asdict(new)
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    key = (model_versions.c.use_case == new.use_case) & (
+                        model_versions.c.run_id == new.run_id
+                    )
+                    existing = conn.execute(sa.select(model_versions.c.version).where(key)).scalar()
+                    if existing is not None:
+                        conn.execute(model_versions.update().where(key).values(**values))
+                        version = existing
+                    else:
+                        latest = conn.execute(
+                            sa.select(sa.func.max(model_versions.c.version)).where(
+                                model_versions.c.use_case == new.use_case
+                            )
+                        ).scalar()
+                        version = (latest or 0) + 1
+                        conn.execute(
+                            model_versions.insert().values(**values, version=version, status="candidate")
+                        )
+                return self.get(new.use_case, version)
+            except sa.exc.IntegrityError:
+                # Another run took the same number first: take the next one.
+                log.info("version number taken, retrying (attempt %d)", attempt + 1)
+        raise RuntimeError(f"could not allocate a version number for {new.use_case}")
+
+    def get(self, use_case: str, version: int) -> ModelVersion:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(model_versions).where(_key(use_case, version))).mappings().first()
+        if row is None:
+            raise LookupError(f"{use_case}: no model version {version}")
+        return _version(row)
+
+    def versions(self, use_case: str) -> list[ModelVersion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(model_versions)
+                .where(model_versions.c.use_case == use_case)
+                .order_by(model_versions.c.version)
+            ).mappings()
+            return [_version(r) for r in rows]
+
+    def champion(self, use_case: str) -> ModelVersion | None:
+        """The version the `champion` alias points to now."""
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                sa.select(model_aliases.c.version).where(
+                    (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
+                )
+            ).scalar()
+        return None if version is None else self.get(use_case, version)
+
+    def champion_as_of(self, use_case: str, ds: dt.date) -> ModelVersion | None:
+        """The champion for scoring day `ds`: the newest promoted version trained as of `ds` or before."""
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                sa.select(champion_history.c.version)
+                .where((champion_history.c.use_case == use_case) & (champion_history.c.ds <= ds))
+                .order_by(champion_history.c.ds.desc(), champion_history.c.version.desc())
+                .limit(1)
+            ).scalar()
+        return None if version is None else self.get(use_case, version)
+
+    def set_status(self, use_case: str, version: int, status: str, reason: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._set(conn, use_case, version, status, reason)
+
+    def record_decision(
+        self,
+        candidate: ModelVersion,
+        champion: ModelVersion | None,
+        passed: bool,
+        reasons: list[str],
+        champion_metrics: dict[str, float] | None,
+    ) -> None:
+        """Store the gate's decision (replacing an earlier one for the same candidate)."""
+        row = {
+            "use_case": candidate.use_case,
+            "candidate_version": candidate.version,
+            "champion_version": champion.version if champion else None,
+            "ds": candidate.ds,
+            "run_id": candidate.run_id,
+            "passed": passed,
+            "reasons": reasons,
+            "candidate_metrics": candidate.metrics,
+            "champion_metrics": champion_metrics,
+        }
+        key = {"use_case": candidate.use_case, "candidate_version": candidate.version}
+        with self.engine.begin() as conn:
+            replace_rows(conn, gate_decisions, key, [row])
+            if not passed:
+                self._set(conn, candidate.use_case, candidate.version, "rejected", "; ".join(reasons))
+
+    def decision(self, use_case: str, candidate_version: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(gate_decisions).where(
+                        (gate_decisions.c.use_case == use_case)
+                        & (gate_decisions.c.candidate_version == candidate_version)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def decisions(self, use_case: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(gate_decisions)
+                .where(gate_decisions.c.use_case == use_case)
+                .order_by(gate_decisions.c.candidate_version)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def promote(self, use_case: str, version: int, expected: int | None) -> Promotion:
+        """Move `champion` to `version` if the champion is still `expected` and not newer.
+
+        One transaction: the alias, both versions' statuses and the champion history move together
+        or not at all. Promoting the current champion again is a no-op that reports success.
+        """
+        candidate = self.get(use_case, version)
+        current = self.champion(use_case)
+        if current is not None and current.version == version:
+            return Promotion(True, "already champion", None)
+        alias = (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
+        try:
+            with self.engine.begin() as conn:
+                if expected is None:
+                    conn.execute(
+                        model_aliases.insert().values(
+                            use_case=use_case, alias=CHAMPION, version=version, ds=candidate.ds
+                        )
+                    )
+                else:
+                    moved = conn.execute(
+                        model_aliases.update()
+                        .where(
+                            alias
+                            & (model_aliases.c.version == expected)
+                            & (model_aliases.c.ds <= candidate.ds)
+                        )
+                        .values(version=version, ds=candidate.ds, moved_at=sa.func.now())
+                    )
+                    if moved.rowcount != 1:
+                        raise _NotMoved(self._why_not(conn, alias, expected, candidate))
+                    self._set(conn, use_case, expected, "retired", f"replaced by v{version}")
+                self._set(conn, use_case, version, "champion", None)
+                conn.execute(
+                    champion_history.insert().values(
+                        use_case=use_case, version=version, ds=candidate.ds, previous_version=expected
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return Promotion(False, "not promoted: another run promoted a champion first", expected)
+        except _NotMoved as why:
+            return Promotion(False, str(why), expected)
+        log.info("%s: champion v%s -> v%s", use_case, expected, version)
+        return Promotion(
+            True, f"champion v{expected} -> v{version}" if expected else "first champion", expected
+        )
+
+    @staticmethod
+    def _why_not(conn: sa.Connection, alias, expected: int, candidate: ModelVersion) -> str:
+        row = conn.execute(sa.select(model_aliases.c.version, model_aliases.c.ds).where(alias)).first()
+        if row is None or row.version != expected:
+            now = "none" if row is None else f"v{row.version}"
+            return f"not promoted: the champion changed from v{expected} to {now} meanwhile"
+        return f"{OLDER_THAN_CHAMPION} (trained as of {candidate.ds}, champion as of {row.ds})"
+
+    @staticmethod
+    def _set(conn: sa.Connection, use_case: str, version: int, status: str, reason: str | None) -> None:
+        conn.execute(
+            model_versions.update().where(_key(use_case, version)).values(status=status, status_reason=reason)
+        )
+
+
+class _NotMoved(Exception):
+    """The compare-and-swap found a different or newer champion."""

@@ -1,0 +1,202 @@
+"""The training DAG's task bodies: plan, run a trial, fit and register, gate, promote.
+
+Each takes plain values (and the Airflow context where it needs the run's day and id) and passes
+references between tasks: lake keys, version numbers and metric dicts, never a data frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from include.config import Settings
+from include.usecases.spec import UseCase, get_spec
+
+log = logging.getLogger(__name__)
+
+TRAINING_ZONE = "training"
+OVERRIDABLE = ("estimators", "n_trials", "window_days")
+
+
+def _spec_with(use_case: str, params: dict[str, Any]) -> UseCase:
+    """The spec with the run's overrides (trigger form params), validated like the file itself."""
+    from include.usecases.spec import UseCase
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
+    raw = spec.model_dump()
+    raw["training"].update({k: params[k] for k in OVERRIDABLE if params.get(k) not in (None, [])})
+    if params.get("min_improvement") is not None:
+        raw["gate"]["min_improvement"] = params["min_improvement"]
+    return UseCase.model_validate(raw)
+
+
+def _lake_and_registry():
+    from include.io.connections import engine_for, store_for
+    from include.registry.registry import Registry
+
+    settings = Settings.from_env()
+    return store_for(settings.lake_conn_id), Registry(engine_for(settings.platform_db_conn_id))
+
+
+def plan_training(use_case: str, context: Any) -> dict[str, Any]:
+    """Assemble the window as of the run's day, split off the holdout, store both in the lake."""
+    from include.io.lake import read_days, write_frame
+    from include.partition import partition_from_context
+    from include.training.split import DATE_COLUMN, split_holdout
+
+    params = context["params"]
+    spec = _spec_with(use_case, params)
+    ds = partition_from_context(context, spec.schedule.timezone).ds
+    lake, _ = _lake_and_registry()
+    first = ds - dt.timedelta(days=spec.training.window_days - 1)
+    frame, days = read_days(lake, "raw", use_case, first, ds)
+    if ds not in days:
+        raise ValueError(
+            f"{use_case}: no partition for ds={ds} in the lake; run {spec.ingest_dag_id} for it first"
+        )
+    missing = (spec.training.window_days - len(days)) if days else spec.training.window_days
+    if missing:
+        log.warning(
+            "%s: %d of %d days of the window have no partition", use_case, missing, spec.training.window_days
+        )
+    train, holdout = split_holdout(
+        frame, DATE_COLUMN, ds, spec.training.window_days, spec.training.holdout_days
+    )
+    base = f"{TRAINING_ZONE}/{use_case}/ds={ds.isoformat()}"
+    write_frame(lake, f"{base}/train.parquet", train)
+    write_frame(lake, f"{base}/holdout.parquet", holdout)
+    log.info("%s as of %s: %d train rows, %d holdout rows", use_case, ds, len(train), len(holdout))
+    holdout_days = holdout[DATE_COLUMN]
+    return {
+        "ds": ds.isoformat(),
+        "train_key": f"{base}/train.parquet",
+        "holdout_key": f"{base}/holdout.parquet",
+        "window": [days[0].isoformat(), ds.isoformat()],
+        "holdout": [holdout_days.min().date().isoformat(), holdout_days.max().date().isoformat()],
+        "rows": {"train": len(train), "holdout": len(holdout)},
+    }
+
+
+def sample_trials(use_case: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parameter sets to cross-validate, one mapped task each."""
+    from include.training.estimators import sample_trials as sample
+
+    training = _spec_with(use_case, params).training
+    return [t.to_dict() for t in sample(training.estimators, training.n_trials, training.random_state)]
+
+
+def run_trial(
+    use_case: str, plan: dict[str, Any], trial: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Cross-validate one trial on the training part."""
+    from include.io.lake import read_frame
+    from include.training.estimators import Trial
+    from include.training.tuning import run_trial as cross_validate
+
+    spec = _spec_with(use_case, params)
+    lake, _ = _lake_and_registry()
+    return cross_validate(spec, Trial.from_dict(trial), read_frame(lake, plan["train_key"])).to_dict()
+
+
+def fit_and_register(
+    use_case: str, plan: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any], run_id: str
+) -> dict[str, Any]:
+    """Refit the best trial on the whole training part, score the holdout, store the model, register it."""
+    from include.io.lake import read_frame
+    from include.monitoring.drift import build_reference
+    from include.provenance import code_version, library_versions
+    from include.registry.registry import NewVersion
+    from include.training.artifacts import dump_model, sha256_hex
+    from include.training.metrics import evaluate
+    from include.training.preprocess import split_xy
+    from include.training.tuning import TrialResult, best_trial, fit_final
+
+    spec = _spec_with(use_case, params)
+    lake, registry = _lake_and_registry()
+    train, holdout = read_frame(lake, plan["train_key"]), read_frame(lake, plan["holdout_key"])
+    trial_results = [TrialResult.from_dict(r) for r in results]
+    best = best_trial(trial_results, spec.gate.primary)
+    model = fit_final(spec, best.trial, train)
+    x_holdout, y_holdout = split_xy(holdout, spec)
+    metrics = evaluate(y_holdout, model.predict_proba(x_holdout), model.threshold)
+    data = dump_model(model, {"use_case": use_case, "ds": plan["ds"], "trial": best.trial.trial_id})
+    sha = sha256_hex(data)
+    key = f"models/{use_case}/sha256={sha}.skops"
+    lake.put_bytes(key, data)
+    version = registry.register(
+        NewVersion(
+            use_case=use_case,
+            run_id=run_id,
+            ds=dt.date.fromisoformat(plan["ds"]),
+            window_start=dt.date.fromisoformat(plan["window"][0]),
+            window_end=dt.date.fromisoformat(plan["window"][1]),
+            holdout_start=dt.date.fromisoformat(plan["holdout"][0]),
+            holdout_end=dt.date.fromisoformat(plan["holdout"][1]),
+            family=best.trial.family,
+            params=dict(best.trial.params),
+            threshold=model.threshold,
+            metrics=metrics,
+            cv_metrics=dict(best.metrics),
+            trials=[r.to_dict() for r in trial_results],
+            reference=build_reference(train, spec).to_dict(),
+            library_versions=library_versions(),
+            code_version=code_version(),
+            artifact_uri=lake.uri(key),
+            sha256=sha,
+        )
+    )
+    log.info("%s: registered v%d (%s) holdout %s", use_case, version.version, best.trial.trial_id, metrics)
+    return version.summary()
+
+
+def load_version_model(lake, version):
+    """A registered version's model, loaded only after its sha256 matches the registry's."""
+    from include.training.artifacts import load_model
+
+    key = version.artifact_uri.removeprefix(lake.uri(""))
+    return load_model(lake.read_bytes(key), version.sha256)
+
+
+def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Score the champion on the candidate's holdout, decide, store the decision; True to promote."""
+    from include.io.lake import read_frame
+    from include.registry.registry import OLDER_THAN_CHAMPION
+    from include.training.gate import decide
+    from include.training.metrics import evaluate
+    from include.training.preprocess import split_xy
+
+    spec = _spec_with(use_case, params)
+    lake, registry = _lake_and_registry()
+    version = registry.get(use_case, candidate["version"])
+    champion = registry.champion(use_case)
+    if champion is not None and champion.ds > version.ds:
+        older = f"trained as of {version.ds}, champion v{champion.version} as of {champion.ds}"
+        reasons = [f"{OLDER_THAN_CHAMPION} ({older})"]
+        registry.record_decision(version, champion, False, reasons, None)
+        log.info("%s v%d: %s", use_case, version.version, reasons[0])
+        return False
+    champion_metrics = None
+    if champion is not None:
+        x_holdout, y_holdout = split_xy(read_frame(lake, plan["holdout_key"]), spec)
+        champion_model = load_version_model(lake, champion)
+        champion_metrics = evaluate(
+            y_holdout, champion_model.predict_proba(x_holdout), champion_model.threshold
+        )
+    decision = decide(version.metrics, champion_metrics, spec.gate)
+    registry.record_decision(version, champion, decision.passed, list(decision.reasons), champion_metrics)
+    log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
+    return decision.passed
+
+
+def promote(use_case: str, candidate: dict[str, Any]) -> dict[str, Any]:
+    """Move the champion alias to the candidate, expecting the champion the gate compared it with."""
+    _, registry = _lake_and_registry()
+    decision = registry.decision(use_case, candidate["version"])
+    if decision is None or not decision["passed"]:
+        raise ValueError(f"{use_case} v{candidate['version']}: no passed gate decision to promote on")
+    promotion = registry.promote(use_case, candidate["version"], decision["champion_version"])
+    if not promotion.promoted:
+        registry.set_status(use_case, candidate["version"], "rejected", promotion.reason)
+    log.info("%s v%d: %s", use_case, candidate["version"], promotion.reason)
+    return {"promoted": promotion.promoted, "reason": promotion.reason, "version": candidate["version"]}
