@@ -37,7 +37,7 @@ def ingest_dag(spec: UseCase):
         catchup=False,
         max_active_runs=8,
         tags=[spec.name, "ingest"],
-        default_args=default_args(spec),
+        default_args=default_args(spec, SETTINGS),
         params={"ds": ds_param("Day to ingest")},
     )
     def ingest_pipeline():

@@ -39,7 +39,7 @@ def train_dag(spec: UseCase):
         catchup=False,
         max_active_runs=1,
         tags=[spec.name, "train"],
-        default_args=default_args(spec),
+        default_args=default_args(spec, SETTINGS),
         params={
             "ds": ds_param("Train as of"),
             "estimators": Param(

@@ -34,7 +34,7 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
@@ -99,7 +99,9 @@ def runs(use_case: str) -> list[dict[str, Any]]:
         return [{**r, "ds": r["ds"].isoformat(), "recorded_at": str(r["recorded_at"])} for r in rows]
 
 
-def _print_gate(rows: list[dict[str, Any]], primary: str) -> None:
+def gate_table(rows: list[dict[str, Any]], primary: str) -> str:
+    """Gate decisions as a table: both sides' primary metric and accuracy, and the reason."""
+
     def side_by_side(row: dict[str, Any], metric: str) -> str:
         theirs = row["champion_metrics"] or {}
         return f"{_fmt(row['candidate_metrics'].get(metric))} / {_fmt(theirs.get(metric))}"
@@ -116,7 +118,7 @@ def _print_gate(rows: list[dict[str, Any]], primary: str) -> None:
         }
         for r in rows
     ]
-    print(_table(flat, list(flat[0])))
+    return format_table(flat, list(flat[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     elif not rows:
         print(f"no {args.command} for {args.use_case}")
     elif args.command == "gate":
-        _print_gate(rows, primary)
+        print(gate_table(rows, primary))
     else:
-        print(_table(rows, list(rows[0])))
+        print(format_table(rows, list(rows[0])))
     return 0
 
 

@@ -24,6 +24,8 @@ class Settings:
     # Optional last day the schedules run to: the demo's sources end on 2025-03-31, so unpausing a
     # DAG for a backfill must not also schedule today's interval.
     dag_end_date: dt.date | None = None
+    # Task retries (2 in production); the demo sets 0 so that a failure shows at once.
+    task_retries: int = 2
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -34,4 +36,5 @@ class Settings:
             dag_end_date=dt.date.fromisoformat(end)
             if (end := os.environ.get("PLATFORM_DAG_END_DATE"))
             else None,
+            task_retries=int(os.environ.get("PLATFORM_TASK_RETRIES", "2")),
         )

@@ -20,8 +20,8 @@ def end_date(settings: Settings) -> pendulum.DateTime | None:
     return pendulum.datetime(end.year, end.month, end.day, tz="UTC") if end else None
 
 
-def default_args(spec: UseCase) -> dict:
-    return {"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=5)}
+def default_args(spec: UseCase, settings: Settings) -> dict:
+    return {"owner": spec.owner, "retries": settings.task_retries, "retry_delay": dt.timedelta(minutes=5)}
 
 
 def ds_param(title: str) -> Param:

@@ -54,9 +54,39 @@ def print_summary(facts: dict) -> None:
         f"  quarantine                                 {lake.uri('quarantine/churn/')}",
         "  run records                                table ingest_runs (connection platform_db)",
         "",
+        "Registry (python -m include.cli models churn)",
+        *_indented(_models_table()),
+        "",
+        "Gate decisions (python -m include.cli gate churn)",
+        *_indented(_gate_table()),
+        "",
         "Next",
         "  make up                                    Airflow's UI on the demo, http://127.0.0.1:8080",
         "  make airflow ARGS='dags test churn_ingest 2025-03-31'",
+        '  make airflow ARGS="dags test churn_train 2025-03-31 -c \'{\\"estimators\\": [\\"dummy\\"]}\'"',
         "=" * 72,
     ]
     print("\n".join(lines))
+
+
+def _indented(text: str) -> list[str]:
+    return [f"  {line}" for line in text.splitlines()]
+
+
+def _models_table() -> str:
+    from include.cli import format_table, models
+
+    rows = models("churn")
+    keep = ["version", "status", "aliases", "ds", "family", "roc_auc", "accuracy", "sha256"]
+    return (
+        format_table([{k: r[k] for k in keep} | {"sha256": r["sha256"][:12]} for r in rows], keep)
+        if rows
+        else "none"
+    )
+
+
+def _gate_table() -> str:
+    from include.cli import gate, gate_table
+
+    rows = gate("churn")
+    return gate_table(rows, "roc_auc") if rows else "none"

@@ -21,6 +21,8 @@ class ObjectStore(Protocol):
 
     def uri(self, key: str = "") -> str: ...
 
+    def key_of(self, uri: str) -> str: ...
+
     def list_keys(self, prefix: str) -> list[str]: ...
 
     def read_bytes(self, key: str) -> bytes: ...
@@ -42,6 +44,10 @@ class LocalStore:
 
     def uri(self, key: str = "") -> str:
         return f"file://{self.root.resolve() / key}"
+
+    def key_of(self, uri: str) -> str:
+        """The key of a URI made by `uri` (the inverse)."""
+        return _key_under(uri, self.uri() + "/")
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.root / prefix
@@ -90,6 +96,10 @@ class S3Store:
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
+    def key_of(self, uri: str) -> str:
+        """The key of a URI made by `uri` (the inverse)."""
+        return _key_under(uri, self.uri())
+
     def list_keys(self, prefix: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         keys = []
@@ -119,3 +129,9 @@ class S3Store:
                 return False
             raise
         return True
+
+
+def _key_under(uri: str, base: str) -> str:
+    if not uri.startswith(base):
+        raise ValueError(f"{uri} is not in the store at {base}")
+    return uri[len(base) :]

@@ -154,8 +154,7 @@ def load_version_model(lake, version):
     """A registered version's model, loaded only after its sha256 matches the registry's."""
     from include.training.artifacts import load_model
 
-    key = version.artifact_uri.removeprefix(lake.uri(""))
-    return load_model(lake.read_bytes(key), version.sha256)
+    return load_model(lake.read_bytes(lake.key_of(version.artifact_uri)), version.sha256)
 
 
 def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], params: dict[str, Any]) -> bool:
