@@ -149,17 +149,3 @@ def run_states(api: AirflowApi, dag_id: str) -> dict[str, str]:
     """The state of every run of a DAG, by run id."""
     runs = api.get(f"/dags/{dag_id}/dagRuns?limit=1000")["dag_runs"]
     return {run["dag_run_id"]: run["state"] for run in runs}
-
-
-def trigger_and_wait(
-    api: AirflowApi, dag_id: str, day: str, conf: dict | None = None, timeout: float = 900
-) -> str:
-    """Trigger a run for `day` (its logical date, midnight UTC), wait for it to finish; its state."""
-    run = api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": f"{day}T00:00:00Z", "conf": conf or {}})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = api.get(f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}")["state"]
-        if state in ("success", "failed"):
-            return state
-        time.sleep(2)
-    raise TimeoutError(f"{dag_id} run for {day} not finished after {timeout:.0f}s")

@@ -94,8 +94,12 @@ gate_decisions = sa.Table(
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Create any missing platform table (idempotent)."""
-    metadata.create_all(engine, checkfirst=True)
+    """Create any missing platform table (idempotent, and safe when runs race to create them)."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        # Another run created a table between the check and the CREATE: check again.
+        metadata.create_all(engine, checkfirst=True)
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, key: dict[str, Any], rows: list[dict]) -> None:
