@@ -88,13 +88,22 @@ def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> N
 
 
 def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[str]:
-    """Trigger one run per day (logical date at midnight UTC); returns their run ids."""
+    """Trigger one run per day (logical date at midnight UTC) unless it exists; the run ids.
+
+    A rerun of the demo keeps the training runs (and so the registry) it made the first time.
+    """
     _airflow(["dags", "unpause", dag_id], env)
-    run_ids = [f"demo__{day}__{time.time_ns()}" for day in days]
+    from include.io.connections import engine_for
+    from include.registry.registry import Registry
+
+    existing = {v.run_id for v in Registry(engine_for("platform_db")).versions("churn")}
+    run_ids = [f"demo__{day}" for day in days]
     for day, run_id in zip(days, run_ids, strict=True):
-        _airflow(
-            ["dags", "trigger", dag_id, "--logical-date", f"{day}T00:00:00+00:00", "--run-id", run_id], env
-        )
+        if run_id not in existing:
+            _airflow(
+                ["dags", "trigger", dag_id, "--logical-date", f"{day}T00:00:00+00:00", "--run-id", run_id],
+                env,
+            )
     return run_ids
 
 
