@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from include.demo.airflow_api import (
@@ -118,13 +119,6 @@ def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: flo
     raise TimeoutError(f"{dag_id}: runs not finished after {timeout:.0f}s")
 
 
-def count_states(states) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
 def run_demo(env: dict[str, str]) -> None:
     started = time.perf_counter()
     prepare(env)
@@ -136,8 +130,8 @@ def run_demo(env: dict[str, str]) -> None:
         api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
         backfill_id = max(b["id"] for b in api.get("/backfills?dag_id=churn_ingest")["backfills"])
         wait_for_backfill(api, backfill_id)
-        ingest_states = count_states(
-            s for r, s in run_states(api, "churn_ingest").items() if r.startswith("backfill__")
+        ingest_states = dict(
+            Counter(s for r, s in run_states(api, "churn_ingest").items() if r.startswith("backfill__"))
         )
     train_runs = queue_runs(env, "churn_train", TRAIN_AS_OF)
     with StandaloneAirflow(env, log_path) as airflow:

@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from collections import Counter
 
 from include.config import Settings
-from include.io.connections import engine_for, store_for
-from include.platform.tables import create_tables, ingest_runs
+from include.io.connections import store_for
 
 
-def ingest_totals(engine: sa.Engine, use_case: str) -> dict:
-    """Partitions and row counts from the ingest run records."""
-    create_tables(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(ingest_runs).where(ingest_runs.c.use_case == use_case)).mappings().all()
-    read: dict[str, int] = {}
-    quarantined: dict[str, int] = {}
+def ingest_totals(use_case: str) -> dict:
+    """Partitions and row counts summed over the ingest run records (`python -m include.cli runs`)."""
+    from include.cli import runs
+
+    rows = runs(use_case)
+    read: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
     for row in rows:
-        for source, n in row["rows_read"].items():
-            read[source] = read.get(source, 0) + n
-        for source, n in row["rows_quarantined"].items():
-            quarantined[source] = quarantined.get(source, 0) + n
-    days = sorted(row["ds"] for row in rows)
+        read.update(row["rows_read"])
+        quarantined.update(row["rows_quarantined"])
+    days = [row["ds"] for row in rows]
     return {
         "partitions": len(rows),
         "first": days[0] if days else None,
         "last": days[-1] if days else None,
-        "read": read,
-        "quarantined": quarantined,
+        "read": dict(read),
+        "quarantined": dict(quarantined),
         "written": sum(row["rows_written"] for row in rows),
     }
 
@@ -35,7 +32,7 @@ def ingest_totals(engine: sa.Engine, use_case: str) -> dict:
 def print_summary(facts: dict) -> None:
     settings = Settings.from_env()
     lake = store_for(settings.lake_conn_id)
-    totals = ingest_totals(engine_for(settings.platform_db_conn_id), "churn")
+    totals = ingest_totals("churn")
     lake_partitions = len(lake.list_keys("raw/churn/"))
     lines = [
         "",

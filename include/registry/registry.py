@@ -83,6 +83,10 @@ def _key(use_case: str, version: int):
     return (model_versions.c.use_case == use_case) & (model_versions.c.version == version)
 
 
+def _champion_alias(use_case: str):
+    return (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
+
+
 def _version(row: sa.RowMapping) -> ModelVersion:
     return ModelVersion(**{f.name: row[f.name] for f in fields(ModelVersion)})
 
@@ -143,9 +147,7 @@ class Registry:
         """The version the `champion` alias points to now."""
         with self.engine.connect() as conn:
             version = conn.execute(
-                sa.select(model_aliases.c.version).where(
-                    (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
-                )
+                sa.select(model_aliases.c.version).where(_champion_alias(use_case))
             ).scalar()
         return None if version is None else self.get(use_case, version)
 
@@ -223,7 +225,7 @@ class Registry:
         current = self.champion(use_case)
         if current is not None and current.version == version:
             return Promotion(True, "already champion", None)
-        alias = (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
+        alias = _champion_alias(use_case)
         try:
             with self.engine.begin() as conn:
                 if expected is None:

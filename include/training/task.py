@@ -55,7 +55,7 @@ def plan_training(use_case: str, context: Any) -> dict[str, Any]:
         raise ValueError(
             f"{use_case}: no partition for ds={ds} in the lake; run {spec.ingest_dag_id} for it first"
         )
-    missing = (spec.training.window_days - len(days)) if days else spec.training.window_days
+    missing = spec.training.window_days - len(days)
     if missing:
         log.warning(
             "%s: %d of %d days of the window have no partition", use_case, missing, spec.training.window_days
