@@ -9,7 +9,9 @@ The rule, in order:
    day they cover, and `airflow dags test churn_ingest 2025-03-31` means 2025-03-31 — while a time
    of day (a trigger timetable's weekly training run at 03:00, or a date-time picked in the form)
    names the last day complete at that moment, the day before.
-3. A manual run with no logical date (Airflow 3 allows it) applies rule 2 to its `run_after`.
+3. A run triggered by an Asset event has no logical date: the event's `extra["ds"]` names the day
+   (the newest, when several events triggered it).
+4. A manual run with no logical date (Airflow 3 allows it) applies rule 2 to its `run_after`.
 """
 
 from __future__ import annotations
@@ -73,10 +75,13 @@ def resolve_partition(
     logical_date: dt.datetime | None,
     run_after: dt.datetime | None,
     tz: str = "UTC",
+    event_ds: str | None = None,
 ) -> Partition:
     """Apply the module's rule to the run's facts (pure, for tests and for `partition_from_context`)."""
     if ds_param not in (None, ""):
         return Partition(parse_ds(ds_param), tz)
+    if logical_date is None and event_ds:
+        return Partition(parse_ds(event_ds, "the triggering asset event's ds"), tz)
     instant = logical_date or run_after
     if instant is None:
         raise PartitionError("the run has no ds param, no logical date and no run_after")
@@ -92,4 +97,12 @@ def partition_from_context(context: Any, tz: str = "UTC") -> Partition:
         context.get("logical_date"),
         getattr(dag_run, "run_after", None),
         tz,
+        _triggering_event_ds(context),
     )
+
+
+def _triggering_event_ds(context: Any) -> str | None:
+    """The newest `ds` in the extras of the asset events that triggered the run, if any."""
+    events = context.get("triggering_asset_events") or {}
+    days = [e.extra["ds"] for listed in events.values() for e in listed if (e.extra or {}).get("ds")]
+    return max(days, default=None)

@@ -6,10 +6,13 @@ store's root. Writes are all-or-nothing: a reader sees the old object or the new
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +29,10 @@ class ObjectStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
 
     def read_bytes(self, key: str) -> bytes: ...
+
+    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """A local file holding the object, for readers that stream from a file."""
+        ...
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
@@ -60,6 +67,13 @@ class LocalStore:
 
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self.root / key
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.uri(key)} does not exist")
+        yield path
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._replace(key, lambda tmp: tmp.write_bytes(data))
@@ -109,6 +123,14 @@ class S3Store:
 
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """The object downloaded (in parts, never whole in memory) to a temporary file."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(key).name
+            self.client.download_file(self.bucket, self.prefix + key, str(path))
+            yield path
 
     # S3 makes an object visible only once its upload (single or multipart) completes, so a PUT to
     # the final key is already all-or-nothing: a temporary key and a copy would add nothing.

@@ -261,11 +261,77 @@ def build_reference(
     return Reference(rows=rows, features=tuple(features))
 
 
-def measure_drift(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> list[FeatureDrift]:
-    """Drift of one scored day against the training reference, per monitored feature.
+class DriftCounter:
+    """A day's rows put into the reference's buckets chunk by chunk, so memory stays flat.
 
     A feature the spec monitors but the reference lacks (added since the champion was trained) is
     skipped with a warning: there is nothing to compare it with.
+    """
+
+    def __init__(self, reference: Reference, spec: UseCase) -> None:
+        monitored = [name for name, _ in _monitored(spec)]
+        known = {feature.name for feature in reference.features}
+        missing = [name for name in monitored if name not in known]
+        if missing:
+            logger.warning(
+                "no drift reference for %s (not features when the model was trained): skipped", missing
+            )
+        self.spec = spec
+        self.features = [reference.feature(name) for name in monitored if name in known]
+        self.counts = [np.zeros(len(ref.buckets), dtype="int64") for ref in self.features]
+        self.rows = 0
+        self.seconds = 0.0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count one chunk of the day's rows.
+
+        Raises:
+            ValueError: when a feature column is missing from the chunk.
+        """
+        started = time.perf_counter()
+        _check_frame(frame, [(feature.name, feature.kind) for feature in self.features])
+        for ref, counts in zip(self.features, self.counts, strict=True):
+            if ref.kind == "numeric":
+                chunk = _bin_counts(_numbers(frame[ref.name]), ref.edges)
+            else:
+                present, nulls = _category_counts(frame[ref.name])
+                named = present.reindex(list(ref.buckets[:-2]), fill_value=0)
+                chunk = np.array([*named, present.sum() - named.sum(), nulls])
+            np.add(counts, chunk, out=counts)
+        self.rows += len(frame)
+        self.seconds += time.perf_counter() - started
+
+    def drifts(self) -> list[FeatureDrift]:
+        """One `FeatureDrift` per feature, in the spec's order, graded by the spec's PSI levels.
+
+        Raises:
+            ValueError: when no rows were counted.
+        """
+        if not self.rows:
+            raise ValueError("cannot measure drift on a day with no rows")
+        drift = self.spec.drift
+        drifts = []
+        for ref, counts in zip(self.features, self.counts, strict=True):
+            actual = _shares(counts, self.rows)
+            value = psi(ref.shares, actual)
+            level = level_of(value, drift.psi_warn, drift.psi_alert)
+            drifts.append(
+                FeatureDrift(ref.name, ref.kind, value, level, ref.buckets, ref.shares, actual, self.rows)
+            )
+        flagged = {d.feature: round(d.psi, 3) for d in drifts if d.level != "ok"}
+        logger.info(
+            "drift of %d rows over %d features in %.2f s: worst %s%s",
+            self.rows,
+            len(drifts),
+            self.seconds,
+            worst_level(drifts),
+            f", psi over warn: {flagged}" if flagged else "",
+        )
+        return drifts
+
+
+def measure_drift(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> list[FeatureDrift]:
+    """Drift of one scored day against the training reference, per monitored feature.
 
     Args:
         reference: the champion's training reference.
@@ -278,41 +344,9 @@ def measure_drift(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> l
     Raises:
         ValueError: on an empty frame or a feature column missing from it.
     """
-    started = time.perf_counter()
-    if frame.empty:
-        raise ValueError("cannot measure drift on a day with no rows")
-    monitored = [name for name, _ in _monitored(spec)]
-    known = {feature.name for feature in reference.features}
-    missing = [name for name in monitored if name not in known]
-    if missing:
-        logger.warning(
-            "no drift reference for %s (not features when the model was trained): skipped", missing
-        )
-    features = [reference.feature(name) for name in monitored if name in known]
-    _check_frame(frame, [(feature.name, feature.kind) for feature in features])
-    rows = len(frame)
-    drifts = []
-    for ref in features:
-        if ref.kind == "numeric":
-            counts = _bin_counts(_numbers(frame[ref.name]), ref.edges)
-        else:
-            present, nulls = _category_counts(frame[ref.name])
-            named = present.reindex(list(ref.buckets[:-2]), fill_value=0)
-            counts = np.array([*named, present.sum() - named.sum(), nulls])
-        actual = _shares(counts, rows)
-        value = psi(ref.shares, actual)
-        level = level_of(value, spec.drift.psi_warn, spec.drift.psi_alert)
-        drifts.append(FeatureDrift(ref.name, ref.kind, value, level, ref.buckets, ref.shares, actual, rows))
-    flagged = {d.feature: round(d.psi, 3) for d in drifts if d.level != "ok"}
-    logger.info(
-        "drift of %d rows over %d features in %.2f s: worst %s%s",
-        rows,
-        len(drifts),
-        time.perf_counter() - started,
-        worst_level(drifts),
-        f", psi over warn: {flagged}" if flagged else "",
-    )
-    return drifts
+    counter = DriftCounter(reference, spec)
+    counter.add(frame)
+    return counter.drifts()
 
 
 def should_retrain(

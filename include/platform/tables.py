@@ -1,4 +1,4 @@
-"""The platform's own tables: run records, the model registry and its gate decisions.
+"""The platform's own tables: run records, the model registry, gate decisions, predictions and drift.
 
 Created on first use with `create_tables`; SQLite in the demo, PostgreSQL in tests and production.
 """
@@ -92,6 +92,65 @@ gate_decisions = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("entity_id", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float(precision=53), nullable=False, comment="probability of the positive label"),
+    sa.Column("predicted_label", sa.SmallInteger, nullable=False, comment="1 when score >= threshold"),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+score_runs = sa.Table(
+    "score_runs",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("rows_in", sa.Integer, nullable=False),
+    sa.Column("rows_scored", sa.Integer, nullable=False),
+    sa.Column("rows_rejected", sa.Integer, nullable=False),
+    sa.Column("rejected_reasons", sa.JSON, nullable=False, comment="rows per reason"),
+    sa.Column("score_mean", sa.Float),
+    sa.Column("positive_rate", sa.Float),
+    sa.Column("score_histogram", sa.JSON, nullable=False, comment="rows per tenth of [0, 1]"),
+    sa.Column("drift_level", sa.String(8), nullable=False),
+    sa.Column("predictions_uri", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+drift_measures = sa.Table(
+    "drift_measures",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.Integer, nullable=False, comment="whose training reference"),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("psi", sa.Float, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("buckets", sa.JSON, nullable=False),
+    sa.Column("reference_shares", sa.JSON, nullable=False),
+    sa.Column("actual_shares", sa.JSON, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+)
+
+retrain_requests = sa.Table(
+    "retrain_requests",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True, comment="the drifting day"),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False, comment="features over the alert level, with PSI"),
+    sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
 
 def create_tables(engine: sa.Engine) -> None:
     """Create any missing platform table (idempotent, and safe when runs race to create them)."""
@@ -102,8 +161,19 @@ def create_tables(engine: sa.Engine) -> None:
         metadata.create_all(engine, checkfirst=True)
 
 
+def lock_name(table: sa.Table, key: dict[str, Any]) -> str:
+    """The name two writers of the same partition lock on, e.g. `predictions/churn/2025-03-31`."""
+    return "/".join([table.name, *(str(value) for value in key.values())])
+
+
 def replace_rows(conn: sa.Connection, table: sa.Table, key: dict[str, Any], rows: list[dict]) -> None:
-    """Replace every row matching `key` with `rows`, inside the caller's transaction."""
+    """Replace every row matching `key` with `rows`, inside the caller's transaction.
+
+    On PostgreSQL, two writers of the same key take turns on a transaction-scoped advisory lock
+    instead of the second failing on the primary key (SQLite lets one writer in at a time anyway).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(lock_name(table, key)))))
     conn.execute(table.delete().where(*(table.c[k] == v for k, v in key.items())))
     if rows:
         conn.execute(table.insert(), rows)

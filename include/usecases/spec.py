@@ -130,6 +130,11 @@ class Gate(_Model):
         return self
 
 
+class Scoring(_Model):
+    # Rows read, predicted and written at a time: peak memory follows this, not the partition's size.
+    batch_rows: int = Field(100_000, ge=1)
+
+
 class Drift(_Model):
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
@@ -137,7 +142,7 @@ class Drift(_Model):
 
 
 class UseCase(_Model):
-    """One use case: its sources, schema, features, training, gate and drift settings."""
+    """One use case: its sources, schema, features, training, gate, scoring and drift settings."""
 
     name: str
     description: str = ""
@@ -151,6 +156,7 @@ class UseCase(_Model):
     ingest: Ingest = Ingest()
     training: Training = Training()
     gate: Gate
+    scoring: Scoring = Scoring()
     drift: Drift = Drift()
 
     @field_validator("name")

@@ -1,0 +1,94 @@
+"""
+### Score: the day's entities with the champion of that day, and the day's drift
+
+For the run's day (`ds`): waits until the day's partition is ingested, loads the model that was
+champion for that day (point-in-time: a backfill reproduces history) or the version named in
+`model_version`, checks its sha256, scores the partition in bounded batches and replaces the day's
+rows in the `predictions` table (one transaction) and in the lake (`predictions/<use case>/ds=.../`).
+The run record (`score_runs`) reconciles rows in = rows scored + rows rejected, with reasons.
+
+**Drift.** Each day's features are compared with the champion's training rows (PSI per feature,
+`drift_measures`). Over the spec's alert level, `request_retrain` emits the retrain Asset event that
+schedules the training DAG, at most once per `drift.cooldown_days`.
+
+**Which day.** The same daily data-interval timetable as ingest (UTC): the run for `[ds, ds + 1 day)`
+starts when that day is over and its first task waits for the day's ingest. A manual run takes the
+form's `ds`, or its logical date (see `include/partition.py`). Backfills work like ingest's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from include.assets import raw_asset, retrain_asset
+from include.config import Settings
+from include.dag_settings import default_args, ds_param, end_date, start_date
+from include.usecases.spec import UseCase, load_specs
+
+SETTINGS = Settings.from_env()
+
+
+def score_dag(spec: UseCase):
+    @dag(
+        dag_id=spec.score_dag_id,
+        description=f"Score {spec.name}: the day's entities with that day's champion, and drift",
+        doc_md=__doc__,
+        schedule=CronDataIntervalTimetable(spec.schedule.ingest, timezone=spec.schedule.timezone),
+        start_date=start_date(spec),
+        end_date=end_date(SETTINGS),
+        catchup=False,
+        max_active_runs=4,
+        tags=[spec.name, "score"],
+        default_args=default_args(spec, SETTINGS),
+        params={
+            "ds": ds_param("Day to score"),
+            "model_version": Param(
+                None,
+                type=["null", "integer"],
+                minimum=1,
+                title="Model version",
+                description="A registered version to score with. Empty: the champion as of ds.",
+            ),
+        },
+    )
+    def score_pipeline():
+        @task.sensor(
+            inlets=[raw_asset(spec.name)],
+            poke_interval=dt.timedelta(minutes=5),
+            timeout=dt.timedelta(hours=12),
+            mode="reschedule",
+        )
+        def wait_for_partition(**context) -> bool:
+            from include.scoring.task import partition_ready
+
+            return partition_ready(spec.name, context)
+
+        @task
+        def score(**context) -> dict:
+            from include.scoring.task import run_scoring
+
+            return run_scoring(spec.name, context)
+
+        @task.short_circuit
+        def retrain_due(scored: dict) -> bool:
+            from include.scoring.task import retrain_due
+
+            return retrain_due(spec.name, scored)
+
+        @task(outlets=[retrain_asset(spec.name)])
+        def request_retrain(scored: dict, **context) -> dict:
+            from include.scoring.task import request_retrain
+
+            return request_retrain(spec.name, scored, context)
+
+        scored = score()
+        wait_for_partition() >> scored
+        retrain_due(scored) >> request_retrain(scored)
+
+    return score_pipeline()
+
+
+for _spec in load_specs(SETTINGS.spec_dir):
+    globals()[_spec.score_dag_id] = score_dag(_spec)

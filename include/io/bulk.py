@@ -1,0 +1,113 @@
+"""The databases' bulk paths: Arrow batches in and out, a partition replaced in one transaction.
+
+PostgreSQL goes through ADBC (binary COPY under the hood) both ways. SQLite, the embedded default,
+has no COPY: its rows go through the driver's `executemany` inside the same single transaction,
+which is the fastest path SQLite itself offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from include.platform.tables import lock_name
+
+log = logging.getLogger(__name__)
+
+
+def is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextlib.contextmanager
+def adbc_connection(engine: sa.Engine) -> Iterator[Any]:
+    """An ADBC connection to the same PostgreSQL database as `engine`, transactions on (autocommit off)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    uri = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc.connect(uri) as conn:
+        yield conn
+
+
+def literal_sql(engine: sa.Engine, statement: sa.Executable) -> str:
+    """A statement as SQL text with its values inlined (for ADBC, which takes no SQLAlchemy binds).
+
+    Only for values the platform made itself (dates, use case names): SQLAlchemy quotes them.
+    """
+    return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def read_batches(engine: sa.Engine, query: sa.Select, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of `query` as Arrow record batches of at most `batch_rows` rows, streamed."""
+    if is_postgres(engine):
+        with adbc_connection(engine) as conn, conn.cursor() as cursor:
+            cursor.execute(literal_sql(engine, query))
+            for batch in cursor.fetch_record_batch():
+                yield from _rechunk(batch, batch_rows)
+        return
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(query)
+        names = list(result.keys())
+        while rows := result.fetchmany(batch_rows):
+            yield pa.RecordBatch.from_pylist([dict(zip(names, row, strict=True)) for row in rows])
+
+
+def replace_partition(
+    engine: sa.Engine,
+    table: sa.Table,
+    key: dict[str, Any],
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """Replace the rows of `table` matching `key` with `batches`, all in one transaction.
+
+    Readers see the old partition until the commit and the new one after it; a crash or a kill in
+    between rolls back and leaves the old partition whole. On PostgreSQL a transaction-scoped
+    advisory lock on the partition makes two runs of the same partition (a backfill and the nightly
+    run) take turns instead of failing on the primary key. Returns the number of rows written.
+    """
+    delete = table.delete().where(*(table.c[name] == value for name, value in key.items()))
+    if is_postgres(engine):
+        with adbc_connection(engine) as conn:
+            with conn.cursor() as cursor:
+                lock = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(lock_name(table, key))))
+                cursor.execute(literal_sql(engine, lock))
+                cursor.fetchall()
+                cursor.execute(literal_sql(engine, delete))
+                rows = cursor.adbc_ingest(
+                    table.name, pa.RecordBatchReader.from_batches(schema, batches), mode="append"
+                )
+            conn.commit()
+        return rows
+    insert = f"INSERT INTO {table.name} ({', '.join(schema.names)}) VALUES ({', '.join('?' * len(schema))})"
+    rows = 0
+    with engine.begin() as conn:
+        conn.execute(delete)
+        for batch in batches:
+            conn.exec_driver_sql(insert, _sqlite_rows(batch))
+            rows += batch.num_rows
+    return rows
+
+
+def _rechunk(batch: pa.RecordBatch, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    for offset in range(0, batch.num_rows, batch_rows):
+        yield batch.slice(offset, batch_rows)
+
+
+def _sqlite_rows(batch: pa.RecordBatch) -> list[tuple]:
+    """A batch's rows as tuples, dates and times as the text SQLAlchemy stores in SQLite."""
+    return list(zip(*(_sqlite_text(column).to_pylist() for column in batch.columns), strict=True))
+
+
+def _sqlite_text(column: pa.Array) -> pa.Array:
+    if pa.types.is_timestamp(column.type):
+        return pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), "%Y-%m-%d %H:%M:%S")
+    if pa.types.is_date(column.type):
+        return column.cast(pa.string())
+    return column

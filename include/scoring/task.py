@@ -1,0 +1,199 @@
+"""The scoring DAG's task bodies: wait for the day's partition, score it, ask for a retrain on drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from include.config import Settings
+from include.usecases.spec import UseCase, get_spec
+
+log = logging.getLogger(__name__)
+
+
+def _day(use_case: str, context: Any) -> tuple[UseCase, dt.date]:
+    from include.partition import partition_from_context
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
+    return spec, partition_from_context(context, spec.schedule.timezone).ds
+
+
+def _platform() -> sa.Engine:
+    from include.io.connections import engine_for
+    from include.platform.tables import create_tables
+
+    engine = engine_for(Settings.from_env().platform_db_conn_id)
+    create_tables(engine)
+    return engine
+
+
+def partition_ready(use_case: str, context: Any) -> bool:
+    """Whether the day's ingest has recorded its partition (the sensor's poke)."""
+    from include.platform.tables import ingest_runs
+
+    spec, ds = _day(use_case, context)
+    with _platform().connect() as conn:
+        found = conn.execute(
+            sa.select(ingest_runs.c.rows_written).where(
+                (ingest_runs.c.use_case == use_case) & (ingest_runs.c.ds == ds)
+            )
+        ).first()
+    if found is None:
+        log.info(
+            "%s, ds=%s: no partition yet; %s has not ingested that day", use_case, ds, spec.ingest_dag_id
+        )
+    return found is not None
+
+
+def choose_version(registry, spec: UseCase, ds: dt.date, requested: int | None):
+    """The version that scores `ds`: the one the run names, else the champion as of `ds`."""
+    from include.scoring.score import ScoreError
+
+    if requested is not None:
+        try:
+            version = registry.get(spec.name, requested)
+        except LookupError:
+            known = [v.version for v in registry.versions(spec.name)]
+            raise ScoreError(
+                f"model_version: {spec.name} has no version {requested} (registered: {known})"
+            ) from None
+        if version.status == "rejected":
+            log.warning("%s: scoring with v%d as asked, though its gate rejected it", spec.name, requested)
+        return version
+    version = registry.champion_as_of(spec.name, ds)
+    if version is None:
+        raise ScoreError(
+            f"{spec.name}: no champion as of ds={ds}: no model trained as of {ds} or earlier has passed "
+            f"the gate. Train one (trigger {spec.train_dag_id} with ds on or before {ds}), or name a "
+            "registered version in the run's model_version param."
+        )
+    return version
+
+
+def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
+    """Score the run's day with its point-in-time champion; store predictions, drift and the run record."""
+    from include.io.connections import store_for
+    from include.io.lake import partition_key
+    from include.monitoring.drift import DriftCounter, Reference, worst_level
+    from include.platform.tables import drift_measures, replace_rows, score_runs
+    from include.registry.registry import Registry
+    from include.scoring.score import Scorer, Tally, read_partition, write_predictions
+    from include.training.task import load_version_model
+
+    spec, ds = _day(use_case, context)
+    settings = Settings.from_env()
+    platform, lake = _platform(), store_for(settings.lake_conn_id)
+    version = choose_version(Registry(platform), spec, ds, context["params"].get("model_version"))
+    scorer = Scorer(
+        spec=spec,
+        model=load_version_model(lake, version),
+        version=version.version,
+        threshold=version.threshold,
+        ds=ds,
+        scored_at=dt.datetime.now(dt.UTC),
+    )
+    drift = DriftCounter(Reference.from_dict(version.reference), spec) if version.reference else None
+    tally = Tally()
+    columns = [spec.entity_id, *spec.features.all]
+    with read_partition(
+        lake, partition_key("raw", use_case, ds), columns, spec.scoring.batch_rows
+    ) as batches:
+        written, uri = write_predictions(
+            platform,
+            lake,
+            use_case,
+            ds,
+            scorer.predict(batches, tally, drift.add if drift else lambda _: None),
+        )
+    drifts = drift.drifts() if drift else []
+    level = worst_level(drifts) if drift else "none"
+    figures = tally.to_dict()
+    key = {"use_case": use_case, "ds": ds}
+    with platform.begin() as conn:
+        replace_rows(
+            conn,
+            drift_measures,
+            key,
+            [{**key, "model_version": version.version, **d.to_dict()} for d in drifts],
+        )
+        replace_rows(
+            conn,
+            score_runs,
+            key,
+            [
+                {
+                    **key,
+                    **figures,
+                    "run_id": context["run_id"],
+                    "model_version": version.version,
+                    "model_sha256": version.sha256,
+                    "threshold": version.threshold,
+                    "drift_level": level,
+                    "predictions_uri": uri,
+                }
+            ],
+        )
+    log.info(
+        "%s, ds=%s: v%d scored %d of %d rows (%d rejected %s), wrote %d to %s; drift %s",
+        use_case,
+        ds,
+        version.version,
+        figures["rows_scored"],
+        figures["rows_in"],
+        figures["rows_rejected"],
+        figures["rejected_reasons"],
+        written,
+        uri,
+        level,
+    )
+    alerts = {d.feature: round(d.psi, 4) for d in drifts if d.level == "alert"}
+    return {
+        "ds": ds.isoformat(),
+        "model_version": version.version,
+        **figures,
+        "drift_level": level,
+        "alerts": alerts,
+    }
+
+
+def retrain_due(use_case: str, scored: dict[str, Any]) -> bool:
+    """Whether the day's drift alert should schedule a retrain, given the cooldown since the last one."""
+    from include.monitoring.drift import should_retrain
+    from include.platform.tables import retrain_requests
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
+    ds = dt.date.fromisoformat(scored["ds"])
+    with _platform().connect() as conn:
+        last = conn.execute(
+            sa.select(sa.func.max(retrain_requests.c.ds)).where(retrain_requests.c.use_case == use_case)
+        ).scalar()
+    due = should_retrain({ds: scored["drift_level"]}, ds, last, spec.drift.cooldown_days)
+    log.info(
+        "%s, ds=%s: drift %s, last retrain request %s, cooldown %d days: %s",
+        use_case,
+        ds,
+        scored["drift_level"],
+        last,
+        spec.drift.cooldown_days,
+        "retrain" if due else "no retrain",
+    )
+    return due
+
+
+def request_retrain(use_case: str, scored: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Record the request and tag the retrain asset's event with the drifting day and features."""
+    from include.assets import retrain_asset
+    from include.platform.tables import replace_rows, retrain_requests
+
+    ds = dt.date.fromisoformat(scored["ds"])
+    key = {"use_case": use_case, "ds": ds}
+    with _platform().begin() as conn:
+        replace_rows(
+            conn, retrain_requests, key, [{**key, "run_id": context["run_id"], "features": scored["alerts"]}]
+        )
+    extra = {"ds": scored["ds"], "features": scored["alerts"]}
+    context["outlet_events"][retrain_asset(use_case)].extra = extra
+    return extra

@@ -1,0 +1,307 @@
+"""Scoring against real databases: SQLite (the embedded default) and PostgreSQL (the bulk COPY path).
+
+The world: thirteen ingested days of the real Telco rows in a lake folder, and two champions trained
+on the first ten, v1 as of 2025-02-01 and v2 as of 2025-03-30, so that point-in-time scoring shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from include.demo.seed import seed
+from include.ingest.pipeline import ingest_partition, read_sources
+from include.io.lake import read_days, read_frame, write_frame
+from include.io.stores import LocalStore
+from include.monitoring.drift import build_reference
+from include.partition import Partition
+from include.platform.tables import create_tables, drift_measures, predictions, retrain_requests, score_runs
+from include.registry.registry import NewVersion, Registry
+from include.scoring.score import ScoreError
+from include.training.artifacts import dump_model, sha256_hex
+from include.training.estimators import Trial
+from include.training.tuning import fit_final
+from include.usecases.spec import get_spec
+
+pytestmark = pytest.mark.integration
+
+SPEC = get_spec("churn")
+DAYS = [dt.date(2025, 3, 29), dt.date(2025, 3, 30), dt.date(2025, 3, 31)]
+TRAINING_DAYS = [dt.date(2025, 3, 1) + dt.timedelta(days=n) for n in range(10)]
+OLD, NEW = dt.date(2025, 2, 1), dt.date(2025, 3, 30)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def platform(request, tmp_path):
+    """The platform database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")
+        yield engine
+        engine.dispose()
+    else:
+        yield request.getfixturevalue("pg_engine")
+
+
+@pytest.fixture
+def world(platform, tmp_path, monkeypatch):
+    """Ingested days, two champions, and the connections a task run resolves (unique ids per test)."""
+    sources = sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}")
+    bucket, lake = LocalStore(tmp_path / "bucket"), LocalStore(tmp_path / "lake")
+    seed(sources, bucket, SPEC)
+    create_tables(platform)
+    for day in TRAINING_DAYS + DAYS:
+        partition = Partition(day)
+        raw = read_sources(SPEC, partition, lambda _: sources, lambda _: bucket)
+        ingest_partition(SPEC, partition, raw=raw, lake=lake, platform=platform, run_id=f"ingest-{day}")
+    training, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], TRAINING_DAYS[-1])
+    registry = Registry(platform)
+    for ds, family, params in ((OLD, "dummy", {}), (NEW, "logistic_regression", {"C": 1.0})):
+        version = register(registry, lake, training, ds, family, params)
+        champion = registry.champion("churn")
+        assert registry.promote("churn", version, champion.version if champion else None).promoted
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
+    monkeypatch.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
+    monkeypatch.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
+    lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+    return platform, lake, registry
+
+
+def connection_of(engine: sa.Engine) -> str:
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": url.database})
+    fields = {"host": url.host, "port": url.port, "login": url.username, "schema": url.database}
+    return json.dumps({"conn_type": "postgres", **fields})
+
+
+def register(registry, lake, training, ds, family, params) -> int:
+    model = fit_final(SPEC, Trial(f"{family}-0", family, params), training)
+    data = dump_model(model, {"use_case": "churn", "ds": ds.isoformat()})
+    sha = sha256_hex(data)
+    lake.put_bytes(f"models/churn/sha256={sha}.skops", data)
+    version = registry.register(
+        NewVersion(
+            use_case="churn",
+            run_id=f"train-{ds}",
+            ds=ds,
+            window_start=ds,
+            window_end=ds,
+            holdout_start=ds,
+            holdout_end=ds,
+            family=family,
+            params=params,
+            threshold=model.threshold,
+            metrics={"roc_auc": 0.8},
+            cv_metrics={},
+            trials=[],
+            reference=build_reference(training, SPEC).to_dict(),
+            library_versions={},
+            code_version="test",
+            artifact_uri=lake.uri(f"models/churn/sha256={sha}.skops"),
+            sha256=sha,
+        )
+    )
+    return version.version
+
+
+class Outlets(dict):
+    def __missing__(self, asset):
+        self[asset] = event = type("Event", (), {"extra": None})()
+        return event
+
+
+def score(day: dt.date, model_version: int | None = None) -> dict:
+    """One run of the score task's body, as the DAG calls it."""
+    from include.scoring.task import run_scoring
+
+    context = {"params": {"ds": day.isoformat(), "model_version": model_version}, "run_id": f"score-{day}"}
+    return run_scoring("churn", context)
+
+
+def day_predictions(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
+    query = (
+        sa.select(predictions)
+        .where((predictions.c.use_case == "churn") & (predictions.c.ds == day))
+        .order_by(predictions.c.entity_id)
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def test_a_day_is_scored_reconciled_and_the_same_in_table_and_lake(world):
+    platform, lake, _ = world
+    summary = score(DAYS[2])
+
+    rows = read_frame(lake, f"raw/churn/ds={DAYS[2]}/part-0.parquet")
+    table = day_predictions(platform, DAYS[2])
+    assert len(table) == len(rows) == summary["rows_in"] == summary["rows_scored"]
+    assert set(table["entity_id"]) == set(rows["customerID"])
+    assert table["model_version"].eq(2).all()
+    assert table["score"].between(0, 1).all()
+    assert summary["rows_rejected"] == 0
+    assert sum(summary["score_histogram"]) == len(rows)
+
+    in_lake = read_frame(lake, f"predictions/churn/ds={DAYS[2]}/part-0.parquet").sort_values("entity_id")
+    assert in_lake["entity_id"].tolist() == table["entity_id"].tolist()
+    assert in_lake["score"].tolist() == pytest.approx(table["score"].tolist(), abs=1e-12)
+    with platform.connect() as conn:
+        run = conn.execute(sa.select(score_runs)).mappings().one()
+        features = conn.execute(sa.select(drift_measures.c.feature)).scalars().all()
+    assert run["rows_in"] == run["rows_scored"] + run["rows_rejected"]
+    assert set(features) == {*SPEC.features.numeric, *SPEC.features.categorical, *SPEC.features.boolean}
+
+
+def test_rescoring_gives_the_same_rows_and_no_duplicates(world):
+    platform, _, _ = world
+    score(DAYS[2])
+    first = day_predictions(platform, DAYS[2])
+    score(DAYS[2])
+    second = day_predictions(platform, DAYS[2])
+    pd.testing.assert_frame_equal(
+        first.drop(columns="scored_at"), second.drop(columns="scored_at"), check_exact=True
+    )
+    with platform.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(score_runs)).scalar() == 1
+
+
+def test_each_day_uses_the_champion_of_its_time(world):
+    platform, _, _ = world
+    assert score(DAYS[0])["model_version"] == 1  # 2025-03-29: v2 (as of 03-30) was not champion yet
+    assert score(DAYS[1])["model_version"] == 2
+    assert set(day_predictions(platform, DAYS[0])["model_version"]) == {1}
+    # The dummy champion predicts the prior for everyone; the logistic one does not.
+    assert day_predictions(platform, DAYS[0])["score"].nunique() == 1
+    assert day_predictions(platform, DAYS[1])["score"].nunique() > 50
+
+
+def test_a_named_version_overrides_the_champion(world):
+    assert score(DAYS[2], model_version=1)["model_version"] == 1
+
+
+def test_an_unknown_version_and_a_day_without_champion_say_what_to_do(world):
+    with pytest.raises(ScoreError, match=r"model_version: churn has no version 9 \(registered: \[1, 2\]\)"):
+        score(DAYS[2], model_version=9)
+    with pytest.raises(ScoreError, match=r"no champion as of ds=2025-01-15.*trigger churn_train"):
+        score(dt.date(2025, 1, 15))
+
+
+def test_a_tampered_model_file_is_refused_before_loading(world):
+    platform, lake, registry = world
+    key = lake.key_of(registry.get("churn", 2).artifact_uri)
+    lake.put_bytes(key, lake.read_bytes(key) + b"tampered")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        score(DAYS[2])
+    assert day_predictions(platform, DAYS[2]).empty
+
+
+def with_batch_rows(tmp_path, monkeypatch, batch_rows: int) -> None:
+    """Point the task at a copy of the spec that scores `batch_rows` rows at a time."""
+    from include.usecases.spec import SPEC_DIR
+
+    folder = tmp_path / f"specs-{batch_rows}"
+    folder.mkdir()
+    text = (SPEC_DIR / "churn.yaml").read_text().replace("batch_rows: 100000", f"batch_rows: {batch_rows}")
+    (folder / "churn.yaml").write_text(text)
+    monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
+
+
+def test_the_chunked_path_equals_the_one_shot_path_row_for_row(world, tmp_path, monkeypatch):
+    platform, lake, _ = world
+    every_day, _ = read_days(lake, "raw", "churn", DAYS[0], DAYS[2])
+    write_frame(lake, f"raw/churn/ds={DAYS[2]}/part-0.parquet", every_day)
+    with_batch_rows(tmp_path, monkeypatch, 1_000_000)
+    score(DAYS[2])
+    one_shot = day_predictions(platform, DAYS[2])
+    with_batch_rows(tmp_path, monkeypatch, 7)
+    chunked_summary = score(DAYS[2])
+    chunked = day_predictions(platform, DAYS[2])
+    assert chunked_summary["rows_scored"] == len(one_shot) == len(every_day)
+    exact = ["use_case", "ds", "entity_id", "model_version", "predicted_label"]
+    pd.testing.assert_frame_equal(one_shot[exact], chunked[exact], check_exact=True)
+    # BLAS sums a matrix product in an order that depends on the batch's shape: the last bit may move.
+    assert chunked["score"].to_numpy() == pytest.approx(one_shot["score"].to_numpy(), rel=1e-12, abs=0)
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import pyarrow as pa
+import sqlalchemy as sa
+from include.io.stores import LocalStore
+from include.scoring.score import PREDICTION_SCHEMA, write_predictions
+import datetime as dt
+
+engine = sa.create_engine(sys.argv[1])
+ds = dt.date.fromisoformat(sys.argv[3])
+def batches():
+    for n in range(1000):
+        if n == 5:
+            os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of the bulk write
+        yield pa.record_batch(
+            [pa.array(["churn"] * 100), pa.array([ds] * 100, pa.date32()),
+             pa.array([f"{n:04d}-{i:05d}" for i in range(100)]), pa.array([99] * 100, pa.int32()),
+             pa.array([0.5] * 100), pa.array([1] * 100, pa.int16()),
+             pa.array([dt.datetime.now(dt.UTC)] * 100, pa.timestamp("us", tz="UTC"))],
+            schema=PREDICTION_SCHEMA)
+write_predictions(engine, LocalStore(sys.argv[2]), "churn", ds, batches())
+"""
+
+
+def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
+    platform, lake, _ = world
+    score(DAYS[2])
+    before = day_predictions(platform, DAYS[2])
+    lake_before = lake.read_bytes(f"predictions/churn/ds={DAYS[2]}/part-0.parquet")
+    url = platform.url.render_as_string(hide_password=False)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, url, str(lake.root), DAYS[2].isoformat()],
+        capture_output=True,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    after = day_predictions(platform, DAYS[2])
+    pd.testing.assert_frame_equal(before, after)
+    assert lake.read_bytes(f"predictions/churn/ds={DAYS[2]}/part-0.parquet") == lake_before
+
+
+def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(world):
+    from include.assets import retrain_asset
+    from include.scoring.task import request_retrain, retrain_due
+
+    platform, lake, _ = world
+    key = f"raw/churn/ds={DAYS[1]}/part-0.parquet"
+    drifted = read_frame(lake, key)
+    drifted["Contract"] = "Two year"  # the whole day moves to one category
+    drifted["MonthlyCharges"] = drifted["MonthlyCharges"] * 3
+
+    for day in DAYS[1:]:
+        write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
+
+    stable = score(DAYS[0])
+    assert stable["drift_level"] != "alert"
+    assert not retrain_due("churn", stable)
+
+    first = score(DAYS[1])
+    assert first["drift_level"] == "alert"
+    assert set(first["alerts"]) >= {"Contract", "MonthlyCharges"}
+    assert retrain_due("churn", first)
+    outlets = Outlets()
+    request_retrain("churn", first, {"run_id": "score-drift", "outlet_events": outlets})
+    assert outlets[retrain_asset("churn")].extra["ds"] == DAYS[1].isoformat()
+
+    next_day = score(DAYS[2])
+    assert next_day["drift_level"] == "alert"
+    assert not retrain_due("churn", next_day)  # within the 7-day cooldown
+    assert not retrain_due("churn", first)  # nor does a rerun of the same day ask again
+    with platform.connect() as conn:
+        assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[1]]
