@@ -103,10 +103,10 @@ def train_dag(spec: UseCase):
             return fit_and_register(spec.name, plan, list(results), params, run_id)
 
         @task.short_circuit
-        def gate(plan: dict, candidate: dict, params: dict) -> bool:
+        def gate(plan: dict, candidate: dict, **context) -> bool:
             from include.training.task import gate
 
-            return gate(spec.name, plan, candidate, params)
+            return gate(spec.name, plan, candidate, context)
 
         @task
         def promote(candidate: dict) -> dict:

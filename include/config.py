@@ -26,6 +26,8 @@ class Settings:
     dag_end_date: dt.date | None = None
     # Task retries (2 in production); the demo sets 0 so that a failure shows at once.
     task_retries: int = 2
+    # The HTTP connection alerts are POSTed to (include/alerting.py); undefined: a logged warning.
+    alerts_conn_id: str = "platform_alerts"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,4 +39,5 @@ class Settings:
             if (end := os.environ.get("PLATFORM_DAG_END_DATE"))
             else None,
             task_retries=int(os.environ.get("PLATFORM_TASK_RETRIES", "2")),
+            alerts_conn_id=os.environ.get("PLATFORM_ALERTS_CONN_ID", "platform_alerts"),
         )

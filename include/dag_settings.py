@@ -7,6 +7,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param
 
+from include.alerting import PlatformAlert
 from include.config import Settings
 from include.usecases.spec import UseCase
 
@@ -21,7 +22,12 @@ def end_date(settings: Settings) -> pendulum.DateTime | None:
 
 
 def default_args(spec: UseCase, settings: Settings) -> dict:
-    return {"owner": spec.owner, "retries": settings.task_retries, "retry_delay": dt.timedelta(minutes=5)}
+    return {
+        "owner": spec.owner,
+        "retries": settings.task_retries,
+        "retry_delay": dt.timedelta(minutes=5),
+        "on_failure_callback": PlatformAlert(settings.alerts_conn_id, spec.schedule.timezone),
+    }
 
 
 def ds_param(title: str) -> Param:

@@ -157,23 +157,40 @@ def load_version_model(lake, version):
     return load_model(lake.read_bytes(lake.key_of(version.artifact_uri)), version.sha256)
 
 
-def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], params: dict[str, Any]) -> bool:
-    """Score the champion on the candidate's holdout, decide, store the decision; True to promote."""
+def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context: Any) -> bool:
+    """Score the champion on the candidate's holdout, decide, store the decision; True to promote.
+
+    A rejection is also sent as an alert (include/alerting.py).
+    """
+    from include.alerting import PlatformAlert
     from include.io.lake import read_frame
     from include.registry.registry import OLDER_THAN_CHAMPION
     from include.training.gate import decide
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
 
-    spec = _spec_with(use_case, params)
+    spec = _spec_with(use_case, context["params"])
     lake, registry = _lake_and_registry()
     version = registry.get(use_case, candidate["version"])
     champion = registry.champion(use_case)
+
+    def alert_rejected(reasons: list[str]) -> None:
+        PlatformAlert(
+            Settings.from_env().alerts_conn_id,
+            spec.schedule.timezone,
+            event="rejected",
+            reasons=reasons,
+            use_case=use_case,
+            candidate_version=version.version,
+            champion_version=champion.version if champion else None,
+        )(context)
+
     if champion is not None and champion.ds > version.ds:
         older = f"trained as of {version.ds}, champion v{champion.version} as of {champion.ds}"
         reasons = [f"{OLDER_THAN_CHAMPION} ({older})"]
         registry.record_decision(version, champion, False, reasons, None)
         log.info("%s v%d: %s", use_case, version.version, reasons[0])
+        alert_rejected(reasons)
         return False
     champion_metrics = None
     if champion is not None:
@@ -185,6 +202,8 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], params:
     decision = decide(version.metrics, champion_metrics, spec.gate)
     registry.record_decision(version, champion, decision.passed, list(decision.reasons), champion_metrics)
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
+    if not decision.passed:
+        alert_rejected(list(decision.reasons))
     return decision.passed
 
 

@@ -1,0 +1,107 @@
+"""Alerts for a failed task and a rejected candidate, POSTed as JSON to an Airflow HTTP connection.
+
+The connection (`platform_alerts`, or `PLATFORM_ALERTS_CONN_ID`) names the webhook, e.g.
+`AIRFLOW_CONN_PLATFORM_ALERTS='{"conn_type": "http", "host": "https://hooks.example.com/..."}'`; the
+provider's `HttpNotifier` sends the message. Alerting never fails a task: without the connection it
+logs a warning, and a failed POST is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from include.partition import PartitionError, partition_from_context
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10
+
+
+def exception_text(exception: object) -> str:
+    """The failure's reason: the exception's type and message."""
+    if isinstance(exception, BaseException):
+        return f"{type(exception).__name__}: {exception}"
+    return str(exception or "unknown error")
+
+
+def alert_message(
+    event: str, context: Mapping[str, Any], reasons: Sequence[str], tz: str = "UTC", **details: Any
+) -> dict[str, Any]:
+    """The alert for a task's context: who, which day, why, and a one-line `text` for chat webhooks.
+
+    Args:
+        event: `failed` or `rejected`.
+        context: the task's Airflow context.
+        reasons: why; joined with "; " into `reason`.
+        tz: the use case's time zone, to name the run's day.
+        **details: extra fields of the event (a rejection's versions).
+
+    Returns:
+        The JSON payload; `ds` is the run id when the run's day cannot be determined.
+    """
+    ti = context["ti"]
+    try:
+        ds = partition_from_context(context, tz).key
+    except PartitionError:
+        ds = ti.run_id
+    reason = "; ".join(reasons)
+    return {
+        "event": event,
+        "dag_id": ti.dag_id,
+        "ds": ds,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "reason": reason,
+        "log_url": ti.log_url,
+        **details,
+        "text": f"{ti.dag_id} ds={ds}: {ti.task_id} {event} (run {ti.run_id}): {reason}",
+    }
+
+
+def send_alert(conn_id: str, message: dict[str, Any]) -> bool:
+    """POST the message to the connection's URL; True if it was delivered. Logs instead of raising."""
+    from airflow.providers.http.notifications import HttpNotifier
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        log.warning("No connection %r: alert not sent: %s", conn_id, message["text"])
+        return False
+    try:
+        # notify(), not __call__: the message is data (exception text), never a Jinja template.
+        HttpNotifier(http_conn_id=conn_id, json=message, extra_options={"timeout": TIMEOUT_SECONDS}).notify(
+            {}
+        )
+    except Exception:
+        log.exception("Alert to connection %r failed: %s", conn_id, message["text"])
+        return False
+    log.info("Alert sent to connection %r: %s", conn_id, message["text"])
+    return True
+
+
+class PlatformAlert(BaseNotifier):
+    """Airflow notifier: a task failure (as `on_failure_callback`), or a rejection given its reasons."""
+
+    def __init__(
+        self,
+        conn_id: str,
+        tz: str = "UTC",
+        event: str = "failed",
+        reasons: Sequence[str] = (),
+        **details: Any,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.tz = tz
+        self.event = event
+        self.reasons = list(reasons)
+        self.details = details
+
+    def notify(self, context: Any) -> None:
+        reasons = self.reasons or [exception_text(context.get("exception"))]
+        send_alert(self.conn_id, alert_message(self.event, context, reasons, self.tz, **self.details))
