@@ -13,14 +13,17 @@ floor, and no guard-rail (accuracy) falls by more than its tolerance; a candidat
 data than the champion is never promoted. A rejected candidate skips `promote` (skipped, not
 failed) and stays in the registry as `rejected`; `python -m include.cli gate <use case>` says why.
 
-**Which day.** Weekly (spec `schedule.train`, a trigger timetable): the Monday 03:00 run trains as
-of Sunday. A manual run takes the form's `ds`, or its logical date (see `include/partition.py`).
+**When, and which day.** Weekly (spec `schedule.train`, a trigger timetable): the Monday 03:00 run
+trains as of Sunday. Also whenever scoring asks for it on drift (the retrain Asset): that run trains
+as of the drifting day. A manual run takes the form's `ds`, or its logical date (see
+`include/partition.py`).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from include.assets import retrain_asset
 from include.config import Settings
 from include.dag_settings import default_args, ds_param, end_date, start_date
 from include.usecases.spec import ESTIMATORS, UseCase, load_specs
@@ -33,7 +36,10 @@ def train_dag(spec: UseCase):
         dag_id=spec.train_dag_id,
         description=f"Train {spec.name}: tune, cross-validate, gate against the champion, promote",
         doc_md=__doc__,
-        schedule=CronTriggerTimetable(spec.schedule.train, timezone=spec.schedule.timezone),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(spec.schedule.train, timezone=spec.schedule.timezone),
+            assets=[retrain_asset(spec.name)],
+        ),
         start_date=start_date(spec),
         end_date=end_date(SETTINGS),
         catchup=False,

@@ -3,6 +3,10 @@
     python -m include.cli models churn [--json]    versions, status, aliases, ds, primary metric, sha256
     python -m include.cli gate churn [--json]      gate decisions: both sides' metrics and the reason
     python -m include.cli runs churn [--json]      ingest run records: rows read, quarantined, written
+    python -m include.cli predictions churn [--ds D] [--json]
+                                                   scored days: rows, model version, score distribution
+    python -m include.cli drift churn [--ds D] [--json]
+                                                   drift per day (worst feature), or per feature of a day
 
 It reads the platform's tables through the `platform_db` connection (`PLATFORM_DB_CONN_ID`).
 """
@@ -19,7 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from include.config import Settings
+from include.partition import parse_ds
+from include.platform.tables import create_tables
 from include.usecases.spec import get_spec
+
+# What the plain-text tables leave out (the JSON keeps it).
+WIDE = ("score_histogram", "rejected_reasons", "buckets", "reference_shares", "actual_shares")
 
 
 def _engine() -> sa.Engine:
@@ -88,7 +97,7 @@ def gate(use_case: str) -> list[dict[str, Any]]:
 
 def runs(use_case: str) -> list[dict[str, Any]]:
     """The ingest run records, one per day."""
-    from include.platform.tables import create_tables, ingest_runs
+    from include.platform.tables import ingest_runs
 
     engine = _engine()
     create_tables(engine)
@@ -97,6 +106,87 @@ def runs(use_case: str) -> list[dict[str, Any]]:
             sa.select(ingest_runs).where(ingest_runs.c.use_case == use_case).order_by(ingest_runs.c.ds)
         ).mappings()
         return [{**r, "ds": r["ds"].isoformat(), "recorded_at": str(r["recorded_at"])} for r in rows]
+
+
+def predictions(use_case: str, ds: dt.date | None = None) -> list[dict[str, Any]]:
+    """Each scored day: rows in the table, model version(s), score distribution and the run record."""
+    from include.platform.tables import predictions as table
+    from include.platform.tables import score_runs
+
+    engine = _engine()
+    create_tables(engine)
+    day = (table.c.use_case == use_case) & (table.c.ds == ds if ds else sa.true())
+    stats = (
+        sa.select(
+            table.c.ds,
+            sa.func.count().label("rows"),
+            sa.func.min(table.c.model_version).label("model_version"),
+            sa.func.count(sa.distinct(table.c.model_version)).label("model_versions"),
+            sa.func.min(table.c.score).label("score_min"),
+            sa.func.avg(table.c.score).label("score_mean"),
+            sa.func.max(table.c.score).label("score_max"),
+            (sa.func.sum(table.c.predicted_label) / sa.func.count().cast(sa.Float)).label("positive_rate"),
+        )
+        .where(day)
+        .group_by(table.c.ds)
+        .order_by(table.c.ds)
+    )
+    with engine.connect() as conn:
+        found = conn.execute(stats).mappings().all()
+        records = {
+            r["ds"]: r
+            for r in conn.execute(
+                sa.select(score_runs).where(
+                    (score_runs.c.use_case == use_case) & (score_runs.c.ds == ds if ds else sa.true())
+                )
+            ).mappings()
+        }
+    rows = []
+    for r in found:
+        record = records.get(r["ds"], {})
+        rows.append(
+            {
+                **r,
+                "ds": r["ds"].isoformat(),
+                "score_mean": float(r["score_mean"]),
+                "positive_rate": float(r["positive_rate"]),
+                "rows_in": record.get("rows_in"),
+                "rows_rejected": record.get("rows_rejected"),
+                "drift": record.get("drift_level"),
+                "score_histogram": record.get("score_histogram"),
+                "rejected_reasons": record.get("rejected_reasons"),
+            }
+        )
+    return rows
+
+
+def drift(use_case: str, ds: dt.date | None = None) -> list[dict[str, Any]]:
+    """Every feature's drift on day `ds`; without a day, each day's worst feature."""
+    from include.platform.tables import drift_measures as table
+
+    engine = _engine()
+    create_tables(engine)
+    query = sa.select(table).where(table.c.use_case == use_case).order_by(table.c.ds, table.c.psi.desc())
+    with engine.connect() as conn:
+        rows = conn.execute(query.where(table.c.ds == ds) if ds else query).mappings().all()
+    if ds:
+        keep = ("feature", "kind", "psi", "level", "model_version", "rows")
+        return [
+            {
+                **{k: r[k] for k in keep},
+                "buckets": r["buckets"],
+                "reference_shares": r["reference_shares"],
+                "actual_shares": r["actual_shares"],
+            }
+            for r in rows
+        ]
+    worst: dict[dt.date, dict[str, Any]] = {}
+    for r in rows:
+        worst.setdefault(r["ds"], r)  # rows come by day, highest PSI first
+    return [
+        {"ds": d.isoformat(), "worst_feature": r["feature"], "psi": r["psi"], "level": r["level"]}
+        for d, r in worst.items()
+    ]
 
 
 def gate_table(rows: list[dict[str, Any]], primary: str) -> str:
@@ -121,6 +211,15 @@ def gate_table(rows: list[dict[str, Any]], primary: str) -> str:
     return format_table(flat, list(flat[0]))
 
 
+def histogram_text(counts: list[int], width: int = 40) -> str:
+    """Rows per tenth of the score range, as bars."""
+    top = max(counts, default=0) or 1
+    return "\n".join(
+        f"{i / 10:.1f}-{(i + 1) / 10:.1f}  {'#' * round(width * n / top):<{width}}  {n}"
+        for i, n in enumerate(counts)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,14 +227,25 @@ def main(argv: list[str] | None = None) -> int:
         ("models", "registered versions"),
         ("gate", "gate decisions"),
         ("runs", "ingest runs"),
+        ("predictions", "scored days"),
+        ("drift", "drift per day, or per feature with --ds"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("use_case")
         sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        if name in ("predictions", "drift"):
+            sub.add_argument("--ds", type=parse_ds, help="one day, YYYY-MM-DD")
     args = parser.parse_args(argv)
     primary = get_spec(args.use_case, Settings.from_env().spec_dir).gate.primary
-    readers: dict[str, Callable[[str], list[dict[str, Any]]]] = {"models": models, "gate": gate, "runs": runs}
-    rows = readers[args.command](args.use_case)
+    readers: dict[str, Callable[..., list[dict[str, Any]]]] = {
+        "models": models,
+        "gate": gate,
+        "runs": runs,
+        "predictions": predictions,
+        "drift": drift,
+    }
+    day = {"ds": args.ds} if getattr(args, "ds", None) else {}
+    rows = readers[args.command](args.use_case, **day)
     if args.json:
         print(json.dumps(rows, indent=2, default=_json_default))
     elif not rows:
@@ -143,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "gate":
         print(gate_table(rows, primary))
     else:
-        print(format_table(rows, list(rows[0])))
+        print(format_table(rows, [c for c in rows[0] if c not in WIDE]))
+        if args.command == "predictions" and len(rows) == 1:
+            print(histogram_text(rows[0]["score_histogram"] or []))
     return 0
 
 

@@ -305,3 +305,27 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
     assert not retrain_due("churn", first)  # nor does a rerun of the same day ask again
     with platform.connect() as conn:
         assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[1]]
+
+
+def test_the_cli_shows_a_scored_day_and_its_drift(world, capsys):
+    from include import cli
+
+    summary = score(DAYS[2])
+    capsys.readouterr()  # the task's logs
+    assert cli.main(["predictions", "churn", "--ds", DAYS[2].isoformat(), "--json"]) == 0
+    [day] = json.loads(capsys.readouterr().out)
+    assert day["rows"] == day["rows_in"] == summary["rows_scored"]
+    assert (day["model_version"], day["model_versions"]) == (2, 1)
+    assert 0 <= day["score_min"] <= day["score_mean"] <= day["score_max"] <= 1
+    assert sum(day["score_histogram"]) == day["rows"]
+
+    assert cli.main(["predictions", "churn", "--ds", DAYS[2].isoformat()]) == 0
+    text = capsys.readouterr().out
+    assert "score_mean" in text and "0.9-1.0" in text
+
+    assert cli.main(["drift", "churn", "--ds", DAYS[2].isoformat(), "--json"]) == 0
+    features = json.loads(capsys.readouterr().out)
+    assert {f["feature"] for f in features} >= {"tenure", "Contract"}
+    assert [f["psi"] for f in features] == sorted((f["psi"] for f in features), reverse=True)
+    assert cli.main(["drift", "churn"]) == 0
+    assert DAYS[2].isoformat() in capsys.readouterr().out
