@@ -329,3 +329,54 @@ def test_the_cli_shows_a_scored_day_and_its_drift(world, capsys):
     assert [f["psi"] for f in features] == sorted((f["psi"] for f in features), reverse=True)
     assert cli.main(["drift", "churn"]) == 0
     assert DAYS[2].isoformat() in capsys.readouterr().out
+
+
+def run_score_dag(day: dt.date):
+    """One run of the real `churn_score` DAG through `dag.test()`; its task instances' states."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import REPO
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "score.py")).dags["churn_score"]
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+    return run.state, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def retrain_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "churn_retrain_request")
+        )
+        return [event.extra for event in events]
+
+
+@pytest.mark.parametrize("platform", ["postgres"], indirect=True)
+def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, world):
+    platform, lake, _ = world
+    state, tasks = run_score_dag(DAYS[0])
+    assert state == "success"
+    assert tasks["wait_for_partition"] == tasks["score"] == "success"
+    assert tasks["request_retrain"] == "skipped"  # no alert on an ordinary day
+    assert len(day_predictions(platform, DAYS[0])) > 0
+
+    drifted = read_frame(lake, f"raw/churn/ds={DAYS[1]}/part-0.parquet")
+    drifted["Contract"] = "Two year"
+    for day in DAYS[1:]:
+        write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
+    before = len(retrain_events())
+    state, tasks = run_score_dag(DAYS[1])
+    assert (state, tasks["request_retrain"]) == ("success", "success")
+    events = retrain_events()
+    assert len(events) == before + 1
+    assert events[-1]["ds"] == DAYS[1].isoformat() and "Contract" in events[-1]["features"]
+
+    state, tasks = run_score_dag(DAYS[2])  # drifting still, but inside the cooldown
+    assert (state, tasks["retrain_due"], tasks["request_retrain"]) == ("success", "success", "skipped")
+    assert len(retrain_events()) == before + 1

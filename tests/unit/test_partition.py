@@ -132,3 +132,24 @@ def test_a_partitions_start_names_the_partition(day, tz):
 
     assert resolve_partition(None, partition.start.astimezone(UTC), None, tz) == partition
     assert resolve_partition(None, partition.end, None, tz).ds == day + dt.timedelta(days=1)
+
+
+def test_an_asset_triggered_run_takes_the_newest_day_of_its_events():
+    event = lambda ds: SimpleNamespace(extra={"ds": ds})  # noqa: E731
+    context = {
+        "params": {},
+        "logical_date": None,
+        "dag_run": SimpleNamespace(run_after=dt.datetime(2025, 4, 2, 9, 30, tzinfo=dt.UTC)),
+        "triggering_asset_events": {"churn_retrain_request": [event("2025-03-30"), event("2025-03-31")]},
+    }
+    assert partition_from_context(context).ds == dt.date(2025, 3, 31)
+    context["params"] = {"ds": "2025-03-01"}
+    assert partition_from_context(context).ds == dt.date(2025, 3, 1)  # the form still wins
+    context["params"] = {}
+    context["triggering_asset_events"] = {"churn_retrain_request": [SimpleNamespace(extra={})]}
+    assert partition_from_context(context).ds == dt.date(2025, 4, 1)  # no ds in the event: run_after
+
+
+def test_an_event_with_a_malformed_ds_is_refused_naming_it():
+    with pytest.raises(PartitionError, match="triggering asset event's ds"):
+        resolve_partition(None, None, None, event_ds="31/03/2025")
