@@ -304,17 +304,23 @@ class DriftCounter:
     def drifts(self) -> list[FeatureDrift]:
         """One `FeatureDrift` per feature, in the spec's order, graded by the spec's PSI levels.
 
+        A day with fewer than ``drift.min_rows`` rows can reach "warn" but not "alert".
+
         Raises:
             ValueError: when no rows were counted.
         """
         if not self.rows:
             raise ValueError("cannot measure drift on a day with no rows")
         drift = self.spec.drift
+        # Too few rows to tell drift from sampling noise: the PSI is kept, but it cannot alert.
+        psi_alert = drift.psi_alert if self.rows >= drift.min_rows else math.inf
+        if self.rows < drift.min_rows:
+            logger.info("%d rows < drift.min_rows %d: levels capped at warn", self.rows, drift.min_rows)
         drifts = []
         for ref, counts in zip(self.features, self.counts, strict=True):
             actual = _shares(counts, self.rows)
             value = psi(ref.shares, actual)
-            level = level_of(value, drift.psi_warn, drift.psi_alert)
+            level = level_of(value, drift.psi_warn, psi_alert)
             drifts.append(
                 FeatureDrift(ref.name, ref.kind, value, level, ref.buckets, ref.shares, actual, self.rows)
             )

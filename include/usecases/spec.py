@@ -139,6 +139,9 @@ class Drift(_Model):
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
     cooldown_days: int = Field(7, ge=0)
+    # A day with fewer rows can warn but not alert: sampling noise alone gives a PSI near
+    # (buckets - 1) / rows, about 0.11 for 10 bins at 80 rows.
+    min_rows: int = Field(500, ge=1)
 
 
 class UseCase(_Model):

@@ -114,6 +114,13 @@ def register(registry, lake, training, ds, family, params) -> int:
     return version.version
 
 
+def big_day(lake) -> pd.DataFrame:
+    """Every ingested row as one day: enough rows (over `drift.min_rows`) for drift to alert."""
+    rows, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], DAYS[-1])
+    assert len(rows) >= SPEC.drift.min_rows
+    return rows
+
+
 class Outlets(dict):
     def __missing__(self, asset):
         self[asset] = event = type("Event", (), {"extra": None})()
@@ -279,8 +286,7 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
     from include.scoring.task import request_retrain, retrain_due
 
     platform, lake, _ = world
-    key = f"raw/churn/ds={DAYS[1]}/part-0.parquet"
-    drifted = read_frame(lake, key)
+    drifted = big_day(lake)
     drifted["Contract"] = "Two year"  # the whole day moves to one category
     drifted["MonthlyCharges"] = drifted["MonthlyCharges"] * 3
 
@@ -366,7 +372,7 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     assert tasks["request_retrain"] == "skipped"  # no alert on an ordinary day
     assert len(day_predictions(platform, DAYS[0])) > 0
 
-    drifted = read_frame(lake, f"raw/churn/ds={DAYS[1]}/part-0.parquet")
+    drifted = big_day(lake)
     drifted["Contract"] = "Two year"
     for day in DAYS[1:]:
         write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)

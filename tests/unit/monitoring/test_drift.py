@@ -187,6 +187,18 @@ def test_a_shifted_feature_alerts_and_only_that_one(reference, day, spec, featur
     assert worst_level(drifts) == "alert"
 
 
+def test_a_day_with_too_few_rows_warns_but_cannot_alert(reference, day, spec):
+    small = day.head(spec.drift.min_rows - 1).copy()
+    small["Contract"] = "Month-to-month"
+    contract = by_feature(measure_drift(reference, small, spec))["Contract"]
+    assert contract.psi >= spec.drift.psi_alert
+    assert contract.level == "warn"
+
+    enough = day.head(spec.drift.min_rows).copy()
+    enough["Contract"] = "Month-to-month"
+    assert by_feature(measure_drift(reference, enough, spec))["Contract"].level == "alert"
+
+
 def test_an_unseen_category_lands_in_other(reference, day, spec):
     day.loc[: len(day) // 3, "PaymentMethod"] = "Crypto"
     payment = by_feature(measure_drift(reference, day, spec))["PaymentMethod"]
