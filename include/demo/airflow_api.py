@@ -1,10 +1,13 @@
-"""A local Airflow (`airflow standalone`) started and stopped by process group, and its REST API.
+"""A local Airflow started and stopped by process group, and its REST API.
 
-Used by the demo and by the end-to-end tests: start it, get a token, call `/api/v2`, stop it.
+`StandaloneAirflow` (`airflow standalone`) runs the demo; `LocalAirflow` (scheduler, dag-processor,
+triggerer and API server as separate processes) runs the end-to-end tests. Both: start it, get a
+token, call `/api/v2`, stop it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -63,50 +66,74 @@ class AirflowApi:
         return self._send("PATCH", "/api/v2" + path, body, self.token)
 
 
-class StandaloneAirflow:
-    """`airflow standalone` in its own process group, so stopping it stops every child."""
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int = 8080) -> None:
+
+class LocalAirflow:
+    """Airflow's components as separate processes on loopback, each in its own session (process group).
+
+    Stopping sends SIGTERM to every group, then SIGKILL to any left after the timeout, so workers and
+    other children go too. Each component logs to `<log_dir>/<component>.log`.
+    """
+
+    components: tuple[str, ...] = COMPONENTS
+
+    def __init__(self, env: dict[str, str], log_dir: Path, port: int = 8080) -> None:
         self.port = port
-        self.log_path = log_path
+        self.log_dir = log_dir
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **env,
             "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         }
-        self.process: subprocess.Popen | None = None
+        self.processes: dict[str, subprocess.Popen] = {}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log_file(self, component: str) -> Path:
+        return self.log_dir / f"{component}.log"
+
     def start(self, timeout: float = 120) -> None:
+        """Start every component and wait until the API reports them healthy."""
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                 raise RuntimeError(f"port {self.port} is taken: is another Airflow running? Stop it first.")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                ["airflow", "standalone"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for component in self.components:
+            with self.log_file(component).open("ab") as out:
+                self.processes[component] = subprocess.Popen(
+                    ["airflow", component],
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"airflow standalone exited with {self.process.returncode}; see {self.log_path}"
-                )
+            try:
+                self.check_running()
+            except RuntimeError:
+                self.stop()
+                raise
             if self._healthy():
                 return
             time.sleep(1)
         self.stop()
-        raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_path}")
+        raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_dir}")
+
+    def check_running(self) -> None:
+        """Raise if a component has exited (a crashed scheduler would otherwise look like a slow run)."""
+        for component, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {component} exited with {process.returncode}; see {self.log_file(component)}"
+                )
 
     def _healthy(self) -> bool:
         try:
@@ -114,24 +141,51 @@ class StandaloneAirflow:
                 health = json.loads(response.read())
         except (OSError, ValueError):
             return False
-        return health.get("scheduler", {}).get("status") == "healthy"
+        return all(
+            (health.get(part) or {}).get("status") == "healthy"
+            for part in ("scheduler", "triggerer", "dag_processor")
+        )
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGTERM to each component's process group; after the leaders exit (or `timeout`), SIGKILL
+        to whatever is left in the groups, so no orphaned worker survives."""
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.warning("process group %d did not stop in %.0fs: killing it", process.pid, timeout)
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
-    def __enter__(self) -> StandaloneAirflow:
+    def __enter__(self) -> LocalAirflow:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class StandaloneAirflow(LocalAirflow):
+    """`airflow standalone` (every component under one parent) in its own process group."""
+
+    components = ("standalone",)
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int = 8080) -> None:
+        super().__init__(env, log_path.parent, port)
+        self.log_path = log_path
+
+    def log_file(self, component: str) -> Path:
+        return self.log_path
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.processes.get("standalone")
 
 
 def wait_for_backfill(api: AirflowApi, backfill_id: int, timeout: float = 600) -> dict:
@@ -149,3 +203,46 @@ def run_states(api: AirflowApi, dag_id: str) -> dict[str, str]:
     """The state of every run of a DAG, by run id."""
     runs = api.get(f"/dags/{dag_id}/dagRuns?limit=1000")["dag_runs"]
     return {run["dag_run_id"]: run["state"] for run in runs}
+
+
+def wait_for_dag(api: AirflowApi, dag_id: str, timeout: float = 120) -> None:
+    """Poll until the dag-processor has parsed and serialized the DAG."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            api.get(f"/dags/{dag_id}/details")
+            return
+        except AirflowApiError as exc:
+            if exc.status != 404:
+                raise
+        time.sleep(1)
+    raise TimeoutError(f"{dag_id} not parsed after {timeout:.0f}s")
+
+
+def trigger_run(api: AirflowApi, dag_id: str, conf: dict, logical_date: str | None = None) -> str:
+    """Trigger one run (no logical date unless given, as the UI's cleared date field); its run id."""
+    body = {"logical_date": logical_date, "conf": conf}
+    return api.post(f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+
+def create_backfill(
+    api: AirflowApi,
+    dag_id: str,
+    first: str,
+    last: str,
+    reprocess: str = "none",
+    conf: dict | None = None,
+    max_active_runs: int = 8,
+) -> dict:
+    """Create a backfill of the days [first, last] (`YYYY-MM-DD`); the scheduler runs it."""
+    return api.post(
+        "/backfills",
+        {
+            "dag_id": dag_id,
+            "from_date": f"{first}T00:00:00Z",
+            "to_date": f"{last}T00:00:00Z",
+            "reprocess_behavior": reprocess,
+            "dag_run_conf": conf or {},
+            "max_active_runs": max_active_runs,
+        },
+    )

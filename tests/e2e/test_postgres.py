@@ -1,0 +1,158 @@
+"""The platform's pipelines driven through Airflow's REST API, on PostgreSQL (Airflow's and the platform's).
+
+Each test uses its own days, so they do not depend on their order; the 21-day backfill `window` is
+shared by the backfill tests and by training, whose smallest window is holdout (14) + 7 days.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from include.demo.airflow_api import AirflowApiError, create_backfill
+from include.demo.seed import demo_dates
+
+pytestmark = pytest.mark.e2e
+
+WINDOW = ("2025-03-01", "2025-03-21")
+
+
+def days(first: str, last: str) -> list[str]:
+    """The demo's days in [first, last], as `YYYY-MM-DD`."""
+    return [str(d) for d in demo_dates() if first <= str(d) <= last]
+
+
+def succeeded(runs: dict[str, dict], first: str, last: str) -> bool:
+    """Whether there is exactly one run per day of [first, last], all successful."""
+    return {ds: run["state"] for ds, run in runs.items()} == dict.fromkeys(days(first, last), "success")
+
+
+@pytest.fixture(scope="module")
+def window(pg_platform) -> dict[str, dict]:
+    """A REST backfill of churn_ingest over WINDOW, finished; its runs by day."""
+    return pg_platform.backfill("churn_ingest", *WINDOW)
+
+
+def test_a_trigger_ingests_the_day_its_ds_names_with_or_without_a_logical_date(pg_platform, expected_rows):
+    platform = pg_platform
+    with_date = platform.trigger("churn_ingest", {"ds": "2025-02-10"}, logical_date="2025-02-01T00:00:00Z")
+    without_date = platform.trigger("churn_ingest", {"ds": "2025-02-11"})
+    assert platform.wait("churn_ingest", [with_date, without_date]) == {
+        with_date: "success",
+        without_date: "success",
+    }
+    records, partitions = platform.ingest_records(), platform.partitions()
+    for ds, run_id in (("2025-02-10", with_date), ("2025-02-11", without_date)):
+        assert partitions[ds] == ["part-0.parquet"]
+        assert records[ds]["run_id"] == run_id
+        assert records[ds]["rows_written"] == expected_rows[ds] == len(platform.partition_rows(ds))
+        assert records[ds]["rows_quarantined"] == {"snapshots": 0, "billing": 0}
+    assert "2025-02-01" not in partitions  # the conf's ds wins over the logical date
+
+
+def test_a_backfill_writes_one_partition_and_one_record_per_day(pg_platform, window, expected_rows):
+    assert succeeded(window, *WINDOW)
+    records, partitions = pg_platform.ingest_records(), pg_platform.partitions()
+    for ds in days(*WINDOW):
+        assert partitions[ds] == ["part-0.parquet"]
+        assert records[ds]["run_id"] == window[ds]["dag_run_id"]
+        assert records[ds]["rows_written"] == expected_rows[ds]
+
+
+def test_rerunning_the_backfill_reprocesses_every_day_in_place(pg_platform, window, expected_rows):
+    platform = pg_platform
+    before, partitions_before = platform.ingest_records(), platform.partitions()
+    rerun = platform.backfill("churn_ingest", *WINDOW, reprocess="completed")
+    assert succeeded(rerun, *WINDOW)
+    after = platform.ingest_records()
+    assert platform.partitions() == partitions_before
+    for ds in days(*WINDOW):
+        ids = platform.partition_rows(ds)
+        assert len(ids) == len(set(ids)) == expected_rows[ds]
+        assert after[ds]["recorded_at"] > before[ds]["recorded_at"]
+        unchanged = {k: v for k, v in after[ds].items() if k != "recorded_at"}
+        assert unchanged == {k: v for k, v in before[ds].items() if k != "recorded_at"}
+
+
+def test_a_backfill_and_another_run_of_the_same_day_at_once_leave_one_partition_and_record(
+    pg_platform, expected_rows
+):
+    """A manual run naming D (no logical date: Airflow itself refuses two runs of one logical date) and
+    a backfill over D-1..D+1, started together: 4 tasks, all within the parallelism of 4."""
+    platform, ds = pg_platform, "2025-03-25"
+    manual = platform.trigger("churn_ingest", {"ds": ds})
+    backfill = platform.backfill("churn_ingest", "2025-03-24", "2025-03-26")
+    assert platform.wait("churn_ingest", [manual]) == {manual: "success"}
+    assert succeeded(backfill, "2025-03-24", "2025-03-26")
+    spans = [
+        platform.api.get(f"/dags/churn_ingest/dagRuns/{run_id}/taskInstances/ingest")
+        for run_id in (manual, backfill[ds]["dag_run_id"])
+    ]
+    assert max(s["start_date"] for s in spans) < min(s["end_date"] for s in spans), "the runs did not overlap"
+    records = platform.ingest_records()
+    assert platform.partitions()[ds] == ["part-0.parquet"]
+    assert records[ds]["run_id"] in (manual, backfill[ds]["dag_run_id"])
+    ids = platform.partition_rows(ds)
+    assert len(ids) == len(set(ids)) == records[ds]["rows_written"] == expected_rows[ds]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "message"),
+    [
+        ("churn_ingest", {"ds": "2025-13-45"}, "Invalid input for param ds: '2025-13-45' is not a 'date'"),
+        ("churn_ingest", {"ds": "20250305"}, "Invalid input for param ds: '20250305' is not a 'date'"),
+        ("churn_train", {"n_trials": 0}, "Invalid input for param n_trials: 0 is less than the minimum of 1"),
+    ],
+)
+def test_an_invalid_param_is_refused_on_trigger_and_on_backfill_and_nothing_runs(
+    pg_platform, dag_id, conf, message
+):
+    """Airflow 3.3 validates the conf against the DAG's params before creating anything: the trigger
+    endpoint answers 400, the backfill endpoint 422, both with the param and the reason."""
+    platform = pg_platform
+    runs_before = platform.api.get(f"/dags/{dag_id}/dagRuns")["total_entries"]
+    backfills_before = platform.api.get(f"/backfills?dag_id={dag_id}")["total_entries"]
+    records_before, partitions_before = platform.ingest_records(), platform.partitions()
+    with pytest.raises(AirflowApiError) as trigger:
+        platform.trigger(dag_id, conf)
+    assert trigger.value.status == 400
+    assert message in str(trigger.value)
+    with pytest.raises(AirflowApiError) as backfill:
+        create_backfill(platform.api, dag_id, "2025-02-03", "2025-02-04", conf=conf)
+    assert backfill.value.status == 422
+    assert message in str(backfill.value)
+    assert platform.api.get(f"/dags/{dag_id}/dagRuns")["total_entries"] == runs_before
+    assert platform.api.get(f"/backfills?dag_id={dag_id}")["total_entries"] == backfills_before
+    assert platform.ingest_records() == records_before
+    assert platform.partitions() == partitions_before
+
+
+def test_a_run_dated_after_the_dag_end_date_succeeds_without_running_anything(pg_platform):
+    """What the UI's default logical date (now) does here, where `PLATFORM_DAG_END_DATE` ends the
+    DAGs on the demo's last day: the run is created and marked successful with no task instance."""
+    platform = pg_platform
+    run_id = platform.trigger("churn_ingest", {"ds": "2025-03-27"}, logical_date="2026-01-01T00:00:00Z")
+    assert platform.wait("churn_ingest", [run_id]) == {run_id: "success"}
+    tis = platform.api.get(f"/dags/churn_ingest/dagRuns/{run_id}/taskInstances")
+    assert tis["total_entries"] == 0
+    assert "2025-03-27" not in platform.partitions()
+
+
+def test_training_registers_a_champion(pg_platform, window):
+    platform = pg_platform
+    platform.run_dag(
+        "churn_train",
+        [WINDOW[1]],
+        estimators=["logistic_regression"],
+        n_trials=1,
+        window_days=len(days(*WINDOW)),
+    )
+    [model] = platform.cli("models", "churn")
+    assert model["status"] == "champion"
+    assert model["aliases"] == "champion"
+    assert model["ds"] == WINDOW[1]
+    assert model["family"] == "logistic_regression"
+    assert model["roc_auc"] >= 0.75  # the gate's floor: with no champion, the floor alone decides
+    [decision] = platform.cli("gate", "churn")
+    assert decision["passed"] is True
+    assert decision["champion"] is None
+    assert decision["candidate"] == model["version"]
