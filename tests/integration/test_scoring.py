@@ -386,3 +386,17 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     state, tasks = run_score_dag(DAYS[2])  # drifting still, but inside the cooldown
     assert (state, tasks["retrain_due"], tasks["request_retrain"]) == ("success", "success", "skipped")
     assert len(retrain_events()) == before + 1
+
+
+def test_two_runs_of_the_same_day_at_once_leave_one_prediction_set(world):
+    """A backfill and the nightly run of one day, together: both succeed, one set of rows remains."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    platform, _, _ = world
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        summaries = list(pool.map(lambda _: score(DAYS[2]), range(4)))
+    table = day_predictions(platform, DAYS[2])
+    assert {s["rows_scored"] for s in summaries} == {len(table)}
+    assert table["entity_id"].is_unique
+    with platform.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(score_runs)).scalar() == 1
