@@ -29,11 +29,14 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
+DAG_IDS = ["churn_ingest", "churn_train", "churn_score"]
+
+
 def test_dags_come_from_the_specs(dagbag):
-    assert {"churn_ingest"} <= set(dagbag.dags)
+    assert set(DAG_IDS) <= set(dagbag.dags)
 
 
-@pytest.mark.parametrize("dag_id", ["churn_ingest"])
+@pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_dag_states_what_operators_need(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "churn" in dag.tags
@@ -51,7 +54,18 @@ def test_daily_dags_use_data_interval_timetables(dagbag):
     """Scheduled runs cover [ds, ds + 1 day): the logical date is the start of the day processed."""
     from airflow.sdk import CronDataIntervalTimetable
 
-    assert isinstance(dagbag.dags["churn_ingest"].timetable, CronDataIntervalTimetable)
+    for dag_id in ("churn_ingest", "churn_score"):
+        assert isinstance(dagbag.dags[dag_id].timetable, CronDataIntervalTimetable), dag_id
+
+
+def test_training_runs_weekly_and_on_the_retrain_asset(dagbag):
+    from include.assets import retrain_asset
+
+    train = dagbag.dags["churn_train"]
+    assert retrain_asset("churn") in train.timetable.asset_condition.objects
+    assert train.timetable.summary  # the weekly cron, shown in the UI
+    score = dagbag.dags["churn_score"]
+    assert any(retrain_asset("churn") in task.outlets for task in score.tasks)
 
 
 def test_dag_folder_parses_within_budget():
