@@ -1,8 +1,11 @@
 """`make demo`: seed the demo sources and run every pipeline stage through a real Airflow.
 
 Everything lives under `.demo/` (SQLite for Airflow and the platform, folders for the bucket and the
-lake). The ingest of all 90 demo days is one scheduler-run backfill, so the days run in parallel.
-Rerunning gives the same partitions and counts: the backfill reprocesses every day in place.
+lake). Three phases, each queued before Airflow starts (see `queue_backfill`): a scheduler-run
+backfill ingests all 90 demo days in parallel; two training runs make a champion as of 2025-03-01
+and a challenger as of 2025-03-31; a backfill scores every day from the first champion's on, each
+with the champion of its day. Rerunning gives the same partitions, predictions and counts: the
+backfills reprocess every day in place and the training runs are kept.
 
     python -m include.demo.run            # the demo, then a summary
     python -m include.demo.run --serve    # Airflow's UI and scheduler on the demo (make up)
@@ -11,6 +14,7 @@ Rerunning gives the same partitions and counts: the backfill reprocesses every d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from include.demo.airflow_api import (
@@ -76,9 +81,11 @@ def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> N
     """Create a backfill over [first, last] that reprocesses done days; the scheduler runs it later.
 
     Created while no scheduler runs: on SQLite, Airflow's scheduler can crash on a backfill created
-    under its feet (StaleDataError), so the demo queues work first and starts Airflow after.
+    under its feet (StaleDataError), so the demo queues work first and starts Airflow after. The DAG
+    stays paused until Airflow is healthy (see `start`): a task started before the API server is up
+    cannot report to it and fails.
     """
-    _airflow(["dags", "unpause", dag_id], env)
+    _airflow(["dags", "pause", dag_id], env)
     _airflow(
         [
             *("backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last),
@@ -93,7 +100,7 @@ def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[
 
     A rerun of the demo keeps the training runs (and so the registry) it made the first time.
     """
-    _airflow(["dags", "unpause", dag_id], env)
+    _airflow(["dags", "pause", dag_id], env)
     from include.io.connections import engine_for
     from include.registry.registry import Registry
 
@@ -108,6 +115,15 @@ def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[
     return run_ids
 
 
+@contextlib.contextmanager
+def start(env: dict[str, str], dag_id: str) -> Iterator[AirflowApi]:
+    """`airflow standalone` until the block ends, with `dag_id` unpaused once Airflow is healthy."""
+    with StandaloneAirflow(env, demo_home() / "logs" / "airflow.log") as airflow:
+        api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
+        api.patch(f"/dags/{dag_id}", {"is_paused": False})
+        yield api
+
+
 def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float = 900) -> dict[str, str]:
     """Wait until every run has finished; their states by run id."""
     deadline = time.monotonic() + timeout
@@ -119,24 +135,27 @@ def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: flo
     raise TimeoutError(f"{dag_id}: runs not finished after {timeout:.0f}s")
 
 
+def finish_backfill(api: AirflowApi, dag_id: str) -> dict[str, int]:
+    """Wait for the DAG's newest backfill; its runs counted by state."""
+    backfill_id = max(b["id"] for b in api.get(f"/backfills?dag_id={dag_id}")["backfills"])
+    wait_for_backfill(api, backfill_id)
+    return dict(Counter(s for r, s in run_states(api, dag_id).items() if r.startswith("backfill__")))
+
+
 def run_demo(env: dict[str, str]) -> None:
     started = time.perf_counter()
     prepare(env)
     prepared = time.perf_counter()
     days = demo_dates()
-    log_path = demo_home() / "logs" / "airflow.log"
     queue_backfill(env, "churn_ingest", days[0].isoformat(), days[-1].isoformat())
-    with StandaloneAirflow(env, log_path) as airflow:
-        api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
-        backfill_id = max(b["id"] for b in api.get("/backfills?dag_id=churn_ingest")["backfills"])
-        wait_for_backfill(api, backfill_id)
-        ingest_states = dict(
-            Counter(s for r, s in run_states(api, "churn_ingest").items() if r.startswith("backfill__"))
-        )
+    with start(env, "churn_ingest") as api:
+        ingest_states = finish_backfill(api, "churn_ingest")
     train_runs = queue_runs(env, "churn_train", TRAIN_AS_OF)
-    with StandaloneAirflow(env, log_path) as airflow:
-        api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
+    with start(env, "churn_train") as api:
         trained = wait_for_runs(api, "churn_train", train_runs)
+    queue_backfill(env, "churn_score", TRAIN_AS_OF[0], days[-1].isoformat())
+    with start(env, "churn_score") as api:
+        score_states = finish_backfill(api, "churn_score")
     finished = time.perf_counter()
     from include.demo.summary import print_summary
 
@@ -146,8 +165,9 @@ def run_demo(env: dict[str, str]) -> None:
             **{
                 f"churn_train as of {day}": trained[r] for day, r in zip(TRAIN_AS_OF, train_runs, strict=True)
             },
+            "churn_score backfill runs": score_states,
             "seconds: seed + migrate": round(prepared - started, 1),
-            "seconds: Airflow (backfill, training)": round(finished - prepared, 1),
+            "seconds: Airflow (ingest, training, scoring)": round(finished - prepared, 1),
         }
     )
 

@@ -57,9 +57,15 @@ def print_summary(facts: dict) -> None:
         "Gate decisions (python -m include.cli gate churn)",
         *_indented(_gate_table()),
         "",
+        "Scoring (python -m include.cli predictions churn; drift churn)",
+        *_indented(_scoring_table()),
+        f"  predictions                                table predictions; {lake.uri('predictions/churn/')}",
+        "",
         "Next",
         "  make up                                    Airflow's UI on the demo, http://127.0.0.1:8080",
         "  make airflow ARGS='dags test churn_ingest 2025-03-31'",
+        '  python -m include.cli predictions churn --ds 2025-03-31   (after: eval "$(make -s demo-env)")',
+        "  python -m include.cli drift churn --ds 2025-03-31",
         '  make airflow ARGS="dags test churn_train 2025-03-31 -c \'{\\"estimators\\": [\\"dummy\\"]}\'"',
         "=" * 72,
     ]
@@ -87,3 +93,24 @@ def _gate_table() -> str:
 
     rows = gate("churn")
     return gate_table(rows, "roc_auc") if rows else "none"
+
+
+def _scoring_table() -> str:
+    """Scored days grouped by the model that scored them: days, rows, mean score, drift levels."""
+    from include.cli import format_table, predictions
+
+    by_version: dict[int, list[dict]] = {}
+    for day in predictions("churn"):
+        by_version.setdefault(day["model_version"], []).append(day)
+    rows = [
+        {
+            "model": f"v{version}",
+            "days": f"{days[0]['ds']} .. {days[-1]['ds']} ({len(days)})",
+            "rows scored": sum(d["rows"] for d in days),
+            "rejected": sum(d["rows_rejected"] or 0 for d in days),
+            "mean score": sum(d["score_mean"] * d["rows"] for d in days) / sum(d["rows"] for d in days),
+            "drift (days)": dict(Counter(d["drift"] for d in days)),
+        }
+        for version, days in sorted(by_version.items())
+    ]
+    return format_table(rows, list(rows[0])) if rows else "none"
