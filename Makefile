@@ -19,7 +19,7 @@ demo airflow up demo-env: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_FILES := {"conn_type": "fs", "extra": {"path": "$(DEMO)/bucket"}}
 
-.PHONY: venv demo test lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e lint airflow up demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ lint: venv
 
 test: lint ## Lint and the whole test suite.
 	$(BIN)/pytest
+
+test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
+	$(BIN)/pytest -m e2e tests/e2e
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -43,9 +43,23 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ARTIFACTS = REPO / ".e2e-artifacts"
 
 
+def days(first: str, last: str) -> list[str]:
+    """The demo's days in [first, last], as `YYYY-MM-DD`."""
+    return [str(d) for d in demo_dates() if first <= str(d) <= last]
+
+
+def succeeded(runs: dict[str, dict], first: str, last: str) -> bool:
+    """Whether there is exactly one run per day of [first, last], all successful."""
+    return {ds: run["state"] for ds, run in runs.items()} == dict.fromkeys(days(first, last), "success")
+
+
 @dataclass
 class Platform:
-    """A running Airflow on the platform, and what a user would do and check with it."""
+    """A running Airflow on the platform, and what a user would do and check with it.
+
+    A new DAG's checks follow the same pattern, e.g. scoring: `run_dag("churn_score", [day],
+    model_version=1)`, then `cli("predictions", "churn", "--ds", day)` (unpause it in `running`).
+    """
 
     home: Path
     env: dict[str, str]
@@ -53,6 +67,7 @@ class Platform:
     api: AirflowApi
 
     def trigger(self, dag_id: str, conf: dict, logical_date: str | None = None) -> str:
+        """Trigger one run through REST; its run id."""
         return trigger_run(self.api, dag_id, conf, logical_date)
 
     def wait(self, dag_id: str, run_ids: list[str], timeout: float = 300) -> dict[str, str]:
@@ -60,9 +75,10 @@ class Platform:
         self.airflow.check_running()
         return wait_for_runs(self.api, dag_id, run_ids, timeout)
 
-    def run_dag(self, dag_id: str, days: list[str], **conf) -> dict[str, str]:
-        """Trigger one run per day (`ds` in the conf, no logical date) and wait; the run ids by day."""
-        run_ids = {day: self.trigger(dag_id, {"ds": day, **conf}) for day in days}
+    def run_dag(self, dag_id: str, dates: list[str], **conf) -> dict[str, str]:
+        """Trigger one run per day (`ds` in the conf, no logical date), wait, check that all succeeded;
+        the run ids by day."""
+        run_ids = {day: self.trigger(dag_id, {"ds": day, **conf}) for day in dates}
         states = self.wait(dag_id, list(run_ids.values()))
         assert set(states.values()) == {"success"}, states
         return run_ids
@@ -87,8 +103,9 @@ class Platform:
             cwd=REPO,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
     def ingest_records(self) -> dict[str, dict]:
@@ -141,7 +158,9 @@ def prepare(home: Path, metadata_url: str, platform_url: sa.URL, platform_conn: 
         (home / folder).mkdir()
     (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
     seed(sa.create_engine(f"sqlite:///{home / 'source.db'}"), LocalStore(home / "bucket"))
-    create_tables(sa.create_engine(platform_url))
+    platform = sa.create_engine(platform_url)
+    create_tables(platform)
+    platform.dispose()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PLATFORM_"))}
     env = {
         **inherited,
@@ -152,7 +171,7 @@ def prepare(home: Path, metadata_url: str, platform_url: sa.URL, platform_conn: 
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",  # user:role
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         # Separate processes must share these (standalone generates them once for all).
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
@@ -176,7 +195,8 @@ def prepare(home: Path, metadata_url: str, platform_url: sa.URL, platform_conn: 
 
 def airflow_cli(env: dict[str, str], *args: str) -> None:
     """The Airflow CLI in the platform's environment (before Airflow starts)."""
-    subprocess.run([AIRFLOW, *args], env=env, check=True, capture_output=True)
+    out = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"airflow {' '.join(args)}: {out.stderr}"
 
 
 @contextlib.contextmanager

@@ -9,21 +9,11 @@ from __future__ import annotations
 import pytest
 
 from include.demo.airflow_api import AirflowApiError, create_backfill
-from include.demo.seed import demo_dates
+from tests.e2e.conftest import days, succeeded
 
 pytestmark = pytest.mark.e2e
 
 WINDOW = ("2025-03-01", "2025-03-21")
-
-
-def days(first: str, last: str) -> list[str]:
-    """The demo's days in [first, last], as `YYYY-MM-DD`."""
-    return [str(d) for d in demo_dates() if first <= str(d) <= last]
-
-
-def succeeded(runs: dict[str, dict], first: str, last: str) -> bool:
-    """Whether there is exactly one run per day of [first, last], all successful."""
-    return {ds: run["state"] for ds, run in runs.items()} == dict.fromkeys(days(first, last), "success")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +92,7 @@ def test_a_backfill_and_another_run_of_the_same_day_at_once_leave_one_partition_
         ("churn_ingest", {"ds": "20250305"}, "Invalid input for param ds: '20250305' is not a 'date'"),
         ("churn_train", {"n_trials": 0}, "Invalid input for param n_trials: 0 is less than the minimum of 1"),
     ],
+    ids=["ds-month-13", "ds-without-dashes", "n_trials-0"],
 )
 def test_an_invalid_param_is_refused_on_trigger_and_on_backfill_and_nothing_runs(
     pg_platform, dag_id, conf, message
