@@ -246,3 +246,14 @@ def create_backfill(
             "max_active_runs": max_active_runs,
         },
     )
+
+
+def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float = 900) -> dict[str, str]:
+    """Wait until every run has finished; their states by run id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {r: api.get(f"/dags/{dag_id}/dagRuns/{r}")["state"] for r in run_ids}
+        if all(s in ("success", "failed") for s in states.values()):
+            return states
+        time.sleep(2)
+    raise TimeoutError(f"{dag_id}: runs not finished after {timeout:.0f}s")

@@ -30,6 +30,7 @@ from include.demo.airflow_api import (
     StandaloneAirflow,
     run_states,
     wait_for_backfill,
+    wait_for_runs,
 )
 from include.demo.seed import demo_dates
 
@@ -122,17 +123,6 @@ def start(env: dict[str, str], dag_id: str) -> Iterator[AirflowApi]:
         api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
         api.patch(f"/dags/{dag_id}", {"is_paused": False})
         yield api
-
-
-def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float = 900) -> dict[str, str]:
-    """Wait until every run has finished; their states by run id."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = {r: api.get(f"/dags/{dag_id}/dagRuns/{r}")["state"] for r in run_ids}
-        if all(s in ("success", "failed") for s in states.values()):
-            return states
-        time.sleep(2)
-    raise TimeoutError(f"{dag_id}: runs not finished after {timeout:.0f}s")
 
 
 def finish_backfill(api: AirflowApi, dag_id: str) -> dict[str, int]:

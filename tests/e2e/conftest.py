@@ -30,8 +30,8 @@ from include.demo.airflow_api import (
     trigger_run,
     wait_for_backfill,
     wait_for_dag,
+    wait_for_runs,
 )
-from include.demo.run import wait_for_runs
 from include.demo.seed import demo_dates, load_telco, seed, split_sources
 from include.io.stores import LocalStore
 from include.platform.tables import create_tables
@@ -57,8 +57,7 @@ def succeeded(runs: dict[str, dict], first: str, last: str) -> bool:
 class Platform:
     """A running Airflow on the platform, and what a user would do and check with it.
 
-    A new DAG's checks follow the same pattern, e.g. scoring: `run_dag("churn_score", [day],
-    model_version=1)`, then `cli("predictions", "churn", "--ds", day)` (unpause it in `running`).
+    Checks go through the project's CLI (`cli("predictions", "churn", "--ds", day)`) and the lake.
     """
 
     home: Path
@@ -121,10 +120,12 @@ class Platform:
             d.name.removeprefix("ds="): sorted(f.name for f in d.iterdir()) for d in sorted(root.glob("ds=*"))
         }
 
-    def partition_rows(self, ds: str, zone: str = "raw", use_case: str = "churn") -> list[str]:
+    def partition_rows(
+        self, ds: str, zone: str = "raw", use_case: str = "churn", column: str = "customerID"
+    ) -> list[str]:
         """The entity ids in one day's partition."""
         path = self.home / "lake" / zone / use_case / f"ds={ds}" / "part-0.parquet"
-        return pq.read_table(path, columns=["customerID"]).column("customerID").to_pylist()
+        return pq.read_table(path, columns=[column]).column(column).to_pylist()
 
 
 @pytest.fixture(scope="session")
@@ -228,5 +229,5 @@ def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         }
         home = tmp_path_factory.mktemp("postgres")
         env = prepare(home, metadata.render_as_string(hide_password=False), platform_db, conn)
-        with running(home, env, ("churn_ingest", "churn_train")) as platform:
+        with running(home, env, ("churn_ingest", "churn_train", "churn_score")) as platform:
             yield platform

@@ -128,16 +128,22 @@ def test_a_run_dated_after_the_dag_end_date_succeeds_without_running_anything(pg
     assert "2025-03-27" not in platform.partitions()
 
 
-def test_training_registers_a_champion(pg_platform, window):
-    platform = pg_platform
-    platform.run_dag(
+@pytest.fixture(scope="module")
+def champion(pg_platform, window) -> dict:
+    """One training run as of the window's last day (small: one family, one trial); the registry."""
+    pg_platform.run_dag(
         "churn_train",
         [WINDOW[1]],
         estimators=["logistic_regression"],
         n_trials=1,
         window_days=len(days(*WINDOW)),
     )
-    [model] = platform.cli("models", "churn")
+    [model] = pg_platform.cli("models", "churn")
+    return model
+
+
+def test_training_registers_a_champion(pg_platform, champion):
+    platform, model = pg_platform, champion
     assert model["status"] == "champion"
     assert model["aliases"] == "champion"
     assert model["ds"] == WINDOW[1]
@@ -147,3 +153,33 @@ def test_training_registers_a_champion(pg_platform, window):
     assert decision["passed"] is True
     assert decision["champion"] is None
     assert decision["candidate"] == model["version"]
+
+
+def test_scoring_backfill_and_a_manual_run_of_one_day_leave_one_prediction_set_per_day(
+    pg_platform, champion, expected_rows
+):
+    """Ingest and score 5 days by backfill, with a manual score run of the middle day racing the
+    backfill's; then reprocess the scoring backfill: same predictions, no duplicates."""
+    platform, first, last, raced = pg_platform, "2025-03-22", "2025-03-26", "2025-03-24"
+    assert succeeded(platform.backfill("churn_ingest", first, last, reprocess="completed"), first, last)
+    manual = platform.trigger("churn_score", {"ds": raced})
+    scored = platform.backfill("churn_score", first, last)
+    assert platform.wait("churn_score", [manual]) == {manual: "success"}
+    assert succeeded(scored, first, last)
+
+    def predictions() -> dict[str, dict]:
+        found = {}
+        for ds in days(first, last):
+            [day] = platform.cli("predictions", "churn", "--ds", ds)
+            found[ds] = day
+        return found
+
+    before = predictions()
+    for ds, day in before.items():
+        assert day["rows"] == day["rows_in"] == expected_rows[ds]  # one row per customer, once
+        assert (day["model_version"], day["model_versions"]) == (champion["version"], 1)
+        assert platform.partitions("predictions")[ds] == ["part-0.parquet"]
+        assert len(platform.partition_rows(ds, "predictions", column="entity_id")) == expected_rows[ds]
+    rerun = platform.backfill("churn_score", first, last, reprocess="completed")
+    assert succeeded(rerun, first, last)
+    assert predictions() == before
