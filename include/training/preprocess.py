@@ -35,9 +35,16 @@ def _flag(value: object) -> float:
     return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
 
 
+def _flags(column: pd.Series) -> pd.Series:
+    # `_flag` runs once per distinct value (a column holds a few spellings, not a million), then a take.
+    codes, uniques = pd.factorize(column)
+    flags = np.array([*map(_flag, uniques), np.nan], dtype=float)
+    return pd.Series(flags[codes], index=column.index, name=column.name)
+
+
 def to_binary(X: pd.DataFrame) -> pd.DataFrame:
     """Map Yes/No, True/False and 1/0 (text or numbers, any case) to 1.0/0.0; anything else to NaN."""
-    return pd.DataFrame(X).apply(lambda column: column.map(_flag, na_action="ignore")).astype(float)
+    return pd.DataFrame(X).apply(_flags).astype(float)
 
 
 def date_parts(X: pd.DataFrame) -> pd.DataFrame:
