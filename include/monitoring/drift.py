@@ -294,9 +294,7 @@ class DriftCounter:
             if ref.kind == "numeric":
                 chunk = _bin_counts(_numbers(frame[ref.name]), ref.edges)
             else:
-                present, nulls = _category_counts(frame[ref.name])
-                named = present.reindex(list(ref.buckets[:-2]), fill_value=0)
-                chunk = np.array([*named, present.sum() - named.sum(), nulls])
+                chunk = _bucket_counts(frame[ref.name], ref.buckets)
             np.add(counts, chunk, out=counts)
         self.rows += len(frame)
         self.seconds += time.perf_counter() - started
@@ -431,6 +429,17 @@ def _category_counts(series: pd.Series) -> tuple[pd.Series, int]:
     present = counts[~null]
     present.index = present.index.astype(str)
     return present.groupby(level=0, sort=False).sum().astype("int64"), int(counts[null].sum())
+
+
+def _bucket_counts(series: pd.Series, buckets: Sequence[str]) -> np.ndarray:
+    """Rows per categorical bucket: each value (as a string, as `_category_counts` sees it) in its named
+    bucket, else in ``__other__``; nulls in ``__null__``. Only the distinct values are looked up."""
+    codes, uniques = pd.factorize(series)
+    position = {label: i for i, label in enumerate(buckets[:-2])}
+    other, null = len(buckets) - 2, len(buckets) - 1
+    labels = pd.Index(uniques).astype(str)
+    targets = np.array([*(position.get(label, other) for label in labels), null], dtype="int64")
+    return np.bincount(targets[codes], minlength=len(buckets))
 
 
 def _shares(counts: np.ndarray, rows: int) -> tuple[float, ...]:
