@@ -2,6 +2,8 @@
 
 Nothing here holds the whole day: rows are read, checked, predicted and written one batch at a time
 (`spec.scoring.batch_rows`), while a `Tally` and a `DriftCounter` keep the day's running counts. The
+stages overlap (`read_ahead`): the next batch is read while one is predicted and the one before is
+written, so a day takes about as long as its slowest stage, with a few batches in memory. The
 predictions replace the day's rows in the `predictions` table in one transaction (the database's
 bulk path, see `include.io.bulk`) and go to the lake as `predictions/<use case>/ds=.../`.
 """
@@ -21,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from include.io.bulk import replace_partition
+from include.io.bulk import read_ahead, replace_partition
 from include.io.lake import PART_FILE, partition_key
 from include.io.stores import ObjectStore
 from include.platform.tables import predictions
@@ -120,33 +123,35 @@ class Scorer:
         Raises:
             ScoreError: at the end, when no row could be scored (so nothing gets written).
         """
-        for batch in batches:
-            frame = batch.to_pandas()
+        for batch in read_ahead(batches):
+            frame = to_frame(batch, self.spec.entity_id)
             tally.rows_in += len(frame)
             reasons = self.rejections(frame)
             rejected = reasons.notna()
-            tally.rejected.update(reasons[rejected].tolist())
-            kept = frame[~rejected]
-            if kept.empty:
+            entity = batch.column(self.spec.entity_id)
+            if rejected.any():
+                tally.rejected.update(reasons[rejected].tolist())
+                frame, entity = frame[~rejected], entity.filter(pa.array(~rejected.to_numpy()))
+            if frame.empty:
                 continue
-            observe(kept)
-            scores = self.model.predict_proba(kept)
+            observe(frame)
+            scores = self.model.predict_proba(frame)
             labels = (scores >= self.threshold).astype("int16")
             tally.add_scores(scores, labels)
-            yield self._predictions(kept[self.spec.entity_id], scores, labels)
+            yield self._predictions(entity, scores, labels)
         if not tally.rows_scored:
             raise ScoreError(
                 f"{self.spec.name}, ds={self.ds}: no row to score ({tally.rows_in} in, "
                 f"rejected: {dict(tally.rejected) or 'none'})"
             )
 
-    def _predictions(self, entity: pd.Series, scores: np.ndarray, labels: np.ndarray) -> pa.RecordBatch:
+    def _predictions(self, entity: pa.Array, scores: np.ndarray, labels: np.ndarray) -> pa.RecordBatch:
         rows = len(scores)
         return pa.record_batch(
             [
                 pa.repeat(pa.scalar(self.spec.name, pa.string()), rows),
                 pa.repeat(pa.scalar(self.ds, pa.date32()), rows),
-                pa.array(entity.astype("str").to_numpy(dtype=object), pa.string()),
+                entity.cast(pa.string()),
                 pa.repeat(pa.scalar(self.version, pa.int32()), rows),
                 pa.array(scores, pa.float64()),
                 pa.array(labels, pa.int16()),
@@ -154,6 +159,21 @@ class Scorer:
             ],
             schema=PREDICTION_SCHEMA,
         )
+
+
+def to_frame(batch: pa.RecordBatch, entity_id: str) -> pd.DataFrame:
+    """The batch as a frame, its text columns other than `entity_id` as categoricals.
+
+    A day's text features hold a few distinct values each: as categoricals they are counted for drift
+    and reach the model's encoders (which want object arrays) without a Python string per value.
+    """
+    columns = [
+        pc.dictionary_encode(column)
+        if name != entity_id and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+        else column
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
 
 
 def read_partition(lake: ObjectStore, key: str, columns: list[str], batch_rows: int):
@@ -187,7 +207,9 @@ def write_predictions(
         with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
 
             def tee() -> Iterator[pa.RecordBatch]:
-                for batch in batches:
+                # The batches are made (read and predicted) in the background while the table's
+                # bulk load sends the ones before.
+                for batch in read_ahead(batches):
                     parquet.write_batch(batch)
                     yield batch
 

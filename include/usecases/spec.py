@@ -132,7 +132,7 @@ class Gate(_Model):
 
 class Scoring(_Model):
     # Rows read, predicted and written at a time: peak memory follows this, not the partition's size.
-    batch_rows: int = Field(100_000, ge=1)
+    batch_rows: int = Field(40_000, ge=1)
 
 
 class Drift(_Model):

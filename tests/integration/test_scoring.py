@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -217,7 +218,7 @@ def with_batch_rows(tmp_path, monkeypatch, batch_rows: int) -> None:
 
     folder = tmp_path / f"specs-{batch_rows}"
     folder.mkdir()
-    text = (SPEC_DIR / "churn.yaml").read_text().replace("batch_rows: 100000", f"batch_rows: {batch_rows}")
+    text = re.sub(r"batch_rows: \d+", f"batch_rows: {batch_rows}", (SPEC_DIR / "churn.yaml").read_text())
     (folder / "churn.yaml").write_text(text)
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
 
