@@ -9,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from include.ingest.validate import IngestError, check_columns
+from include.io.bulk import adbc_connection, is_postgres, literal_sql
 from include.io.stores import ObjectStore
 from include.partition import Partition
 from include.usecases.spec import Source
@@ -20,7 +21,7 @@ def read_sql_day(engine: sa.Engine, source: Source, partition: Partition) -> pd.
     """The source table's rows whose date column falls in the partition's day, as text and numbers.
 
     Identifiers come from the validated spec and are checked against the table; the dates are bind
-    parameters.
+    parameters (inlined by SQLAlchemy for ADBC on PostgreSQL: they are the platform's own values).
     """
     where = f"source {source.name} (table {source.table}), ds={partition.key}"
     inspector = sa.inspect(engine)
@@ -36,8 +37,14 @@ def read_sql_day(engine: sa.Engine, source: Source, partition: Partition) -> pd.
         .select_from(sa.table(source.table))
         .where(day >= partition.ds, day < partition.end.date())
     )
-    with engine.connect() as conn:
-        frame = pd.read_sql(query, conn)
+    if is_postgres(engine):
+        # ADBC's binary COPY reads a million rows in ~2 s, where pandas.read_sql takes ~8.
+        with adbc_connection(engine) as conn, conn.cursor() as cursor:
+            cursor.execute(literal_sql(engine, query))
+            frame = cursor.fetch_arrow_table().to_pandas()
+    else:
+        with engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
     log.info("%s: %d rows", where, len(frame))
     return frame
 
