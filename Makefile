@@ -19,7 +19,7 @@ demo airflow up demo-env: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_FILES := {"conn_type": "fs", "extra": {"path": "$(DEMO)/bucket"}}
 
-.PHONY: venv demo test test-e2e lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e bench lint airflow up demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ test: lint ## Lint and the whole test suite.
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
 	$(BIN)/pytest -m e2e tests/e2e
+
+bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL.
+	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)')
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from include.bench.run import main
+
+main()

@@ -1,0 +1,270 @@
+"""The measured paths, each run alone in a fresh process: `python -m include.bench.paths NAME BENCH_FILE`.
+
+A path's setup (loading the model, or the input a raw stage starts from) runs before the clock starts;
+the clock covers the path only. The process prints one JSON line: seconds, rows and its peak RSS,
+plus, for a path that writes predictions, how many the table holds for the day afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from include.bench.data import DAY, SCORE_TABLE, Bench
+from include.ingest.pipeline import ingest_partition, read_sources
+from include.io.bulk import adbc_connection, literal_sql, read_batches
+from include.io.stores import LocalStore
+from include.monitoring.drift import DriftCounter
+from include.partition import Partition
+from include.platform.tables import predictions
+from include.scoring.score import (
+    PREDICTION_SCHEMA,
+    Scorer,
+    Tally,
+    read_partition,
+    to_frame,
+    write_predictions,
+)
+from include.training.tuning import FittedModel
+
+Work = Callable[[], int]
+WRITES_PREDICTIONS = ("scoring.project", "scoring.project_lake", "scoring.naive", "scoring.raw_write")
+PATHS: dict[str, Callable[[Bench], Work]] = {}
+
+
+def path(name: str) -> Callable[[Callable[[Bench], Work]], Callable[[Bench], Work]]:
+    """Register a path's setup, which returns the work to time (the work returns its rows)."""
+
+    def register(setup: Callable[[Bench], Work]) -> Callable[[Bench], Work]:
+        PATHS[name] = setup
+        return setup
+
+    return register
+
+
+def score_query(bench: Bench) -> sa.Select:
+    return sa.select(*(sa.column(c) for c in bench.columns)).select_from(sa.table(SCORE_TABLE))
+
+
+def day_query(bench: Bench) -> sa.Select:
+    """The SQL source's rows of the day, as `read_sql_day` selects them."""
+    source = bench.spec.source("snapshots")
+    day = sa.column(source.date_column, sa.Date)
+    return (
+        sa.select(*(sa.column(c) for c in source.columns))
+        .select_from(sa.table(source.table))
+        .where(day >= DAY, day < DAY + dt.timedelta(days=1))
+    )
+
+
+def score(bench: Bench, model: FittedModel, engine: sa.Engine, batches: Iterable[pa.RecordBatch]) -> int:
+    """The scoring task's core, wired as `run_scoring` wires it: predict, drift, write to table and lake."""
+    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
+    drift = DriftCounter(bench.reference(), bench.spec)
+    lake = LocalStore(bench.workdir / "scored-lake")
+    written, _ = write_predictions(
+        engine, lake, bench.spec.name, DAY, scorer.predict(batches, Tally(), drift.add)
+    )
+    drift.drifts()
+    return written
+
+
+@path("scoring.project")
+def scoring_project(bench: Bench) -> Work:
+    model, engine = bench.model(), bench.engine()
+    return lambda: score(bench, model, engine, read_batches(engine, score_query(bench), bench.batch_rows))
+
+
+@path("scoring.project_lake")
+def scoring_project_lake(bench: Bench) -> Work:
+    model, engine = bench.model(), bench.engine()
+
+    def work() -> int:
+        with read_partition(bench.lake, bench.partition_key, bench.columns, bench.batch_rows) as batches:
+            return score(bench, model, engine, batches)
+
+    return work
+
+
+@path("scoring.naive")
+def scoring_naive(bench: Bench) -> Work:
+    """The usual hand-written way: read it all, predict it all, `to_sql` (method=None: executemany)."""
+    spec, model, engine = bench.spec, bench.model(), bench.engine()
+    key = (predictions.c.use_case == spec.name) & (predictions.c.ds == DAY)
+
+    def work() -> int:
+        frame = pd.read_sql(score_query(bench), engine)
+        scores = model.predict_proba(frame[list(spec.features.all)])
+        out = pd.DataFrame(
+            {
+                "use_case": spec.name,
+                "ds": DAY,
+                "entity_id": frame[spec.entity_id],
+                "model_version": 1,
+                "score": scores,
+                "predicted_label": (scores >= model.threshold).astype("int16"),
+                "scored_at": dt.datetime.now(dt.UTC),
+            }
+        )
+        with engine.begin() as conn:
+            conn.execute(predictions.delete().where(key))
+            out.to_sql(predictions.name, conn, if_exists="append", index=False)
+        return len(out)
+
+    return work
+
+
+def adbc_read(engine: sa.Engine, query: sa.Select) -> int:
+    with adbc_connection(engine) as conn, conn.cursor() as cursor:
+        cursor.execute(literal_sql(engine, query))
+        return cursor.fetch_arrow_table().num_rows
+
+
+@path("scoring.raw_read")
+def scoring_raw_read(bench: Bench) -> Work:
+    engine = bench.engine()
+    return lambda: adbc_read(engine, score_query(bench))
+
+
+@path("scoring.raw_predict")
+def scoring_raw_predict(bench: Bench) -> Work:
+    """`predict_proba` alone on the frame in memory, in `batch_rows` slices (one call on all N rows is
+    slower, and holds GBs), the frame converted as the project converts it (`to_frame`)."""
+    model = bench.model()
+    table = pq.read_table(bench.lake.root / bench.partition_key, columns=bench.columns).combine_chunks()
+    frame = to_frame(table.to_batches()[0], bench.spec.entity_id)
+    slices = [
+        frame.iloc[start : start + bench.batch_rows] for start in range(0, len(frame), bench.batch_rows)
+    ]
+    return lambda: sum(len(model.predict_proba(rows)) for rows in slices)
+
+
+@path("scoring.raw_write")
+def scoring_raw_write(bench: Bench) -> Work:
+    """`adbc_ingest` of the day's predictions, built beforehand (scores drawn at random: COPY sends bytes)
+    and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
+    engine = bench.engine()
+    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
+    n = len(ids)
+    scores = np.random.default_rng(0).random(n)
+    made = pa.table(
+        [
+            pa.repeat(pa.scalar(bench.spec.name), n),
+            pa.repeat(pa.scalar(DAY, pa.date32()), n),
+            ids,
+            pa.repeat(pa.scalar(1, pa.int32()), n),
+            pa.array(scores),
+            pa.array((scores >= 0.5).astype("int16")),
+            pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
+        ],
+        schema=PREDICTION_SCHEMA,
+    )
+    chunks = made.to_batches(bench.batch_rows)
+    table = pa.Table.from_batches([chunk.sort_by("entity_id") for chunk in chunks], PREDICTION_SCHEMA)
+
+    def work() -> int:
+        with adbc_connection(engine) as conn:
+            with conn.cursor() as cursor:
+                rows = cursor.adbc_ingest(predictions.name, table, mode="append")
+            conn.commit()
+        return rows
+
+    return work
+
+
+@path("ingest.project")
+def ingest_project(bench: Bench) -> Work:
+    engine, partition = bench.engine(), Partition(DAY)
+    lake = LocalStore(bench.workdir / "ingested-lake")
+
+    def work() -> int:
+        raw = read_sources(bench.spec, partition, lambda _: engine, lambda _: bench.bucket)
+        result = ingest_partition(bench.spec, partition, raw=raw, lake=lake, platform=engine, run_id="bench")
+        return result.counts.written
+
+    return work
+
+
+@path("ingest.naive")
+def ingest_naive(bench: Bench) -> Work:
+    """`read_sql` + `read_csv` + merge + `to_parquet`, with no validation at all."""
+    engine, out = bench.engine(), bench.workdir / "naive.parquet"
+
+    def work() -> int:
+        rows = pd.read_sql(day_query(bench), engine)
+        billing = pd.read_csv(bench.bucket.root / bench.billing_key)
+        frame = rows.merge(billing, on=bench.spec.entity_id)
+        frame.to_parquet(out, index=False)
+        return len(frame)
+
+    return work
+
+
+@path("ingest.raw_read")
+def ingest_raw_read(bench: Bench) -> Work:
+    engine = bench.engine()
+    return lambda: adbc_read(engine, day_query(bench))
+
+
+@path("ingest.raw_csv")
+def ingest_raw_csv(bench: Bench) -> Work:
+    return lambda: pacsv.read_csv(bench.bucket.root / bench.billing_key).num_rows
+
+
+@path("ingest.raw_write")
+def ingest_raw_write(bench: Bench) -> Work:
+    table = pq.read_table(bench.lake.root / bench.partition_key)
+    out = bench.workdir / "raw-write.parquet"
+
+    def work() -> int:
+        pq.write_table(table, out, compression="zstd")
+        return table.num_rows
+
+    return work
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM).
+
+    Not `getrusage`'s `ru_maxrss`: Linux carries it across `exec`, so a child would report its parent's
+    peak (the bench's, holding all N rows) whenever that is the larger.
+    """
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def measure(name: str, bench: Bench) -> dict[str, Any]:
+    """Set the path up, time it, and report its figures with this process's peak RSS."""
+    work = PATHS[name](bench)
+    started = time.perf_counter()
+    rows = work()
+    seconds = time.perf_counter() - started
+    figures = {
+        "seconds": seconds,
+        "rows": rows,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if name in WRITES_PREDICTIONS:
+        key = (predictions.c.use_case == bench.spec.name) & (predictions.c.ds == DAY)
+        with bench.engine().connect() as conn:
+            count = sa.select(sa.func.count()).select_from(predictions).where(key)
+            figures["predictions"] = conn.execute(count).scalar_one()
+    return figures
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    print(json.dumps(measure(sys.argv[1], Bench.load(Path(sys.argv[2])))))

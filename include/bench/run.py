@@ -1,0 +1,161 @@
+"""Measure the scoring and ingest paths on N generated rows: `python -m include.bench [--rows N]`.
+
+In a fresh PostgreSQL database (created, then dropped), on the same data: the project's path end to
+end, the naive pandas path, and each raw bulk stage alone, each in its own process so that every
+path's peak RSS is its own. Prints a table and writes the figures to `--out` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from include.bench.data import PARAMS, Bench, prepare
+from include.platform.tables import predictions
+from include.usecases.spec import get_spec
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Per stage: the paths in the order they run and print, with their labels; then the raw stages.
+LABELS = {
+    "scoring": {
+        "project": "project: PostgreSQL -> predict -> PostgreSQL + lake",
+        "project_lake": "project: lake Parquet -> predict -> PostgreSQL + lake",
+        "naive": "naive: read_sql -> predict_proba -> to_sql",
+        "raw_read": "raw: ADBC read of the table",
+        "raw_predict": "raw: predict_proba on the in-memory frame",
+        "raw_write": "raw: adbc_ingest into predictions",
+    },
+    "ingest": {
+        "project": "project: read_sources -> ingest_partition",
+        "naive": "naive: read_sql + read_csv -> merge -> to_parquet",
+        "raw_read": "raw: ADBC read of the day",
+        "raw_csv": "raw: pyarrow CSV read",
+        "raw_write": "raw: Parquet write of the partition",
+    },
+}
+FIGURES = ("seconds", "rows", "peak_rss_mb")
+RAW = {
+    "scoring": {"read": "raw_read", "predict": "raw_predict", "write": "raw_write"},
+    "ingest": {"read": "raw_read", "read_csv": "raw_csv", "write": "raw_write"},
+}
+
+
+@contextlib.contextmanager
+def bench_database(admin_url: str) -> Iterator[str]:
+    """The URL of a new database on `admin_url`'s server, dropped on the way out."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def run_path(bench: Bench, name: str) -> dict[str, Any]:
+    """One path in a fresh process, after emptying the predictions table and a checkpoint."""
+    engine = bench.engine()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"TRUNCATE {predictions.name}")
+        conn.exec_driver_sql("CHECKPOINT")
+    engine.dispose()
+    done = subprocess.run(
+        [sys.executable, "-m", "include.bench.paths", name, str(bench.file)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"bench path {name} failed:\n{done.stderr}")
+    figures = json.loads(done.stdout.splitlines()[-1])
+    log.info("%s: %.2f s, %d rows, peak RSS %.0f MB", name, *(figures[k] for k in FIGURES))
+    return figures
+
+
+def summarise(stage: str, rows: int, paths: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A stage's figures in the shape of `.bench/results.json`."""
+    project, naive = paths["project"]["seconds"], paths["naive"]["seconds"]
+    raw = {key: paths[name]["seconds"] for key, name in RAW[stage].items()}
+    return {
+        "rows": rows,
+        "project_s": project,
+        "naive_s": naive,
+        "raw_s": raw,
+        "speedup_vs_naive": naive / project,
+        "ratio_vs_raw_sum": project / sum(raw.values()),
+        "peak_rss_mb": paths["project"]["peak_rss_mb"],
+        "paths": paths,
+    }
+
+
+def table(stage: str, summary: dict[str, Any]) -> str:
+    """The stage's figures as a text table, then its ratios."""
+    lines = [f"{stage}, {summary['rows']:,} rows{'seconds':>40}{'rows/s':>12}{'peak RSS MB':>13}"]
+    for name, label in LABELS[stage].items():
+        figures = summary["paths"][name]
+        rate = figures["rows"] / figures["seconds"] if figures["seconds"] else float("inf")
+        lines.append(f"  {label:<56}{figures['seconds']:>9.2f}{rate:>12,.0f}{figures['peak_rss_mb']:>13,.0f}")
+    raw_sum = sum(summary["raw_s"].values())
+    lines.append(
+        f"  project / naive = {1 / summary['speedup_vs_naive']:.3f} "
+        f"({summary['speedup_vs_naive']:.1f}x faster); "
+        f"project / sum of raw stages ({raw_sum:.2f} s) = {summary['ratio_vs_raw_sum']:.2f}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    parser.add_argument(
+        "--pg-url", default=PG_URL, help="a PostgreSQL server; a bench database is made on it"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
+    parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    load_before = os.getloadavg()[0]
+    with bench_database(args.pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        bench = Bench(url, Path(tmp), args.rows, get_spec("churn").scoring.batch_rows, args.family)
+        bench = prepare(bench)
+        results: dict[str, Any] = {
+            stage: summarise(stage, args.rows, {name: run_path(bench, f"{stage}.{name}") for name in labels})
+            for stage, labels in LABELS.items()
+        }
+    results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "family": args.family,
+        "batch_rows": bench.batch_rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    report = [table(stage, results[stage]) for stage in LABELS]
+    print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
