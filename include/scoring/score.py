@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from threadpoolctl import threadpool_limits
 
 from include.io.bulk import read_ahead, replace_partition
 from include.io.lake import PART_FILE, partition_key
@@ -135,7 +136,9 @@ class Scorer:
             if frame.empty:
                 continue
             observe(frame)
-            scores = self.model.predict_proba(frame)
+            # The stages already keep both cores busy: BLAS and OpenMP threads would only spin.
+            with threadpool_limits(limits=1):
+                scores = self.model.predict_proba(frame)
             labels = (scores >= self.threshold).astype("int16")
             tally.add_scores(scores, labels)
             yield self._predictions(entity, scores, labels)
