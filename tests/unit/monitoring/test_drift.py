@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from include.monitoring.drift import (
     NULL,
     OTHER,
+    DriftCounter,
     FeatureDrift,
     Level,
     Reference,
@@ -220,6 +221,20 @@ def test_nulls_are_counted_in_their_own_bucket(reference, day, spec):
         assert drifts[name].buckets[-1] == NULL
         assert drifts[name].actual_shares[-1] == fifth / len(day)
         assert drifts[name].level == "alert"
+
+
+def test_counting_chunks_of_categoricals_gives_the_drift_of_the_whole_day(reference, day, spec):
+    day.loc[:99, "PaymentMethod"] = "Crypto"
+    day.loc[200:299, "Contract"] = None
+    text = {name: "category" for name in (*spec.features.categorical, *spec.features.boolean)}
+    counter = DriftCounter(reference, spec)
+    for start in range(0, len(day), 1000):  # as the scorer passes them: chunks, text as categoricals
+        counter.add(day.iloc[start : start + 1000].astype(text))
+
+    assert counter.drifts() == measure_drift(reference, day, spec)
+    itself = DriftCounter(build_reference(day, spec), spec)  # counted the way the reference counts
+    itself.add(day.astype(text))
+    assert all(drift.actual_shares == drift.reference_shares for drift in itself.drifts())
 
 
 def test_levels_use_the_spec_thresholds_inclusively(reference, day, spec):

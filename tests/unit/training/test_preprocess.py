@@ -52,6 +52,19 @@ def test_to_binary_maps_yes_no_true_false_and_one_zero() -> None:
     np.testing.assert_array_equal(out["number"].to_numpy(), expected)
 
 
+def test_to_binary_reads_categoricals_and_nullable_integers_like_their_values() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": pd.Categorical(["Yes", "no", None, "maybe", "Yes"]),  # as the scorer passes text
+            "number": pd.array([1, 0, None, 2, 1], dtype="Int64"),
+        }
+    )
+    out = to_binary(frame)
+    expected = [1.0, 0.0, np.nan, np.nan, 1.0]
+    np.testing.assert_array_equal(out["text"].to_numpy(), expected)
+    np.testing.assert_array_equal(out["number"].to_numpy(), expected)
+
+
 def test_boolean_features_impute_the_most_frequent_flag(spec: UseCase) -> None:
     spec = with_features(spec, boolean=("flag",))
     train = pd.DataFrame({"flag": ["Yes", "Yes", "No", None], "Churn": "No"})
