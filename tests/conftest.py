@@ -6,11 +6,16 @@ machine without PostgreSQL they are skipped with the reason shown by `pytest -ra
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +128,39 @@ def airflow_db():
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append({"path": self.path, "json": json.loads(body)})
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook on a free loopback port: records every POSTed JSON body, answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.status = status
+        self.received: list[dict[str, Any]] = []
+        self.url = f"http://127.0.0.1:{self.server_port}/hooks/alerts"
+
+
+def http_conn(url: str) -> str:
+    return json.dumps({"conn_type": "http", "host": url})
+
+
+@pytest.fixture
+def receiver(monkeypatch) -> Iterator[Receiver]:
+    """A running receiver, configured as the `platform_alerts` connection."""
+    server = Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AIRFLOW_CONN_PLATFORM_ALERTS", http_conn(server.url))
+    yield server
+    server.shutdown()
+    server.server_close()

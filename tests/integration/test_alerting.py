@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 
 from include.registry.registry import OLDER_THAN_CHAMPION, NewVersion, Registry
-from tests.unit.test_alerting import Receiver, http_conn
 
 pytestmark = pytest.mark.integration
 
 DAY = dt.date(2025, 3, 31)
-
-
-@pytest.fixture
-def receiver(monkeypatch) -> Iterator[Receiver]:
-    server = Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_PLATFORM_ALERTS", http_conn(server.url))
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

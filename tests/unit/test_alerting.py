@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,46 +13,10 @@ from include.alerting import PlatformAlert, alert_message
 from include.config import Settings
 from include.dag_settings import default_args
 from include.usecases.spec import get_spec
-from tests.conftest import free_port
+from tests.conftest import free_port, http_conn
 
 RUN_ID = "scheduled__2025-03-31T00:00:00+00:00"
 LOG_URL = f"http://localhost:8080/dags/churn_ingest/runs/{RUN_ID}/tasks/ingest"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append({"path": self.path, "json": json.loads(body)})
-        self.send_response(self.server.status)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook on a free loopback port: records every POSTed JSON body, answers `status`."""
-
-    def __init__(self, status: int = 200) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.status = status
-        self.received: list[dict[str, Any]] = []
-        self.url = f"http://127.0.0.1:{self.server_port}/hooks/alerts"
-
-
-def http_conn(url: str) -> str:
-    return json.dumps({"conn_type": "http", "host": url})
-
-
-@pytest.fixture
-def receiver(monkeypatch) -> Iterator[Receiver]:
-    """A running receiver, configured as the `platform_alerts` connection."""
-    server = Receiver()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_PLATFORM_ALERTS", http_conn(server.url))
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def task_context(ds_param: str | None = None, **extra: Any) -> dict[str, Any]:
