@@ -6,6 +6,7 @@ machine without PostgreSQL they are skipped with the reason shown by `pytest -ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -55,23 +56,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """A fresh PostgreSQL database for the session, dropped at the end."""
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[Any]:
+    """A fresh PostgreSQL database named `<prefix>_<random>`, dropped (forcibly) at the end; its URL."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"platform_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         unavailable(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh PostgreSQL database for the session, dropped at the end."""
+    with postgres_database("platform_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from include.demo.seed import demo_dates, load_telco, seed, split_sources
 from include.io.stores import LocalStore
 from include.platform.tables import create_tables
 from include.usecases.spec import get_spec
-from tests.conftest import PG_ADMIN_URL, REPO, free_port, unavailable
+from tests.conftest import REPO, free_port, postgres_database
 
 USER, PASSWORD = "admin", "e2e-admin"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -133,24 +132,6 @@ def expected_rows() -> dict[str, int]:
     """How many customers the demo's seed puts on each day: what a clean ingest writes."""
     snapshots, _ = split_sources(get_spec("churn"), load_telco(), demo_dates())
     return {str(day): n for day, n in snapshots["snapshot_date"].value_counts().items()}
-
-
-@contextlib.contextmanager
-def postgres_database(prefix: str) -> Iterator[sa.URL]:
-    """A fresh PostgreSQL database, dropped at the end."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        unavailable(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc.orig}")
-    try:
-        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def prepare(home: Path, metadata_url: str, platform_url: sa.URL, platform_conn: dict) -> dict[str, str]:
