@@ -179,19 +179,17 @@ def to_frame(batch: pa.RecordBatch, entity_id: str) -> pd.DataFrame:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
 
 
-def read_partition(lake: ObjectStore, key: str, columns: list[str], batch_rows: int):
-    """A context manager yielding the batches of one lake partition, only `columns`, streamed."""
-
-    @contextlib.contextmanager
-    def batches() -> Iterator[Iterator[pa.RecordBatch]]:
-        with lake.local_path(key) as path:
-            parquet = pq.ParquetFile(path)
-            missing = [c for c in columns if c not in parquet.schema_arrow.names]
-            if missing:
-                raise ScoreError(f"{lake.uri(key)}: missing column(s) {missing} the model needs")
-            yield parquet.iter_batches(batch_size=batch_rows, columns=columns)
-
-    return batches()
+@contextlib.contextmanager
+def read_partition(
+    lake: ObjectStore, key: str, columns: list[str], batch_rows: int
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """The batches of one lake partition, only `columns`, streamed from a local copy of the file."""
+    with lake.local_path(key) as path:
+        parquet = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise ScoreError(f"{lake.uri(key)}: missing column(s) {missing} the model needs")
+        yield parquet.iter_batches(batch_size=batch_rows, columns=columns)
 
 
 def write_predictions(

@@ -401,3 +401,12 @@ def test_two_runs_of_the_same_day_at_once_leave_one_prediction_set(world):
     assert table["entity_id"].is_unique
     with platform.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(score_runs)).scalar() == 1
+
+
+def test_a_partition_missing_a_feature_fails_naming_it_and_writes_nothing(world):
+    platform, lake, _ = world
+    key = f"raw/churn/ds={DAYS[2]}/part-0.parquet"
+    write_frame(lake, key, read_frame(lake, key).drop(columns=["Contract"]))
+    with pytest.raises(ScoreError, match=r"ds=2025-03-31/part-0.parquet: missing column\(s\) \['Contract'\]"):
+        score(DAYS[2])
+    assert day_predictions(platform, DAYS[2]).empty
