@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -184,6 +185,8 @@ def main() -> None:
     env.setdefault("PLATFORM_DAG_END_DATE", demo_dates()[-1].isoformat())
     env.setdefault("PLATFORM_TASK_RETRIES", "0")
     os.environ.update(env)
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so Airflow's process group is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     serve(env) if args.serve else run_demo(env)
 
 
