@@ -7,6 +7,7 @@ machine without PostgreSQL they are skipped with the reason shown by `pytest -ra
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import socket
@@ -173,3 +174,29 @@ def receiver(monkeypatch) -> Iterator[Receiver]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def new_version(run_id: str, ds: dt.date, roc_auc: float = 0.84):
+    """A registry entry for a model trained as of `ds` (no model file behind it)."""
+    from include.registry.registry import NewVersion
+
+    return NewVersion(
+        use_case="churn",
+        run_id=run_id,
+        ds=ds,
+        window_start=ds - dt.timedelta(days=59),
+        window_end=ds,
+        holdout_start=ds - dt.timedelta(days=13),
+        holdout_end=ds,
+        family="logistic_regression",
+        params={"C": 1.0},
+        threshold=0.4,
+        metrics={"roc_auc": roc_auc, "accuracy": 0.8},
+        cv_metrics={"roc_auc": roc_auc},
+        trials=[],
+        reference=None,
+        library_versions={"scikit-learn": "1.9.1"},
+        code_version="src-test",
+        artifact_uri=f"s3://lake/models/churn/{run_id}.skops",
+        sha256="0" * 64,
+    )

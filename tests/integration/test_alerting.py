@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.registry.registry import OLDER_THAN_CHAMPION, NewVersion, Registry
+from include.registry.registry import OLDER_THAN_CHAMPION, Registry
+from tests.conftest import new_version
 
 pytestmark = pytest.mark.integration
 
@@ -60,27 +61,7 @@ def test_a_failed_ingest_run_alerts_with_the_day_and_the_error(airflow_db, platf
 
 
 def registered(registry: Registry, run_id: str, ds: dt.date, roc_auc: float) -> int:
-    version = NewVersion(
-        use_case="churn",
-        run_id=run_id,
-        ds=ds,
-        window_start=ds - dt.timedelta(days=59),
-        window_end=ds,
-        holdout_start=ds - dt.timedelta(days=13),
-        holdout_end=ds,
-        family="logistic_regression",
-        params={},
-        threshold=0.5,
-        metrics={"roc_auc": roc_auc, "accuracy": 0.8},
-        cv_metrics={"roc_auc": roc_auc},
-        trials=[],
-        reference=None,
-        library_versions={},
-        code_version="src-test",
-        artifact_uri=f"file:///models/{run_id}.skops",
-        sha256="0" * 64,
-    )
-    return registry.register(version).version
+    return registry.register(new_version(run_id, ds, roc_auc)).version
 
 
 def gate_context(ds: dt.date) -> dict:

@@ -7,32 +7,10 @@ import threading
 
 import pytest
 
-from include.registry.registry import OLDER_THAN_CHAMPION, NewVersion, Registry
+from include.registry.registry import OLDER_THAN_CHAMPION, Registry
+from tests.conftest import new_version
 
 pytestmark = pytest.mark.integration
-
-
-def new_version(run_id: str, ds: dt.date) -> NewVersion:
-    return NewVersion(
-        use_case="churn",
-        run_id=run_id,
-        ds=ds,
-        window_start=ds - dt.timedelta(days=59),
-        window_end=ds,
-        holdout_start=ds - dt.timedelta(days=13),
-        holdout_end=ds,
-        family="logistic_regression",
-        params={"C": 1.0},
-        threshold=0.4,
-        metrics={"roc_auc": 0.84, "accuracy": 0.8},
-        cv_metrics={"roc_auc": 0.84},
-        trials=[],
-        reference=None,
-        library_versions={"scikit-learn": "1.9.1"},
-        code_version="src-test",
-        artifact_uri=f"s3://lake/models/churn/{run_id}.skops",
-        sha256="0" * 64,
-    )
 
 
 def test_versions_are_numbered_and_a_rerun_updates_in_place(pg_engine):
