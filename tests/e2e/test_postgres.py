@@ -183,3 +183,14 @@ def test_scoring_backfill_and_a_manual_run_of_one_day_leave_one_prediction_set_p
     rerun = platform.backfill("churn_score", first, last, reprocess="completed")
     assert succeeded(rerun, first, last)
     assert predictions() == before
+
+
+def test_a_backfill_conf_reaches_every_run_and_is_used(pg_platform, champion):
+    """The backfill's params (here the model to score with) are in each of its runs' conf."""
+    platform, day = pg_platform, "2025-03-21"
+    conf = {"model_version": champion["version"]}
+    runs = platform.backfill("churn_score", day, day, reprocess="completed", conf=conf)
+    assert succeeded(runs, day, day)
+    assert runs[day]["conf"] == conf
+    [scored] = platform.cli("predictions", "churn", "--ds", day)
+    assert scored["model_version"] == champion["version"]
