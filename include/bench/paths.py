@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from include.bench.data import DAY, SCORE_TABLE, Bench
 from include.ingest.pipeline import ingest_partition, read_sources
-from include.io.bulk import adbc_connection, literal_sql, read_batches
+from include.io.bulk import adbc_connection, query_cursor, read_batches
 from include.io.stores import LocalStore
 from include.monitoring.drift import DriftCounter
 from include.partition import Partition
@@ -128,8 +128,7 @@ def scoring_naive(bench: Bench) -> Work:
 
 
 def adbc_read(engine: sa.Engine, query: sa.Select) -> int:
-    with adbc_connection(engine) as conn, conn.cursor() as cursor:
-        cursor.execute(literal_sql(engine, query))
+    with query_cursor(engine, query) as cursor:
         return cursor.fetch_arrow_table().num_rows
 
 

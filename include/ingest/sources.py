@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from include.ingest.validate import IngestError, check_columns
-from include.io.bulk import adbc_connection, is_postgres, literal_sql
+from include.io.bulk import is_postgres, query_cursor
 from include.io.stores import ObjectStore
 from include.partition import Partition
 from include.usecases.spec import Source
@@ -39,8 +39,7 @@ def read_sql_day(engine: sa.Engine, source: Source, partition: Partition) -> pd.
     )
     if is_postgres(engine):
         # ADBC's binary COPY reads a million rows in ~2 s, where pandas.read_sql takes ~8.
-        with adbc_connection(engine) as conn, conn.cursor() as cursor:
-            cursor.execute(literal_sql(engine, query))
+        with query_cursor(engine, query) as cursor:
             frame = cursor.fetch_arrow_table().to_pandas()
     else:
         with engine.connect() as conn:

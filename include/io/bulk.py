@@ -47,19 +47,21 @@ def literal_sql(engine: sa.Engine, statement: sa.Executable) -> str:
     return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
+@contextlib.contextmanager
+def query_cursor(engine: sa.Engine, query: sa.Select) -> Iterator[Any]:
+    """An ADBC cursor on PostgreSQL that has run `query`: fetch Arrow from it, whole or in batches."""
+    with adbc_connection(engine) as conn, conn.cursor() as cursor:
+        cursor.execute(literal_sql(engine, query))
+        yield cursor
+
+
 def read_batches(engine: sa.Engine, query: sa.Select, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The rows of `query` as Arrow record batches of at most `batch_rows` rows, streamed."""
-    if is_postgres(engine):
-        with adbc_connection(engine) as conn, conn.cursor() as cursor:
-            cursor.execute(literal_sql(engine, query))
-            for batch in cursor.fetch_record_batch():
-                yield from _rechunk(batch, batch_rows)
-        return
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(query)
-        names = list(result.keys())
-        while rows := result.fetchmany(batch_rows):
-            yield pa.RecordBatch.from_pylist([dict(zip(names, row, strict=True)) for row in rows])
+    """The rows of `query` on PostgreSQL as Arrow record batches of at most `batch_rows` rows, streamed."""
+    if not is_postgres(engine):
+        raise ValueError(f"read_batches reads PostgreSQL through ADBC, not {engine.dialect.name}")
+    with query_cursor(engine, query) as cursor:
+        for batch in cursor.fetch_record_batch():
+            yield from _rechunk(batch, batch_rows)
 
 
 def replace_partition(
