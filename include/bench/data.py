@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from include.demo.seed import assign_days, demo_dates, load_telco
 from include.ingest.validate import validate_rows
 from include.io.bulk import adbc_connection
-from include.io.lake import partition_key
+from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.monitoring.drift import Reference, build_reference
 from include.platform.tables import create_tables
@@ -85,7 +85,7 @@ class Bench:
 
     @property
     def partition_key(self) -> str:
-        return partition_key("raw", self.spec.name, DAY)
+        return partition_key(RAW_ZONE, self.spec.name, DAY)
 
     @property
     def billing_key(self) -> str:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from include.ingest.sources import read_files_day, read_sql_day
 from include.ingest.validate import IngestError, quarantine_frame, validate_rows
-from include.io.lake import partition_key, write_frame
+from include.io.lake import RAW_ZONE, partition_key, write_frame
 from include.io.stores import ObjectStore
 from include.partition import Partition
 from include.platform.tables import create_tables, ingest_runs, replace_rows
@@ -25,7 +25,6 @@ from include.usecases.spec import UseCase
 
 log = logging.getLogger(__name__)
 
-RAW_ZONE = "raw"
 QUARANTINE_ZONE = "quarantine"
 
 

@@ -19,6 +19,7 @@ from include.io.stores import ObjectStore
 from include.partition import DS_FORMAT
 
 PART_FILE = "part-0.parquet"
+RAW_ZONE = "raw"  # the validated daily partitions ingest writes
 
 
 def partition_key(zone: str, use_case: str, ds) -> str:

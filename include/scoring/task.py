@@ -76,7 +76,7 @@ def choose_version(registry, spec: UseCase, ds: dt.date, requested: int | None):
 def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
     """Score the run's day with its point-in-time champion; store predictions, drift and the run record."""
     from include.io.connections import store_for
-    from include.io.lake import partition_key
+    from include.io.lake import RAW_ZONE, partition_key
     from include.monitoring.drift import DriftCounter, Reference, worst_level
     from include.platform.tables import drift_measures, replace_rows, score_runs
     from include.registry.registry import Registry
@@ -99,7 +99,7 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
     tally = Tally()
     columns = [spec.entity_id, *spec.features.all]
     with read_partition(
-        lake, partition_key("raw", use_case, ds), columns, spec.scoring.batch_rows
+        lake, partition_key(RAW_ZONE, use_case, ds), columns, spec.scoring.batch_rows
     ) as batches:
         written, uri = write_predictions(
             platform,

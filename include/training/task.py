@@ -41,7 +41,7 @@ def _lake_and_registry():
 
 def plan_training(use_case: str, context: Any) -> dict[str, Any]:
     """Assemble the window as of the run's day, split off the holdout, store both in the lake."""
-    from include.io.lake import read_days, write_frame
+    from include.io.lake import RAW_ZONE, read_days, write_frame
     from include.partition import partition_from_context
     from include.training.split import DATE_COLUMN, split_holdout
 
@@ -50,7 +50,7 @@ def plan_training(use_case: str, context: Any) -> dict[str, Any]:
     ds = partition_from_context(context, spec.schedule.timezone).ds
     lake, _ = _lake_and_registry()
     first = ds - dt.timedelta(days=spec.training.window_days - 1)
-    frame, days = read_days(lake, "raw", use_case, first, ds)
+    frame, days = read_days(lake, RAW_ZONE, use_case, first, ds)
     if ds not in days:
         raise ValueError(
             f"{use_case}: no partition for ds={ds} in the lake; run {spec.ingest_dag_id} for it first"
