@@ -32,9 +32,17 @@ WIDE = ("score_histogram", "rejected_reasons", "buckets", "reference_shares", "a
 
 
 def _engine() -> sa.Engine:
+    """The platform database, its tables created if missing (a fresh install reads as empty)."""
     from include.io.connections import engine_for
 
-    return engine_for(Settings.from_env().platform_db_conn_id)
+    engine = engine_for(Settings.from_env().platform_db_conn_id)
+    create_tables(engine)
+    return engine
+
+
+def _rows_of(table: sa.Table, use_case: str, ds: dt.date | None):
+    """The condition for a use case's rows, of one day when `ds` is given."""
+    return (table.c.use_case == use_case) & (table.c.ds == ds if ds else sa.true())
 
 
 def _fmt(value: Any) -> str:
@@ -99,9 +107,7 @@ def runs(use_case: str) -> list[dict[str, Any]]:
     """The ingest run records, one per day."""
     from include.platform.tables import ingest_runs
 
-    engine = _engine()
-    create_tables(engine)
-    with engine.connect() as conn:
+    with _engine().connect() as conn:
         rows = conn.execute(
             sa.select(ingest_runs).where(ingest_runs.c.use_case == use_case).order_by(ingest_runs.c.ds)
         ).mappings()
@@ -113,9 +119,6 @@ def predictions(use_case: str, ds: dt.date | None = None) -> list[dict[str, Any]
     from include.platform.tables import predictions as table
     from include.platform.tables import score_runs
 
-    engine = _engine()
-    create_tables(engine)
-    day = (table.c.use_case == use_case) & (table.c.ds == ds if ds else sa.true())
     stats = (
         sa.select(
             table.c.ds,
@@ -127,19 +130,15 @@ def predictions(use_case: str, ds: dt.date | None = None) -> list[dict[str, Any]
             sa.func.max(table.c.score).label("score_max"),
             (sa.func.sum(table.c.predicted_label) / sa.func.count().cast(sa.Float)).label("positive_rate"),
         )
-        .where(day)
+        .where(_rows_of(table, use_case, ds))
         .group_by(table.c.ds)
         .order_by(table.c.ds)
     )
-    with engine.connect() as conn:
+    with _engine().connect() as conn:
         found = conn.execute(stats).mappings().all()
         records = {
             r["ds"]: r
-            for r in conn.execute(
-                sa.select(score_runs).where(
-                    (score_runs.c.use_case == use_case) & (score_runs.c.ds == ds if ds else sa.true())
-                )
-            ).mappings()
+            for r in conn.execute(sa.select(score_runs).where(_rows_of(score_runs, use_case, ds))).mappings()
         }
     rows = []
     for r in found:
@@ -164,22 +163,22 @@ def drift(use_case: str, ds: dt.date | None = None) -> list[dict[str, Any]]:
     """Every feature's drift on day `ds`; without a day, each day's worst feature."""
     from include.platform.tables import drift_measures as table
 
-    engine = _engine()
-    create_tables(engine)
-    query = sa.select(table).where(table.c.use_case == use_case).order_by(table.c.ds, table.c.psi.desc())
-    with engine.connect() as conn:
-        rows = conn.execute(query.where(table.c.ds == ds) if ds else query).mappings().all()
+    query = sa.select(table).where(_rows_of(table, use_case, ds)).order_by(table.c.ds, table.c.psi.desc())
+    with _engine().connect() as conn:
+        rows = conn.execute(query).mappings().all()
     if ds:
-        keep = ("feature", "kind", "psi", "level", "model_version", "rows")
-        return [
-            {
-                **{k: r[k] for k in keep},
-                "buckets": r["buckets"],
-                "reference_shares": r["reference_shares"],
-                "actual_shares": r["actual_shares"],
-            }
-            for r in rows
-        ]
+        keep = (
+            "feature",
+            "kind",
+            "psi",
+            "level",
+            "model_version",
+            "rows",
+            "buckets",
+            "reference_shares",
+            "actual_shares",
+        )
+        return [{k: r[k] for k in keep} for r in rows]
     worst: dict[dt.date, dict[str, Any]] = {}
     for r in rows:
         worst.setdefault(r["ds"], r)  # rows come by day, highest PSI first

@@ -310,9 +310,10 @@ class DriftCounter:
         if not self.rows:
             raise ValueError("cannot measure drift on a day with no rows")
         drift = self.spec.drift
-        # Too few rows to tell drift from sampling noise: the PSI is kept, but it cannot alert.
-        psi_alert = drift.psi_alert if self.rows >= drift.min_rows else math.inf
+        psi_alert = drift.psi_alert
         if self.rows < drift.min_rows:
+            # Too few rows to tell drift from sampling noise: the PSI is kept, but it cannot alert.
+            psi_alert = math.inf
             logger.info("%d rows < drift.min_rows %d: levels capped at warn", self.rows, drift.min_rows)
         drifts = []
         for ref, counts in zip(self.features, self.counts, strict=True):
