@@ -106,7 +106,8 @@ def train_dag(spec: UseCase):
         def register(plan: dict, results: list, params: dict, run_id: str) -> dict:
             from include.training.task import fit_and_register
 
-            return fit_and_register(spec.name, plan, list(results), params, run_id)
+            # One request for every trial's result (iterating asks once per item, then once past the end).
+            return fit_and_register(spec.name, plan, list(results[:]), params, run_id)
 
         @task.short_circuit
         def gate(plan: dict, candidate: dict, **context) -> bool:

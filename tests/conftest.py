@@ -209,3 +209,68 @@ def new_version(run_id: str, ds: dt.date, roc_auc: float = 0.84):
         artifact_uri=f"s3://lake/models/churn/{run_id}.skops",
         sha256="0" * 64,
     )
+
+
+def connection_of(engine) -> str:
+    """An Airflow connection (JSON form) for a SQLite or PostgreSQL engine."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return json.dumps({"conn_type": "sqlite", "host": url.database})
+    fields = {"host": url.host, "port": url.port, "login": url.username, "schema": url.database}
+    return json.dumps({"conn_type": "postgres", **fields})
+
+
+def run_dag(dag_id: str, day: dt.date | None = None, conf: dict | None = None):
+    """One run of a real DAG through `dag.test()` (no retries, so a failure shows at once); the run.
+
+    With `day`, the run's logical date is that day's midnight (UTC); without, a manual run with none.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    file = {"ingest": "ingest.py", "train": "train.py", "score": "score.py"}[dag_id.rsplit("_", 1)[1]]
+    dag = DagBag(dag_folder=str(REPO / "dags" / file)).dags[dag_id]
+    for task in dag.tasks:
+        task.retries = 0
+    logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
+    return dag.test(logical_date=logical, run_conf=conf or {})
+
+
+def task_states(run) -> dict[str, str]:
+    """A run's task instances' states by task id (a mapped task: its last instance's)."""
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def register_model(registry, lake, spec, frame, ds: dt.date, family: str, params: dict, run_id: str) -> int:
+    """Fit `family` on `frame`, store the model file and register it (no gate); its version number."""
+    from include.monitoring.drift import build_reference
+    from include.registry.model_files import dump_model, store_model
+    from include.registry.registry import NewVersion
+    from include.training.estimators import Trial
+    from include.training.tuning import fit_final, run_trial
+
+    trial = Trial(f"{family}-0", family, params)
+    model = fit_final(spec, trial, frame, run_trial(spec, trial, frame).threshold)
+    uri, sha = store_model(lake, spec.name, dump_model(model, {"use_case": spec.name, "ds": ds.isoformat()}))
+    version = registry.register(
+        NewVersion(
+            use_case=spec.name,
+            run_id=run_id,
+            ds=ds,
+            window_start=ds,
+            window_end=ds,
+            holdout_start=ds,
+            holdout_end=ds,
+            family=family,
+            params=params,
+            threshold=model.threshold,
+            metrics={"roc_auc": 0.8},
+            cv_metrics={},
+            trials=[],
+            reference=build_reference(frame, spec).to_dict(),
+            library_versions={},
+            code_version="test",
+            artifact_uri=uri,
+            sha256=sha,
+        )
+    )
+    return version.version

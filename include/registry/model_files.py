@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from include.io.lake import model_key
@@ -30,6 +30,13 @@ from include.training.estimators import Trial
 
 if TYPE_CHECKING:
     from include.registry.registry import ModelVersion
+
+# On import skops looks up the module of each type it trusts by reading attributes of every loaded
+# module; in a task process those include Airflow's deprecated aliases, which answered with about
+# 1,160 `DeprecatedImportWarning` lines per task log, none of them about this code.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", module=r"skops\.io\._utils")
+    import skops.io as sio
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from include.io.stores import S3Store
 from include.partition import Partition
 from include.platform.tables import ingest_runs
 from include.usecases.spec import get_spec
+from tests.conftest import run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -91,31 +92,18 @@ def airflow_env(airflow_db, sources, pg_url, s3_endpoint, s3_client, make_bucket
     return source_store, lake
 
 
-def run_ingest_dag(day: dt.date, conf: dict | None = None):
-    """One run through `dag.test()`; no retries, so a failure shows at once."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import REPO
-
-    dag = DagBag(dag_folder=str(REPO / "dags" / "ingest.py")).dags["churn_ingest"]
-    for task in dag.tasks:
-        task.retries = 0
-    logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    return dag.test(logical_date=logical, run_conf=conf or {})
-
-
 def test_ingest_dag_on_postgres_and_s3_is_idempotent(airflow_env, pg_engine, expected_day):
     _, lake = airflow_env
     key = "raw/churn/ds=2025-03-31/part-0.parquet"
 
-    first = run_ingest_dag(DAY)
+    first = run_dag("churn_ingest", DAY)
     assert first.state == "success"
     partition = read_frame(lake, key)
     assert len(partition) == len(expected_day)
     assert sorted(partition["customerID"]) == sorted(expected_day["customerID"])
     assert (partition["ds"] == pd.Timestamp(DAY)).all()
 
-    second = run_ingest_dag(DAY)
+    second = run_dag("churn_ingest", DAY)
     assert second.state == "success"
     pd.testing.assert_frame_equal(read_frame(lake, key), partition)
     with pg_engine.connect() as conn:
@@ -135,7 +123,7 @@ def test_ingest_dag_quarantines_a_bad_row_with_its_reason(airflow_env, pg_engine
     billing.loc[0, "MonthlyCharges"] = "lots"
     source_store.put_bytes(billing_key, billing.to_csv(index=False).encode())
 
-    assert run_ingest_dag(DAY, {"ds": DAY.isoformat()}).state == "success"
+    assert run_dag("churn_ingest", DAY, {"ds": DAY.isoformat()}).state == "success"
     quarantine = read_frame(lake, "quarantine/churn/ds=2025-03-31/part-0.parquet")
     assert set(zip(quarantine["source"], quarantine["entity_id"], strict=True)) == {
         ("billing", bad_id),
@@ -151,7 +139,7 @@ def test_a_structurally_broken_file_fails_the_run_and_writes_nothing(airflow_env
     billing = pd.read_csv(io.BytesIO(source_store.read_bytes(billing_key)), dtype="str")
     source_store.put_bytes(billing_key, billing.drop(columns="PaymentMethod").to_csv(index=False).encode())
 
-    assert run_ingest_dag(DAY).state == "failed"
+    assert run_dag("churn_ingest", DAY).state == "failed"
     assert lake.list_keys("raw/") == []
     with pg_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ingest_runs)).scalar() == 0

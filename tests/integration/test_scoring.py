@@ -21,16 +21,13 @@ from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
-from include.monitoring.drift import build_reference
 from include.partition import Partition
 from include.platform.schema import upgrade
 from include.platform.tables import drift_measures, predictions, retrain_requests, score_runs
-from include.registry.model_files import dump_model, store_model
-from include.registry.registry import NewVersion, Registry
+from include.registry.registry import Registry
 from include.scoring.score import ScoreError
-from include.training.estimators import Trial
-from include.training.tuning import fit_final, run_trial
 from include.usecases.spec import get_spec
+from tests.conftest import connection_of, register_model, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +62,7 @@ def world(platform, tmp_path, monkeypatch):
     training, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], TRAINING_DAYS[-1])
     registry = Registry(platform)
     for ds, family, params in ((OLD, "dummy", {}), (NEW, "logistic_regression", {"C": 1.0})):
-        version = register(registry, lake, training, ds, family, params)
+        version = register_model(registry, lake, SPEC, training, ds, family, params, f"train-{ds}")
         champion = registry.champion("churn")
         assert registry.promote("churn", version, champion.version if champion else None).promoted
 
@@ -76,43 +73,6 @@ def world(platform, tmp_path, monkeypatch):
     lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
     monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
     return platform, lake, registry
-
-
-def connection_of(engine: sa.Engine) -> str:
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return json.dumps({"conn_type": "sqlite", "host": url.database})
-    fields = {"host": url.host, "port": url.port, "login": url.username, "schema": url.database}
-    return json.dumps({"conn_type": "postgres", **fields})
-
-
-def register(registry, lake, training, ds, family, params) -> int:
-    trial = Trial(f"{family}-0", family, params)
-    model = fit_final(SPEC, trial, training, run_trial(SPEC, trial, training).threshold)
-    uri, sha = store_model(lake, "churn", dump_model(model, {"use_case": "churn", "ds": ds.isoformat()}))
-    version = registry.register(
-        NewVersion(
-            use_case="churn",
-            run_id=f"train-{ds}",
-            ds=ds,
-            window_start=ds,
-            window_end=ds,
-            holdout_start=ds,
-            holdout_end=ds,
-            family=family,
-            params=params,
-            threshold=model.threshold,
-            metrics={"roc_auc": 0.8},
-            cv_metrics={},
-            trials=[],
-            reference=build_reference(training, SPEC).to_dict(),
-            library_versions={},
-            code_version="test",
-            artifact_uri=uri,
-            sha256=sha,
-        )
-    )
-    return version.version
 
 
 def big_day(lake) -> pd.DataFrame:
@@ -340,15 +300,8 @@ def test_the_cli_shows_a_scored_day_and_its_drift(world, capsys):
 
 def run_score_dag(day: dt.date):
     """One run of the real `churn_score` DAG through `dag.test()`; its task instances' states."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import REPO
-
-    dag = DagBag(dag_folder=str(REPO / "dags" / "score.py")).dags["churn_score"]
-    for task in dag.tasks:
-        task.retries = 0
-    run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
-    return run.state, {ti.task_id: ti.state for ti in run.get_task_instances()}
+    run = run_dag("churn_score", day)
+    return run.state, task_states(run)
 
 
 def retrain_events() -> list[dict]:

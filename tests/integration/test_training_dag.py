@@ -1,0 +1,159 @@
+"""The training DAG's glue through `dag.test()`: runs against an existing champion, the promotion's
+compare-and-swap, an unchanged retrain, and a task log an operator can read.
+
+The world: 28 ingested days of the real Telco rows (SQLite platform and sources, folder lake) and a
+deliberately weak champion (a one-split tree) trained as of the first week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.demo.seed import seed
+from include.ingest.pipeline import ingest_partition, read_sources
+from include.io.lake import RAW_ZONE, read_days
+from include.io.stores import LocalStore
+from include.partition import Partition
+from include.platform.schema import upgrade
+from include.registry.registry import Registry
+from include.usecases.spec import get_spec
+from tests.conftest import REPO, connection_of, register_model, run_dag, task_states
+
+pytestmark = pytest.mark.integration
+
+SPEC = get_spec("churn")
+FIRST = dt.date(2025, 3, 4)
+DAYS = [FIRST + dt.timedelta(days=n) for n in range(28)]
+AS_OF = DAYS[-1]
+# One family, two trials: a real tuning run in seconds.
+QUICK = {"estimators": ["logistic_regression"], "n_trials": 2, "window_days": 28}
+
+
+@pytest.fixture
+def world(airflow_db, tmp_path, monkeypatch):
+    """Ingested days, a weak champion v1, and the connections a task run resolves (unique per test)."""
+    platform = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")
+    sources = sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}")
+    bucket, lake = LocalStore(tmp_path / "bucket"), LocalStore(tmp_path / "lake")
+    seed(sources, bucket, SPEC)
+    upgrade(platform)
+    for day in DAYS:
+        partition = Partition(day)
+        raw = read_sources(SPEC, partition, lambda _: sources, lambda _: bucket)
+        ingest_partition(SPEC, partition, raw=raw, lake=lake, platform=platform, run_id=f"ingest-{day}")
+    first_week, _ = read_days(lake, RAW_ZONE, "churn", DAYS[0], DAYS[6])
+    registry = Registry(platform)
+    stump = {"n_estimators": 1, "max_depth": 1, "min_samples_leaf": 1, "max_features": 1.0}
+    weak = register_model(registry, lake, SPEC, first_week, DAYS[6], "random_forest", stump, "weak")
+    assert registry.promote("churn", weak, None).promoted
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
+    monkeypatch.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
+    monkeypatch.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
+    lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+    yield registry, lake, first_week
+    platform.dispose()
+    sources.dispose()
+
+
+def train(day: dt.date, **conf):
+    run = run_dag("churn_train", day, {**QUICK, **conf})
+    return run, task_states(run)
+
+
+def test_a_rejected_run_then_a_promoted_one_against_the_existing_champion(world):
+    registry, _, _ = world
+
+    run, tasks = train(AS_OF, estimators=["dummy"])
+    assert run.state == "success"
+    assert (tasks["gate"], tasks["promote"]) == ("success", "skipped")
+    [rejected] = [v for v in registry.versions("churn") if v.family == "dummy"]
+    assert rejected.status == "rejected" and "floor" in rejected.status_reason
+    assert registry.champion("churn").version == 1
+
+    run, tasks = train(AS_OF)
+    assert (run.state, tasks["promote"]) == ("success", "success")
+    champion = registry.champion("churn")
+    assert (champion.version, champion.family, champion.ds) == (3, "logistic_regression", AS_OF)
+    decision = registry.decision("churn", 3)
+    assert decision.passed and decision.champion_version == 1
+    assert decision.candidate_metrics["roc_auc"] > decision.champion_metrics["roc_auc"]
+    assert [(c.version, c.previous_version) for c in registry.champion_history("churn")] == [
+        (1, None),
+        (3, 1),
+    ]
+    assert registry.get("churn", 1).status == "retired"
+
+
+def test_promote_swaps_only_from_the_champion_its_gate_judged(world):
+    """A champion promoted between a candidate's gate and its promotion wins: the candidate, judged
+    against the old champion, is not promoted over the new one."""
+    from include.training.task import promote
+
+    registry, lake, first_week = world
+    _, tasks = train(AS_OF, min_improvement=1.0)  # judged against v1, and failed
+    assert tasks["promote"] == "skipped"
+    candidate = registry.versions("churn")[-1]
+    # As if its gate had passed it against v1, and another run then promoted a newer model.
+    registry.record_decision(candidate, registry.get("churn", 1), True, ["passed (test)"], {"roc_auc": 0.7})
+    params = {"C": 1.0}
+    interloper = register_model(
+        registry, lake, SPEC, first_week, AS_OF, "logistic_regression", params, "other"
+    )
+    assert registry.promote("churn", interloper, 1).promoted
+
+    outcome = promote("churn", {"version": candidate.version})
+
+    assert not outcome["promoted"]
+    assert outcome["reason"] == f"not promoted: the champion changed from v1 to v{interloper} meanwhile"
+    assert registry.champion("churn").version == interloper
+    assert registry.get("churn", candidate.version).status == "rejected"
+
+
+def test_a_retrain_on_unchanged_data_reuses_its_version(world, capsys):
+    from include import cli
+
+    registry, _, _ = world
+    first, _ = train(AS_OF)
+    versions = len(registry.versions("churn"))
+    second, tasks = train(AS_OF)
+
+    assert second.state == "success" and tasks["promote"] == "skipped"
+    assert len(registry.versions("churn")) == versions
+    runs = {r.run_id: r for r in registry.training_runs("churn")}
+    assert (runs[first.run_id].outcome, runs[second.run_id].outcome) == ("registered", "unchanged")
+    assert runs[first.run_id].version == runs[second.run_id].version
+    capsys.readouterr()
+    assert cli.main(["trainings", "churn"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_a_healthy_training_run_logs_no_warning_flood_and_no_error(world):
+    """`airflow dags test` in a fresh process, as an operator runs it: its output is the task logs."""
+    airflow = Path(sys.executable).parent / "airflow"
+    conf = json.dumps(QUICK)
+    done = subprocess.run(
+        [str(airflow), "dags", "test", "churn_train", AS_OF.isoformat(), "-c", conf],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 0, lines[-20:]
+    assert any("registered v2" in line for line in lines)
+    assert any("churn: champion v1 -> v2" in line for line in lines)
+    assert [line for line in lines if "DeprecatedImportWarning" in line] == []
+    assert [line for line in lines if "[error" in line] == []
