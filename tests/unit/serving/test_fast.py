@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from include.serving.champion import VersionModel
+from include.serving.fast import CompileError, check_against, compile_pipeline
+from include.serving.rows import probe_rows, rows_to_frame
+from include.serving.service import build_served
+from include.usecases.spec import UseCase
+from tests.conftest import new_version
+from tests.unit.serving.conftest import FAMILIES
+
+
+def version_model(pipeline: Pipeline) -> VersionModel:
+    import datetime as dt
+    from dataclasses import asdict
+
+    from include.registry.registry import ModelVersion
+
+    entry = ModelVersion(**asdict(new_version("run-1", dt.date(2025, 3, 1))), version=1)
+    return VersionModel(entry, pipeline)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_fast_path_builds_the_pipelines_matrix_and_scores(spec: UseCase, pipelines, request_rows, family):
+    pipeline = pipelines[family]
+    fast = compile_pipeline(pipeline)
+    frame = rows_to_frame(request_rows, spec)
+    np.testing.assert_array_equal(fast.features(request_rows), pipeline[:-1].transform(frame))
+    expected = pipeline.predict_proba(frame)[:, 1]
+    assert np.max(np.abs(fast.predict_proba(request_rows) - expected)) <= 1e-12
+    # One row at a time, as most requests come.
+    for n in (0, 1, 500):
+        single = fast.predict_proba(request_rows[n : n + 1])
+        assert single[0] == pytest.approx(expected[n], abs=1e-12)
+    assert check_against(fast, pipeline, rows_to_frame(probe_rows(spec), spec), probe_rows(spec)) <= 1e-12
+
+
+def test_an_unknown_category_sets_no_column_as_the_encoder_does(spec: UseCase, pipelines, request_rows):
+    pipeline = pipelines["logistic_regression"]
+    row = {**request_rows[0], "Contract": "Weekly"}  # past validation only in this test
+    frame = rows_to_frame([request_rows[0]], spec).astype({"Contract": "object"})
+    frame.loc[0, "Contract"] = "Weekly"
+    np.testing.assert_array_equal(compile_pipeline(pipeline).features([row]), pipeline[:-1].transform(frame))
+
+
+def test_a_pipeline_it_does_not_know_is_not_compiled(spec: UseCase, telco):
+    encoder = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["Contract"])])
+    other = Pipeline([("preprocess", encoder), ("model", LogisticRegression())])
+    other.fit(telco[["Contract"]], telco["Churn"] == "Yes")
+    with pytest.raises(CompileError, match="no fast form for the 'onehot' group"):
+        compile_pipeline(other)
+
+
+def test_auto_falls_back_to_the_pipeline_and_fast_insists(spec: UseCase, pipelines, request_rows, telco):
+    encoder = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["Contract"])])
+    other = Pipeline([("preprocess", encoder), ("model", LogisticRegression())])
+    other.fit(telco[list(spec.features.all)], telco["Churn"] == "Yes")
+    served = build_served(spec, version_model(other), "auto", None)
+    assert served.engine == "sklearn"
+    expected = other.predict_proba(rows_to_frame(request_rows[:5], spec))[:, 1]
+    np.testing.assert_array_equal(served.scorer(request_rows[:5]), expected)
+    with pytest.raises(CompileError):
+        build_served(spec, version_model(other), "fast", None)
+    assert build_served(spec, version_model(pipelines["dummy"]), "auto", None).engine == "fast"
+    assert build_served(spec, version_model(pipelines["dummy"]), "sklearn", None).engine == "sklearn"
