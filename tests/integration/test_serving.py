@@ -1,0 +1,249 @@
+"""The scoring service on a real registry and lake: the batch's answers, the swap under load, bad files.
+
+The world: eleven ingested days of the real Telco rows (the last one holding all of them, with a few
+null TotalCharges), v1 (logistic regression) as champion and v2 (hist gradient boosting) registered,
+on SQLite, the embedded default. The swap runs the real entry point (`python -m include.serving`,
+uvicorn on a free loopback port) while clients keep scoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from include.demo.seed import seed
+from include.ingest.pipeline import ingest_partition, read_sources
+from include.io.lake import read_days, read_frame, write_frame
+from include.io.stores import LocalStore
+from include.partition import Partition
+from include.platform.tables import create_tables
+from include.registry.registry import Registry
+from include.serving.app import app_from_env, create_app
+from include.serving.champion import ChampionSource
+from include.serving.rows import rows_to_frame
+from include.serving.service import ScoringService
+from include.serving.settings import ServingSettings
+from include.usecases.spec import get_spec
+from tests.conftest import REPO, free_port
+from tests.integration.test_scoring import connection_of, day_predictions, register, score
+
+pytestmark = pytest.mark.integration
+
+SPEC = get_spec("churn")
+TRAINING_DAYS = [dt.date(2025, 3, 1) + dt.timedelta(days=n) for n in range(10)]
+DAY = dt.date(2025, 3, 31)
+TOKEN = "integration-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Ingested days, v1 champion and v2 registered, and the connections a task and the service use."""
+    tmp = tmp_path_factory.mktemp("serving")
+    sources = sa.create_engine(f"sqlite:///{tmp / 'source.db'}")
+    bucket, lake = LocalStore(tmp / "bucket"), LocalStore(tmp / "lake")
+    platform = sa.create_engine(f"sqlite:///{tmp / 'platform.db'}")
+    seed(sources, bucket, SPEC)
+    create_tables(platform)
+    for day in [*TRAINING_DAYS, DAY]:
+        raw = read_sources(SPEC, Partition(day), lambda _: sources, lambda _: bucket)
+        ingest_partition(SPEC, Partition(day), raw=raw, lake=lake, platform=platform, run_id=f"ingest-{day}")
+    training, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], TRAINING_DAYS[-1])
+    everything, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], DAY)
+    everything.loc[everything.index[:7], "TotalCharges"] = np.nan  # a nullable feature, null
+    write_frame(lake, f"raw/churn/ds={DAY}/part-0.parquet", everything)
+    registry = Registry(platform)
+    v1 = register(registry, lake, training, TRAINING_DAYS[-1], "logistic_regression", {"C": 1.0})
+    assert registry.promote("churn", v1, None).promoted
+    params = {"max_iter": 50, "max_leaf_nodes": 15, "learning_rate": 0.1}
+    register(
+        registry, lake, training, TRAINING_DAYS[-1] + dt.timedelta(days=5), "hist_gradient_boosting", params
+    )
+
+    suffix = uuid.uuid4().hex[:8]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
+        env.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
+        env.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
+        lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
+        env.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+        env.setenv("PLATFORM_SERVING_TOKEN", TOKEN)
+        yield platform, lake, registry
+    platform.dispose()
+
+
+def request_rows(lake, day: dt.date) -> list[dict]:
+    """The day's partition as a client sends it: features and the id, nulls as null."""
+    frame = read_frame(lake, f"raw/churn/ds={day}/part-0.parquet")[[SPEC.entity_id, *SPEC.features.all]]
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
+def online(client: TestClient, rows: list[dict], chunk: int = 500) -> pd.DataFrame:
+    predictions = []
+    for start in range(0, len(rows), chunk):
+        answer = client.post("/v1/churn/score", json={"rows": rows[start : start + chunk]}, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        predictions += answer.json()["predictions"]
+    return pd.DataFrame(predictions).sort_values("entity_id").reset_index(drop=True)
+
+
+def assert_online_equals_batch(world, engine: str, monkeypatch) -> None:
+    platform, lake, registry = world
+    summary = score(DAY)  # the nightly task's body, as the DAG calls it
+    batch = day_predictions(platform, DAY).sort_values("entity_id").reset_index(drop=True)
+    rows = request_rows(lake, DAY)
+    assert len(batch) == len(rows) == summary["rows_scored"] > 800
+    monkeypatch.setenv("PLATFORM_SERVING_ENGINE", engine)
+    with TestClient(app_from_env()) as client:
+        assert client.get("/v1/churn/model", headers=AUTH).json()["engine"] == engine
+        answers = online(client, rows)
+    champion = registry.champion("churn")
+    assert answers["entity_id"].tolist() == batch["entity_id"].tolist()
+    assert set(answers["model_version"]) == set(batch["model_version"]) == {champion.version}
+    assert set(answers["model_sha256"]) == {champion.sha256}
+    assert answers["predicted_label"].tolist() == batch["predicted_label"].tolist()
+    difference = np.abs(answers["score"].to_numpy() - batch["score"].to_numpy())
+    assert difference.max() <= 1e-12, f"largest difference {difference.max():.3g}"
+    assert answers["score"].nunique() > 100
+
+
+@pytest.mark.parametrize("engine", ["fast", "sklearn"])
+def test_online_scores_equal_the_nightly_batch(world, engine, monkeypatch):
+    assert_online_equals_batch(world, engine, monkeypatch)
+
+
+def start_service(port: int) -> subprocess.Popen:
+    env = {**os.environ, "PLATFORM_SERVING_POLL_SECONDS": "0.1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "include.serving", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited: {process.stdout.read().decode()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the service did not come up")
+
+
+def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world):
+    platform, lake, registry = world
+    rows = request_rows(lake, DAY)[:10]
+    source = ChampionSource(platform, lake)
+    expected = {
+        v: source.load(registry.get("churn", v)).predict_proba(rows_to_frame(rows, SPEC)) for v in (1, 2)
+    }
+    assert np.abs(expected[1] - expected[2]).min() > 1e-6  # the two versions are told apart by score
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(port)
+    answers: dict[int, list] = defaultdict(list)
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+            while not stop.is_set():
+                answer = http.post("/v1/churn/score", json={"rows": rows})
+                answers[n].append((answer.status_code, answer.json()))
+
+    try:
+        wait_until_serving(url, process)
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(1.0)
+        assert registry.promote("churn", 2, expected=1).promoted
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            latest = [a[-1][1].get("model_version") for a in answers.values() if a]
+            if len(latest) == 4 and set(latest) == {2}:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stop.set()
+        for thread in clients:
+            thread.join()
+        info = httpx.get(f"{url}/v1/churn/model", headers=AUTH).json()
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait(timeout=20)
+
+    assert info["version"] == 2 and info["promoted_at"] is not None
+    total = sum(len(a) for a in answers.values())
+    assert total > 40
+    for n, seen in answers.items():
+        assert [status for status, _ in seen] == [200] * len(seen), f"client {n}: a failed request"
+        versions = []
+        for _, body in seen:
+            version = body["model_version"]
+            assert {p["model_version"] for p in body["predictions"]} == {version}  # no mixed answer
+            assert {p["model_sha256"] for p in body["predictions"]} == {registry.get("churn", version).sha256}
+            scores = np.array([p["score"] for p in body["predictions"]])
+            assert np.abs(scores - expected[version]).max() <= 1e-12
+            versions.append(version)
+        assert versions == sorted(versions), f"client {n} went back to an old model"
+        assert versions[0] == 1 and versions[-1] == 2
+
+
+def test_online_equals_batch_for_the_new_champion_too(world, monkeypatch):
+    _, _, registry = world
+    assert registry.champion("churn").family == "hist_gradient_boosting"  # after the swap above
+    assert_online_equals_batch(world, "fast", monkeypatch)
+
+
+def test_a_tampered_champion_is_not_loaded(world, tmp_path):
+    platform, lake, registry = world
+    training, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], TRAINING_DAYS[-1])
+    v3 = register(registry, lake, training, DAY, "logistic_regression", {"C": 0.1})
+    key = lake.key_of(registry.get("churn", v3).artifact_uri)
+    lake.put_bytes(key, lake.read_bytes(key) + b"tampered")
+    champion = registry.champion("churn").version
+    assert registry.promote("churn", v3, expected=champion).promoted
+
+    service = ScoringService([SPEC], ChampionSource(platform, lake))
+    with TestClient(create_app(service, TOKEN, ServingSettings())) as client:
+        answer = client.post("/v1/churn/score", json={"rows": request_rows(lake, DAY)[:1]}, headers=AUTH)
+    assert answer.status_code == 503
+    assert f"champion v{v3} not loaded: checksum mismatch" in answer.json()["detail"]
+
+
+def test_no_champion_is_503_with_the_reason(tmp_path):
+    platform = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    service = ScoringService([SPEC], ChampionSource(platform, LocalStore(tmp_path / "lake")))
+    with TestClient(create_app(service, TOKEN, ServingSettings())) as client:
+        answer = client.get("/v1/churn/model", headers=AUTH)
+        health = client.get("/health").json()
+    assert answer.status_code == 503
+    assert (
+        "no champion: no churn model has passed the gate yet (train one: trigger churn_train)"
+        in (answer.json()["detail"])
+    )
+    assert health["status"] == "degraded"
