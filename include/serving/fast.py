@@ -10,8 +10,9 @@ is used.
 
 Only the steps `include.training.preprocess.build_preprocessor` makes are compiled (numeric: to float,
 median fill, scaling; categorical: most-frequent fill, one-hot ignoring unknown values; boolean: 0/1
-mapping, most-frequent fill). Anything else (a datetime feature, another transformer) raises
-`CompileError`, and the service keeps the scikit-learn path.
+mapping, most-frequent fill), and a random forest's trees are walked all at once (`_Forest`); other
+estimators score the compiled matrix themselves. Anything else (a datetime feature, another
+transformer) raises `CompileError`, and the service keeps the scikit-learn path.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import sparse
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -157,12 +159,71 @@ _GROUPS = {"numeric": _numeric, "categorical": _categorical, "boolean": _boolean
 
 
 @dataclass(frozen=True)
+class _Forest:
+    """A binary random forest's trees as flat arrays, walked for every row and tree at once.
+
+    scikit-learn walks one tree at a time (a joblib task each, ~15 µs of overhead per tree per call)
+    and sums the trees' leaf fractions in tree order; this walks all trees in one vectorised loop per
+    level, compares float32 features with the float64 thresholds as the trees do, and sums the leaf
+    values in the same order (`cumsum` is sequential), so the result is the same to the last bit.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    children: np.ndarray  # node n's left child at 2n, its right child at 2n + 1
+    value: np.ndarray
+    roots: np.ndarray
+    depth: int
+
+    @classmethod
+    def of(cls, forest: RandomForestClassifier) -> _Forest:
+        if forest.n_outputs_ != 1 or forest.classes_.tolist() != [0, 1]:
+            raise CompileError("a forest that is not a single binary 0/1 output")
+        features, thresholds, children, values, roots = [], [], [], [], []
+        offset, depth = 0, 0
+        for tree in (estimator.tree_ for estimator in forest.estimators_):
+            leaf = tree.children_left < 0
+            own = np.arange(offset, offset + tree.node_count)
+            features.append(np.where(leaf, 0, tree.feature))
+            thresholds.append(tree.threshold)
+            # A leaf points to itself, so walking every tree for `depth` levels stays on it.
+            left = np.where(leaf, own, tree.children_left + offset)
+            right = np.where(leaf, own, tree.children_right + offset)
+            children.append(np.stack([left, right], axis=1).ravel())
+            values.append(tree.value[:, 0, 1])
+            roots.append(offset)
+            offset += tree.node_count
+            depth = max(depth, tree.max_depth)
+        return cls(
+            np.concatenate(features).astype(np.intp),
+            np.concatenate(thresholds),
+            np.concatenate(children).astype(np.intp),
+            np.concatenate(values),
+            np.asarray(roots, dtype=np.intp),
+            depth,
+        )
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The forest's positive-class probability of each row of `X` (no NaN: imputed features)."""
+        X32 = np.ascontiguousarray(X, dtype=np.float32)  # what the trees compare (scikit-learn's DTYPE)
+        cells = X32.ravel()
+        starts = (np.arange(len(X32)) * X32.shape[1])[:, None]
+        nodes = np.broadcast_to(self.roots, (len(X32), len(self.roots)))
+        for _ in range(self.depth):
+            # Without NaN, "not x <= threshold" is "x > threshold": go to the right child.
+            right = cells.take(starts + self.feature.take(nodes)) > self.threshold.take(nodes)
+            nodes = self.children.take(2 * nodes + right)
+        return np.cumsum(self.value.take(nodes), axis=1)[:, -1] / len(self.roots)
+
+
+@dataclass(frozen=True)
 class FastModel:
     """The pipeline's preprocessor as numpy blocks, and its fitted estimator."""
 
     blocks: tuple[_Block, ...]
     estimator: Any
     sparse_output: bool
+    forest: _Forest | None = None
 
     def features(self, rows: Rows) -> Any:
         """The matrix the fitted `ColumnTransformer` would give for `rows`."""
@@ -171,7 +232,10 @@ class FastModel:
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """The positive-class probability of each row (validated request rows, as dicts)."""
-        return self.estimator.predict_proba(self.features(rows))[:, 1]
+        X = self.features(rows)
+        if self.forest is not None and not self.sparse_output and not np.isnan(X).any():
+            return self.forest.predict_proba(X)
+        return self.estimator.predict_proba(X)[:, 1]
 
 
 def compile_pipeline(pipeline: Pipeline) -> FastModel:
@@ -195,7 +259,8 @@ def compile_pipeline(pipeline: Pipeline) -> FastModel:
     expected = len(preprocessor.get_feature_names_out())
     if width != expected:
         raise CompileError(f"the compiled features are {width} wide, the pipeline's {expected}")
-    return FastModel(tuple(blocks), estimator, bool(preprocessor.sparse_output_))
+    forest = _Forest.of(estimator) if type(estimator) is RandomForestClassifier else None
+    return FastModel(tuple(blocks), estimator, bool(preprocessor.sparse_output_), forest)
 
 
 def check_against(

@@ -120,7 +120,10 @@ def probe_rows(spec: UseCase, count: int = 64) -> list[dict[str, Any]]:
     """Valid rows spread over every feature's allowed values, range ends and nulls (for self-checks)."""
     choices = {name: _choices(spec.columns[name]) for name in spec.features.all}
     return [
-        {name: values[(n + k + (n // 7) * (k + 1)) % len(values)] for k, (name, values) in enumerate(choices.items())}
+        {
+            name: values[(n + k + (n // 7) * (k + 1)) % len(values)]
+            for k, (name, values) in enumerate(choices.items())
+        }
         for n in range(count)
     ]
 

@@ -41,6 +41,17 @@ def test_the_fast_path_builds_the_pipelines_matrix_and_scores(spec: UseCase, pip
     assert check_against(fast, pipeline, rows_to_frame(probe_rows(spec), spec), probe_rows(spec)) <= 1e-12
 
 
+def test_a_forest_walked_all_at_once_gives_the_pipelines_scores_to_the_last_bit(
+    spec, pipelines, request_rows
+):
+    pipeline = pipelines["random_forest"]
+    fast = compile_pipeline(pipeline)
+    assert fast.forest is not None
+    expected = pipeline.predict_proba(rows_to_frame(request_rows, spec))[:, 1]
+    np.testing.assert_array_equal(fast.predict_proba(request_rows), expected)
+    np.testing.assert_array_equal(fast.predict_proba(request_rows[7:8]), expected[7:8])
+
+
 def test_an_unknown_category_sets_no_column_as_the_encoder_does(spec: UseCase, pipelines, request_rows):
     pipeline = pipelines["logistic_regression"]
     row = {**request_rows[0], "Contract": "Weekly"}  # past validation only in this test
