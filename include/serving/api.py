@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from include.serving.auth import require_token
@@ -198,13 +198,15 @@ def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_
     body_model = request_model(spec, max_rows)
     entity_id = spec.entity_id
 
-    async def score(body: Any) -> ScoreResponse:
+    async def score(body: Any) -> Response:
         rows = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
         scored = service.score(name, rows)
-        return ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
+        answer = ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
+        # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     # The body model is made at run time: the annotation must be the class, not a deferred name.
-    score.__annotations__ = {"body": body_model, "return": ScoreResponse}
+    score.__annotations__ = {"body": body_model, "return": Response}
     router.add_api_route(
         f"/{name}/score",
         score,

@@ -144,3 +144,10 @@ def _choices(column: Column) -> list[Any]:
     else:
         values = [dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 6, 30, 12, tzinfo=dt.UTC)]
     return [*values, None] if column.nullable else values
+
+
+def frame_to_rows(frame: pd.DataFrame, spec: UseCase) -> list[dict[str, Any]]:
+    """Rows of a partition frame as a client sends them: the features and the id, nulls as None."""
+    columns = [spec.entity_id, *spec.features.all]
+    plain = frame[columns].astype(object)
+    return plain.where(frame[columns].notna(), None).to_dict("records")

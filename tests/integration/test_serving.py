@@ -34,7 +34,7 @@ from include.platform.tables import create_tables
 from include.registry.registry import Registry
 from include.serving.app import app_from_env, create_app
 from include.serving.champion import ChampionSource
-from include.serving.rows import rows_to_frame
+from include.serving.rows import frame_to_rows, rows_to_frame
 from include.serving.service import ScoringService
 from include.serving.settings import ServingSettings
 from include.usecases.spec import get_spec
@@ -88,9 +88,7 @@ def world(tmp_path_factory):
 
 def request_rows(lake, day: dt.date) -> list[dict]:
     """The day's partition as a client sends it: features and the id, nulls as null."""
-    frame = read_frame(lake, f"raw/churn/ds={day}/part-0.parquet")[[SPEC.entity_id, *SPEC.features.all]]
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict("records")
+    return frame_to_rows(read_frame(lake, f"raw/churn/ds={day}/part-0.parquet"), SPEC)
 
 
 def online(client: TestClient, rows: list[dict], chunk: int = 500) -> pd.DataFrame:
