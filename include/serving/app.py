@@ -137,6 +137,10 @@ def create_app(service: ScoringService, token: str, settings: ServingSettings) -
         "Every route under /v1 needs `Authorization: Bearer <token>`.",
         version="1",
         lifespan=lifespan,
+        # /openapi.json is the contract; FastAPI's /docs and /redoc pages fetch their scripts from a
+        # CDN, which an air-gapped deployment cannot reach (and a page must not need).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.token = token.encode()
     app.state.service = service
