@@ -8,6 +8,7 @@ uvicorn on a free loopback port) while clients keep scoring.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -125,32 +127,41 @@ def test_online_scores_equal_the_nightly_batch(world, engine, monkeypatch):
     assert_online_equals_batch(world, engine, monkeypatch)
 
 
-def start_service(port: int) -> subprocess.Popen:
+@contextlib.contextmanager
+def running_service(log_path) -> Iterator[str]:
+    """`python -m include.serving` on a free loopback port, polling the alias every 0.1 s; its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PLATFORM_SERVING_POLL_SECONDS": "0.1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "include.serving", "--port", str(port), "--log-level", "warning"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the service exited: {process.stdout.read().decode()}")
+    command = [sys.executable, "-m", "include.serving", "--port", str(port), "--log-level", "warning"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            if httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok":
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the service did not come up")
+            deadline = time.monotonic() + 90
+            while not serving(url):
+                assert process.poll() is None, f"the service exited: {log_path.read_text()}"
+                assert time.monotonic() < deadline, "the service did not come up"
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
 
 
-def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world):
+def serving(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok"
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world, tmp_path):
     platform, lake, registry = world
     rows = request_rows(lake, DAY)[:10]
     source = ChampionSource(platform, lake)
@@ -158,55 +169,42 @@ def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world):
         v: source.load(registry.get("churn", v)).predict_proba(rows_to_frame(rows, SPEC)) for v in (1, 2)
     }
     assert np.abs(expected[1] - expected[2]).min() > 1e-6  # the two versions are told apart by score
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(port)
     answers: dict[int, list] = defaultdict(list)
     stop = threading.Event()
 
-    def client(n: int) -> None:
-        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
-            while not stop.is_set():
-                answer = http.post("/v1/churn/score", json={"rows": rows})
-                answers[n].append((answer.status_code, answer.json()))
+    with running_service(tmp_path / "service.log") as url:
 
-    try:
-        wait_until_serving(url, process)
+        def client(n: int) -> None:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+                while not stop.is_set():
+                    answer = http.post("/v1/churn/score", json={"rows": rows})
+                    answers[n].append((answer.status_code, answer.json()))
+
         clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-        for thread in clients:
-            thread.start()
-        time.sleep(1.0)
-        assert registry.promote("churn", 2, expected=1).promoted
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            latest = [a[-1][1].get("model_version") for a in answers.values() if a]
-            if len(latest) == 4 and set(latest) == {2}:
-                break
-            time.sleep(0.05)
-        time.sleep(0.5)
-        stop.set()
-        for thread in clients:
-            thread.join()
+        try:
+            for thread in clients:
+                thread.start()
+            wait_for(lambda: all(len(answers[n]) >= 5 for n in range(4)))  # all scoring with v1 first
+            assert registry.promote("churn", 2, expected=1).promoted
+            wait_for(lambda: all(answers[n][-1][1].get("model_version") == 2 for n in range(4)))
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join()
         info = httpx.get(f"{url}/v1/churn/model", headers=AUTH).json()
-    finally:
-        stop.set()
-        process.terminate()
-        process.wait(timeout=20)
 
     assert info["version"] == 2 and info["promoted_at"] is not None
-    total = sum(len(a) for a in answers.values())
-    assert total > 40
+    assert sum(len(a) for a in answers.values()) > 40
+    sha = {v: registry.get("churn", v).sha256 for v in (1, 2)}
     for n, seen in answers.items():
         assert [status for status, _ in seen] == [200] * len(seen), f"client {n}: a failed request"
-        versions = []
-        for _, body in seen:
-            version = body["model_version"]
+        versions = [body["model_version"] for _, body in seen]
+        for version, (_, body) in zip(versions, seen, strict=True):
             assert {p["model_version"] for p in body["predictions"]} == {version}  # no mixed answer
-            assert {p["model_sha256"] for p in body["predictions"]} == {registry.get("churn", version).sha256}
+            assert {p["model_sha256"] for p in body["predictions"]} == {sha[version]}
             scores = np.array([p["score"] for p in body["predictions"]])
             assert np.abs(scores - expected[version]).max() <= 1e-12
-            versions.append(version)
         assert versions == sorted(versions), f"client {n} went back to an old model"
         assert versions[0] == 1 and versions[-1] == 2
 
