@@ -175,7 +175,7 @@ def models_router(service: ScoringService) -> APIRouter:
 
     @router.get("/{use_case}/model", response_model=ModelInfo, responses=ERRORS)
     async def model(use_case: str) -> ModelInfo:
-        return ModelInfo.of(service.served(use_case), service.state(use_case).problem)
+        return ModelInfo.of(*service.current(use_case))
 
     return router
 

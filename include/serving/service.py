@@ -92,9 +92,7 @@ def build_served(
             probes = probe_rows(spec)
             worst = check_against(fast, model.pipeline, rows_to_frame(probes, spec), probes)
             chosen, scorer = "fast", fast.predict_proba
-            log.info(
-                "%s v%d: fast path, within %.2g of the pipeline", spec.name, model.version.version, worst
-            )
+            log.info("%s v%d: fast path, within %.2g of the pipeline", spec.name, version, worst)
         except CompileError as why:
             if engine == "fast":
                 raise
@@ -142,10 +140,19 @@ class ScoringService:
             UnknownUseCase: for a use case the service does not serve.
             NotServing: when it has no model (the reason says why).
         """
+        return self.current(use_case)[0]
+
+    def current(self, use_case: str) -> tuple[Served, str | None]:
+        """The model serving `use_case` and the last problem following its alias, read together.
+
+        Raises:
+            UnknownUseCase: for a use case the service does not serve.
+            NotServing: when it has no model (the reason says why).
+        """
         state = self.state(use_case)
         if state.served is None:
             raise NotServing(f"{use_case}: {state.problem}")
-        return state.served
+        return state.served, state.problem
 
     def score(self, use_case: str, rows: Rows) -> Scored:
         """Scores and labels of validated `rows`, all from the one version serving at the call."""

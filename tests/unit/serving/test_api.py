@@ -96,6 +96,8 @@ def test_scoring_needs_the_token(client, request_rows):
     basic = score(client, request_rows[:1], headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert basic.status_code == 401
     assert client.get("/v1/churn/model").status_code == 401
+    bad_rows = score(client, [{"tenure": "x"}], headers=None)
+    assert bad_rows.status_code == 401  # the token is checked before the rows are
     assert client.post("/v1/nope/score", json={"rows": []}).status_code == 401  # no hint without a token
     assert client.get("/health").status_code == 200  # open: liveness only
 
