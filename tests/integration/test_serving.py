@@ -2,8 +2,8 @@
 
 The world: eleven ingested days of the real Telco rows (the last one holding all of them, with a few
 null TotalCharges), v1 (logistic regression) as champion and v2 (hist gradient boosting) registered,
-on SQLite, the embedded default. The swap runs the real entry point (`python -m include.serving`,
-uvicorn on a free loopback port) while clients keep scoring.
+on SQLite (the embedded default) and on PostgreSQL. The swap runs the real entry point
+(`python -m include.serving`, uvicorn on a free loopback port) while clients keep scoring.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from include.serving.rows import frame_to_rows, rows_to_frame
 from include.serving.service import ScoringService
 from include.serving.settings import ServingSettings
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, postgres_database
 from tests.integration.test_scoring import connection_of, day_predictions, register, score
 
 pytestmark = pytest.mark.integration
@@ -52,13 +52,25 @@ TOKEN = "integration-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def platform(request, tmp_path_factory):
+    """The platform database for the module: a SQLite file, or a fresh PostgreSQL database."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('platform') / 'platform.db'}"
+        else:
+            url = stack.enter_context(postgres_database("serving_test"))
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(platform, tmp_path_factory):
     """Ingested days, v1 champion and v2 registered, and the connections a task and the service use."""
     tmp = tmp_path_factory.mktemp("serving")
     sources = sa.create_engine(f"sqlite:///{tmp / 'source.db'}")
     bucket, lake = LocalStore(tmp / "bucket"), LocalStore(tmp / "lake")
-    platform = sa.create_engine(f"sqlite:///{tmp / 'platform.db'}")
     seed(sources, bucket, SPEC)
     create_tables(platform)
     for day in [*TRAINING_DAYS, DAY]:
@@ -85,7 +97,6 @@ def world(tmp_path_factory):
         env.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
         env.setenv("PLATFORM_SERVING_TOKEN", TOKEN)
         yield platform, lake, registry
-    platform.dispose()
 
 
 def request_rows(lake, day: dt.date) -> list[dict]:
