@@ -207,13 +207,14 @@ class _Forest:
         """The forest's positive-class probability of each row of `X` (no NaN: imputed features)."""
         X32 = np.ascontiguousarray(X, dtype=np.float32)  # what the trees compare (scikit-learn's DTYPE)
         cells = X32.ravel()
-        starts = (np.arange(len(X32)) * X32.shape[1])[:, None]
-        nodes = np.broadcast_to(self.roots, (len(X32), len(self.roots)))
+        # One row (most requests): a flat walk, with no per-row offsets into `cells`.
+        starts = 0 if len(X32) == 1 else (np.arange(len(X32)) * X32.shape[1])[:, None]
+        nodes = self.roots if len(X32) == 1 else np.broadcast_to(self.roots, (len(X32), len(self.roots)))
         for _ in range(self.depth):
             # Without NaN, "not x <= threshold" is "x > threshold": go to the right child.
             right = cells.take(starts + self.feature.take(nodes)) > self.threshold.take(nodes)
             nodes = self.children.take(2 * nodes + right)
-        return np.cumsum(self.value.take(nodes), axis=1)[:, -1] / len(self.roots)
+        return np.cumsum(np.atleast_2d(self.value.take(nodes)), axis=1)[:, -1] / len(self.roots)
 
 
 @dataclass(frozen=True)
