@@ -108,8 +108,13 @@ def arrow_schema(spec: UseCase) -> pa.Schema:
 def rows_to_frame(rows: Sequence[dict[str, Any]], spec: UseCase) -> pd.DataFrame:
     """The feature frame of validated rows, built as batch scoring builds a partition's (`to_frame`)."""
     schema = arrow_schema(spec)
-    batch = pa.RecordBatch.from_pylist([{name: row[name] for name in schema.names} for row in rows], schema)
-    return to_frame(batch, spec.entity_id)
+    dates = [name for name in schema.names if spec.columns[name].type == "date"]
+    records = [{name: row[name] for name in schema.names} for row in rows]
+    for record in records:  # a partition holds a date as its midnight (include/ingest/validate.py)
+        for name in dates:
+            if record[name] is not None:
+                record[name] = dt.datetime.combine(record[name], dt.time())
+    return to_frame(pa.RecordBatch.from_pylist(records, schema), spec.entity_id)
 
 
 def _camel(name: str) -> str:

@@ -1,27 +1,31 @@
+"""The compiled fast path against the fitted pipeline it replaces, and when it is not used."""
+
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import asdict
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from include.registry.registry import ModelVersion
 from include.serving.champion import VersionModel
 from include.serving.fast import CompileError, check_against, compile_pipeline
-from include.serving.rows import probe_rows, rows_to_frame
+from include.serving.rows import probe_rows, row_model, rows_to_frame
 from include.serving.service import build_served
+from include.training.estimators import build_model
+from include.training.preprocess import split_xy
 from include.usecases.spec import UseCase
 from tests.conftest import new_version
 from tests.unit.serving.conftest import FAMILIES
 
 
 def version_model(pipeline: Pipeline) -> VersionModel:
-    import datetime as dt
-    from dataclasses import asdict
-
-    from include.registry.registry import ModelVersion
-
     entry = ModelVersion(**asdict(new_version("run-1", dt.date(2025, 3, 1))), version=1)
     return VersionModel(entry, pipeline)
 
@@ -80,3 +84,34 @@ def test_auto_falls_back_to_the_pipeline_and_fast_insists(spec: UseCase, pipelin
         build_served(spec, version_model(other), "fast", None)
     assert build_served(spec, version_model(pipelines["dummy"]), "auto", None).engine == "fast"
     assert build_served(spec, version_model(pipelines["dummy"]), "sklearn", None).engine == "sklearn"
+
+
+def with_date_feature(spec: UseCase) -> UseCase:
+    """The churn spec plus a `signup` date feature: a use case the fast path does not compile."""
+    raw = spec.model_dump()
+    raw["columns"]["signup"] = {"type": "date", "nullable": True}
+    raw["sources"][0]["columns"] = [*raw["sources"][0]["columns"], "signup"]
+    raw["features"]["datetime"] = ["signup"]
+    return UseCase.model_validate(raw)
+
+
+def test_a_date_feature_is_scored_by_the_pipeline_as_batch_would(spec: UseCase, telco, request_rows):
+    dated = with_date_feature(spec)
+    frame = telco.head(600).assign(
+        signup=pd.Timestamp("2024-01-01") + pd.to_timedelta(telco.index[:600], "D")
+    )
+    X, y = split_xy(frame, dated)
+    pipeline = build_model(dated, "logistic_regression", {"C": 1.0}).fit(X, y)
+    with pytest.raises(CompileError, match="no fast form for the 'datetime' group"):
+        compile_pipeline(pipeline)
+    served = build_served(dated, version_model(pipeline), "auto", None)
+    assert served.engine == "sklearn"
+    rows = [
+        row_model(dated).model_validate({**row, "signup": day}).__dict__
+        for row, day in zip(request_rows[:3], ["2024-02-29", None, "2025-01-31"], strict=True)
+    ]
+    batch_frame = pd.DataFrame(rows)[list(dated.features.all)]
+    batch_frame["signup"] = pd.to_datetime(batch_frame["signup"])
+    expected = pipeline.predict_proba(batch_frame)[:, 1]
+    np.testing.assert_allclose(served.scorer(rows), expected, rtol=0, atol=1e-12)
+    assert rows[0]["signup"] == dt.date(2024, 2, 29)
