@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
@@ -38,6 +39,11 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
     }
 )
+
+
+# Timings on shared 2-core machines swing: hypothesis's per-example deadline would flake, not find bugs.
+settings.register_profile("platform", deadline=None)
+settings.load_profile("platform")
 
 
 def in_ci() -> bool:
@@ -86,12 +92,15 @@ def pg_url():
 
 @pytest.fixture
 def pg_engine(pg_url):
-    """An engine on the session's database, emptied before each test."""
+    """An engine on the session's database, emptied before each test, the platform tables migrated."""
     import sqlalchemy as sa
+
+    from include.platform.schema import upgrade
 
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -28,10 +28,10 @@ from include.io.bulk import adbc_connection
 from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.monitoring.drift import Reference, build_reference
-from include.platform.tables import create_tables
-from include.training.artifacts import dump_model, load_model, sha256_hex
+from include.platform.schema import upgrade
+from include.registry.model_files import FittedModel, dump_model, load_model, sha256_hex
 from include.training.estimators import Trial
-from include.training.tuning import FittedModel, fit_final
+from include.training.tuning import fit_final, run_trial
 from include.usecases.spec import UseCase, get_spec
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def prepare(bench: Bench) -> Bench:
     """
     spec = bench.spec
     real = real_rows(spec)
-    model = fit_final(spec, Trial(f"{bench.family}-bench", bench.family, PARAMS[bench.family]), real)
+    trial = Trial(f"{bench.family}-bench", bench.family, PARAMS[bench.family])
+    model = fit_final(spec, trial, real, run_trial(spec, trial, real).threshold)
     data = dump_model(model, {"use_case": spec.name, "purpose": "bench"})
     (bench.workdir / "model.skops").write_bytes(data)
     (bench.workdir / "reference.json").write_text(json.dumps(build_reference(real, spec).to_dict()))
@@ -156,7 +157,7 @@ def prepare(bench: Bench) -> Bench:
     snapshots = spec.source("snapshots")
     day = pa.repeat(pa.scalar(DAY, pa.date32()), bench.rows)
     engine = bench.engine()
-    create_tables(engine)
+    upgrade(engine)
     with adbc_connection(engine) as conn:
         with conn.cursor() as cursor:
             cursor.adbc_ingest(SCORE_TABLE, rows, mode="create")

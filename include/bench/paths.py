@@ -30,6 +30,7 @@ from include.io.stores import LocalStore
 from include.monitoring.drift import DriftCounter
 from include.partition import Partition
 from include.platform.tables import predictions
+from include.registry.model_files import FittedModel
 from include.scoring.score import (
     PREDICTION_SCHEMA,
     Scorer,
@@ -38,7 +39,6 @@ from include.scoring.score import (
     to_frame,
     write_predictions,
 )
-from include.training.tuning import FittedModel
 
 Work = Callable[[], int]
 WRITES_PREDICTIONS = ("scoring.project", "scoring.project_lake", "scoring.naive", "scoring.raw_write")

@@ -50,7 +50,7 @@ def prepare(env: dict[str, str]) -> None:
     """Seed the sources and migrate Airflow's database (both idempotent)."""
     from include.demo.seed import seed
     from include.io.connections import engine_for, store_for
-    from include.platform.tables import create_tables
+    from include.platform.schema import upgrade
 
     airflow_home = Path(env["AIRFLOW_HOME"])
     airflow_home.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def prepare(env: dict[str, str]) -> None:
     for folder in ("lake", "bucket"):
         (demo_home() / folder).mkdir(exist_ok=True)
     counts = seed(engine_for("churn_source_db"), store_for("churn_source_files"))
-    create_tables(engine_for("platform_db"))
+    upgrade(engine_for("platform_db"))
     log.info("seeded the sources: %(rows)d customers over %(days)d days, %(files)d billing files", counts)
     for args in (["db", "migrate"], ["dags", "reserialize"]):
         _airflow(args, env)

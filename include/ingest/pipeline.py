@@ -17,15 +17,13 @@ import sqlalchemy as sa
 
 from include.ingest.sources import read_files_day, read_sql_day
 from include.ingest.validate import IngestError, quarantine_frame, validate_rows
-from include.io.lake import RAW_ZONE, partition_key, write_frame
+from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key, write_frame
 from include.io.stores import ObjectStore
 from include.partition import Partition
-from include.platform.tables import create_tables, ingest_runs, replace_rows
+from include.platform.tables import ingest_runs, replace_rows
 from include.usecases.spec import UseCase
 
 log = logging.getLogger(__name__)
-
-QUARANTINE_ZONE = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,6 @@ def ingest_partition(
 
 def record_ingest_run(engine: sa.Engine, result: IngestResult, run_id: str) -> None:
     """Replace the day's run record in one transaction."""
-    create_tables(engine)
     row = {
         "use_case": result.use_case,
         "ds": pd.Timestamp(result.ds).date(),

@@ -14,6 +14,7 @@ def run_ingest(use_case: str, context: Any) -> dict:
     from include.ingest.pipeline import ingest_partition, read_sources
     from include.io.connections import engine_for, store_for
     from include.partition import partition_from_context
+    from include.platform.schema import platform_engine
 
     settings = Settings.from_env()
     spec = get_spec(use_case, settings.spec_dir)
@@ -24,7 +25,7 @@ def run_ingest(use_case: str, context: Any) -> dict:
         partition,
         raw=raw,
         lake=store_for(settings.lake_conn_id),
-        platform=engine_for(settings.platform_db_conn_id),
+        platform=platform_engine(settings.platform_db_conn_id),
         run_id=context["run_id"],
     )
     context["outlet_events"][raw_asset(use_case)].extra = {"ds": partition.key}

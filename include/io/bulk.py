@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from include.platform.tables import lock_name
+from include.platform.tables import partition_filter, partition_lock
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +74,17 @@ def replace_partition(
     """Replace the rows of `table` matching `key` with `batches`, all in one transaction.
 
     Readers see the old partition until the commit and the new one after it; a crash or a kill in
-    between rolls back and leaves the old partition whole. On PostgreSQL a transaction-scoped
-    advisory lock on the partition makes two runs of the same partition (a backfill and the nightly
-    run) take turns instead of failing on the primary key. Returns the number of rows written.
+    between rolls back and leaves the old partition whole. Two runs of the same partition (a
+    backfill and the nightly run) take turns on `partition_lock`. Returns the number of rows written.
     """
-    delete = table.delete().where(*(table.c[name] == value for name, value in key.items()))
+    delete = table.delete().where(partition_filter(table, key))
     # Each batch in primary-key order: the index takes sorted runs far faster than random keys.
     order = [(c.name, "ascending") for c in table.primary_key.columns if c.name not in key]
     batches = (batch.sort_by(order) if order else batch for batch in batches)
     if is_postgres(engine):
         with adbc_connection(engine) as conn:
             with conn.cursor() as cursor:
-                lock = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(lock_name(table, key))))
-                cursor.execute(literal_sql(engine, lock))
+                cursor.execute(literal_sql(engine, partition_lock(table, key)))
                 cursor.fetchall()
                 cursor.execute(literal_sql(engine, delete))
                 rows = cursor.adbc_ingest(

@@ -1,15 +1,23 @@
-"""The lake's layout and its Parquet reads and writes.
+"""The lake's layout, in one place, and its Parquet reads and writes.
 
-Every dataset is partitioned by day under `<zone>/<use case>/ds=YYYY-MM-DD/part-0.parquet`; a
-partition is one object, replaced whole, so a rerun overwrites it and a crash leaves the old one.
+    raw/<use case>/ds=YYYY-MM-DD/part-0.parquet          validated daily partitions (ingest)
+    quarantine/<use case>/ds=YYYY-MM-DD/part-0.parquet   rows set aside, with their reasons (ingest)
+    training/<use case>/ds=YYYY-MM-DD/{train,holdout}.parquet
+                                                         a training run's split (training)
+    models/<use case>/sha256=<digest>.skops              model files, named by their checksum
+    predictions/<use case>/ds=YYYY-MM-DD/part-0.parquet  a day's scores (scoring)
+
+A daily partition is one object, replaced whole, so a rerun overwrites it and a crash leaves the old one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -19,12 +27,31 @@ from include.io.stores import ObjectStore
 from include.partition import DS_FORMAT
 
 PART_FILE = "part-0.parquet"
-RAW_ZONE = "raw"  # the validated daily partitions ingest writes
+RAW_ZONE = "raw"
+QUARANTINE_ZONE = "quarantine"
+TRAINING_ZONE = "training"
+MODELS_ZONE = "models"
+PREDICTIONS_ZONE = "predictions"
 
 
-def partition_key(zone: str, use_case: str, ds) -> str:
+def day_prefix(zone: str, use_case: str, ds: dt.date) -> str:
+    """The folder of one day in a zone, e.g. `raw/churn/ds=2025-03-31/`."""
+    return f"{zone}/{use_case}/ds={ds.strftime(DS_FORMAT)}/"
+
+
+def partition_key(zone: str, use_case: str, ds: dt.date) -> str:
     """The key of one day's partition, e.g. `raw/churn/ds=2025-03-31/part-0.parquet`."""
-    return f"{zone}/{use_case}/ds={ds.strftime(DS_FORMAT)}/{PART_FILE}"
+    return day_prefix(zone, use_case, ds) + PART_FILE
+
+
+def training_key(use_case: str, ds: dt.date, part: Literal["train", "holdout"]) -> str:
+    """The key of a training run's rows, e.g. `training/churn/ds=2025-03-31/holdout.parquet`."""
+    return f"{day_prefix(TRAINING_ZONE, use_case, ds)}{part}.parquet"
+
+
+def model_key(use_case: str, sha256: str) -> str:
+    """The key of a model file: its checksum names it, so equal files share one key."""
+    return f"{MODELS_ZONE}/{use_case}/sha256={sha256}.skops"
 
 
 def write_frame(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:
@@ -41,17 +68,22 @@ def read_frame(store: ObjectStore, key: str) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(store.read_bytes(key))).to_pandas()
 
 
-def read_days(store: ObjectStore, zone: str, use_case: str, first, last) -> tuple[pd.DataFrame, list]:
-    """The partitions of the days in [first, last] that exist, concatenated; and the days found."""
-    found = []
-    frames = []
+def partition_days(store: ObjectStore, zone: str, use_case: str) -> dict[dt.date, str]:
+    """Every day with a partition in the zone, and its key."""
+    days = {}
     for key in store.list_keys(f"{zone}/{use_case}/"):
-        if not key.endswith(PART_FILE):
-            continue
-        day = dt.date.fromisoformat(key.split("ds=")[1].split("/")[0])
-        if first <= day <= last:
-            found.append(day)
-            frames.append(read_frame(store, key))
-    if not frames:
-        return pd.DataFrame(), []
-    return pd.concat(frames, ignore_index=True), sorted(found)
+        if key.endswith(PART_FILE):
+            days[dt.date.fromisoformat(key.split("ds=")[1].split("/")[0])] = key
+    return days
+
+
+def read_days(
+    store: ObjectStore, zone: str, use_case: str, first: dt.date, last: dt.date
+) -> tuple[pd.DataFrame, dict[dt.date, str]]:
+    """The partitions of the days in [first, last] that exist, concatenated; and each day's sha256."""
+    frames, digests = [], {}
+    for day in sorted(d for d in partition_days(store, zone, use_case) if first <= d <= last):
+        data = store.read_bytes(partition_key(zone, use_case, day))
+        digests[day] = hashlib.sha256(data).hexdigest()
+        frames.append(pq.read_table(io.BytesIO(data)).to_pandas())
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), digests

@@ -40,8 +40,6 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def exists(self, key: str) -> bool: ...
-
 
 class LocalStore:
     """A folder standing in for a bucket (the embedded default)."""
@@ -95,9 +93,6 @@ class LocalStore:
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
 
-    def exists(self, key: str) -> bool:
-        return (self.root / key).is_file()
-
 
 class S3Store:
     """A bucket (and optional key prefix) reached through a boto3 S3 client."""
@@ -142,15 +137,6 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
-        except self.client.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
 
 def _key_under(uri: str, base: str) -> str:

@@ -1,6 +1,8 @@
 """The platform's own tables: run records, the model registry, gate decisions, predictions and drift.
 
-Created on first use with `create_tables`; SQLite in the demo, PostgreSQL in tests and production.
+SQLite in the demo, PostgreSQL in tests and production. The definitions here are the target of the
+Alembic migrations in `include/platform/migrations/` (see `include.platform.schema`): a change to a
+table comes with its revision, and a test fails when the two disagree.
 """
 
 from __future__ import annotations
@@ -51,10 +53,29 @@ model_versions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("status_reason", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column(
+        "fingerprint",
+        sa.String(64),
+        comment="window content, code, libraries and search: equal fingerprints, equal models",
+    ),
     sa.UniqueConstraint("use_case", "run_id", name="uq_model_versions_run"),
+    sa.Index("ix_model_versions_fingerprint", "use_case", "fingerprint"),
     sa.CheckConstraint(
         "status IN ('candidate', 'champion', 'retired', 'rejected')", name="ck_model_versions_status"
     ),
+)
+
+training_runs = sa.Table(
+    "training_runs",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("ds", sa.Date, nullable=False, comment="the day trained as of"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.CheckConstraint("outcome IN ('registered', 'unchanged')", name="ck_training_runs_outcome"),
 )
 
 model_aliases = sa.Table(
@@ -152,28 +173,28 @@ retrain_requests = sa.Table(
 )
 
 
-def create_tables(engine: sa.Engine) -> None:
-    """Create any missing platform table (idempotent, and safe when runs race to create them)."""
-    try:
-        metadata.create_all(engine, checkfirst=True)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        # Another run created a table between the check and the CREATE: check again.
-        metadata.create_all(engine, checkfirst=True)
+def partition_filter(table: sa.Table, key: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """The rows of `table` in one partition: every column of `key` equal to its value."""
+    return sa.and_(*(table.c[name] == value for name, value in key.items()))
 
 
-def lock_name(table: sa.Table, key: dict[str, Any]) -> str:
-    """The name two writers of the same partition lock on, e.g. `predictions/churn/2025-03-31`."""
-    return "/".join([table.name, *(str(value) for value in key.values())])
+def partition_lock(table: sa.Table, key: dict[str, Any]) -> sa.Select:
+    """PostgreSQL: a transaction-scoped advisory lock that two writers of one partition take turns on.
+
+    Without it the second writer's insert fails on the primary key instead of waiting for the first.
+    """
+    name = "/".join([table.name, *(str(value) for value in key.values())])
+    return sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(name)))
 
 
 def replace_rows(conn: sa.Connection, table: sa.Table, key: dict[str, Any], rows: list[dict]) -> None:
-    """Replace every row matching `key` with `rows`, inside the caller's transaction.
+    """Replace every row of the partition `key` with `rows`, inside the caller's transaction.
 
-    On PostgreSQL, two writers of the same key take turns on a transaction-scoped advisory lock
-    instead of the second failing on the primary key (SQLite lets one writer in at a time anyway).
+    The small-record path (run records, decisions, drift); `include.io.bulk.replace_partition` is
+    the bulk one, with the same lock and delete.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(lock_name(table, key)))))
-    conn.execute(table.delete().where(*(table.c[k] == v for k, v in key.items())))
+        conn.execute(partition_lock(table, key))
+    conn.execute(table.delete().where(partition_filter(table, key)))
     if rows:
         conn.execute(table.insert(), rows)

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from include.platform.queries import row_as
 from include.platform.tables import (
     champion_history,
-    create_tables,
     gate_decisions,
     model_aliases,
     model_versions,
     replace_rows,
+    training_runs,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class NewVersion:
     code_version: str
     artifact_uri: str
     sha256: str
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,46 @@ class ModelVersion(NewVersion):
 
 
 @dataclass(frozen=True)
+class GateRecord:
+    """A stored gate decision: the candidate and the champion it was judged against, side by side."""
+
+    use_case: str
+    candidate_version: int
+    champion_version: int | None
+    ds: dt.date
+    run_id: str
+    passed: bool
+    reasons: list[str]
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    decided_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """One move of the `champion` alias: the version, the first day it scores, the one it replaced."""
+
+    use_case: str
+    version: int
+    ds: dt.date
+    previous_version: int | None
+    promoted_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run and its outcome: a new version `registered`, or an `unchanged` one found."""
+
+    use_case: str
+    run_id: str
+    ds: dt.date
+    version: int
+    outcome: str
+    fingerprint: str
+    recorded_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class Promotion:
     promoted: bool
     reason: str
@@ -87,16 +129,11 @@ def _champion_alias(use_case: str):
     return (model_aliases.c.use_case == use_case) & (model_aliases.c.alias == CHAMPION)
 
 
-def _version(row: sa.RowMapping) -> ModelVersion:
-    return ModelVersion(**{f.name: row[f.name] for f in fields(ModelVersion)})
-
-
 class Registry:
     """The registry on a SQLAlchemy engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        create_tables(engine)
 
     def register(self, new: NewVersion) -> ModelVersion:
         """Add a candidate version; a rerun of the same training run updates its version in place."""
@@ -127,12 +164,43 @@ class Registry:
                 log.info("version number taken, retrying (attempt %d)", attempt + 1)
         raise RuntimeError(f"could not allocate a version number for {new.use_case}")
 
+    def with_fingerprint(self, use_case: str, fingerprint: str) -> ModelVersion | None:
+        """The oldest version whose window content, code, libraries and search were `fingerprint`."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(model_versions)
+                    .where(model_versions.c.use_case == use_case, model_versions.c.fingerprint == fingerprint)
+                    .order_by(model_versions.c.version)
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else row_as(ModelVersion, row)
+
+    def record_training_run(self, run: TrainingRun) -> None:
+        """Store what a training run did (replacing the record of an earlier try of the same run)."""
+        row = {k: v for k, v in asdict(run).items() if k != "recorded_at"}
+        with self.engine.begin() as conn:
+            replace_rows(conn, training_runs, {"use_case": run.use_case, "run_id": run.run_id}, [row])
+
+    def training_runs(self, use_case: str) -> list[TrainingRun]:
+        """Every training run of the use case, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(training_runs)
+                .where(training_runs.c.use_case == use_case)
+                .order_by(training_runs.c.recorded_at, training_runs.c.run_id)
+            ).mappings()
+            return [row_as(TrainingRun, r) for r in rows]
+
     def get(self, use_case: str, version: int) -> ModelVersion:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(model_versions).where(_key(use_case, version))).mappings().first()
         if row is None:
             raise LookupError(f"{use_case}: no model version {version}")
-        return _version(row)
+        return row_as(ModelVersion, row)
 
     def versions(self, use_case: str) -> list[ModelVersion]:
         with self.engine.connect() as conn:
@@ -141,7 +209,7 @@ class Registry:
                 .where(model_versions.c.use_case == use_case)
                 .order_by(model_versions.c.version)
             ).mappings()
-            return [_version(r) for r in rows]
+            return [row_as(ModelVersion, r) for r in rows]
 
     def champion(self, use_case: str) -> ModelVersion | None:
         """The version the `champion` alias points to now."""
@@ -192,28 +260,30 @@ class Registry:
             if not passed:
                 self._set(conn, candidate.use_case, candidate.version, "rejected", "; ".join(reasons))
 
-    def decision(self, use_case: str, candidate_version: int) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(gate_decisions).where(
-                        (gate_decisions.c.use_case == use_case)
-                        & (gate_decisions.c.candidate_version == candidate_version)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return dict(row) if row else None
+    def decision(self, use_case: str, candidate_version: int) -> GateRecord | None:
+        """The gate's decision on a candidate, if it has been judged."""
+        decisions = self.decisions(use_case, gate_decisions.c.candidate_version == candidate_version)
+        return decisions[0] if decisions else None
 
-    def decisions(self, use_case: str) -> list[dict[str, Any]]:
+    def decisions(self, use_case: str, *where: sa.ColumnElement[bool]) -> list[GateRecord]:
+        """Every gate decision of the use case, by candidate version."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(gate_decisions)
-                .where(gate_decisions.c.use_case == use_case)
+                .where(gate_decisions.c.use_case == use_case, *where)
                 .order_by(gate_decisions.c.candidate_version)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [row_as(GateRecord, r) for r in rows]
+
+    def champion_history(self, use_case: str) -> list[ChampionChange]:
+        """Every move of the champion alias, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(champion_history)
+                .where(champion_history.c.use_case == use_case)
+                .order_by(champion_history.c.promoted_at, champion_history.c.version)
+            ).mappings()
+            return [row_as(ChampionChange, r) for r in rows]
 
     def promote(self, use_case: str, version: int, expected: int | None) -> Promotion:
         """Move `champion` to `version` if the champion is still `expected` and not newer.

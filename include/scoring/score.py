@@ -29,15 +29,14 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from include.io.bulk import read_ahead, replace_partition
-from include.io.lake import PART_FILE, partition_key
+from include.io.lake import PART_FILE, PREDICTIONS_ZONE, partition_key
 from include.io.stores import ObjectStore
 from include.platform.tables import predictions
-from include.training.tuning import FittedModel
+from include.registry.model_files import FittedModel
 from include.usecases.spec import UseCase
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_ZONE = "predictions"
 HISTOGRAM_BINS = 10
 PREDICTION_SCHEMA = pa.schema(
     [

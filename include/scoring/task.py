@@ -22,12 +22,9 @@ def _day(use_case: str, context: Any) -> tuple[UseCase, dt.date]:
 
 
 def _platform() -> sa.Engine:
-    from include.io.connections import engine_for
-    from include.platform.tables import create_tables
+    from include.platform.schema import platform_engine
 
-    engine = engine_for(Settings.from_env().platform_db_conn_id)
-    create_tables(engine)
-    return engine
+    return platform_engine(Settings.from_env().platform_db_conn_id)
 
 
 def partition_ready(use_case: str, context: Any) -> bool:
@@ -79,19 +76,20 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
     from include.io.lake import RAW_ZONE, partition_key
     from include.monitoring.drift import DriftCounter, Reference, worst_level
     from include.platform.tables import drift_measures, replace_rows, score_runs
+    from include.registry.model_files import load_version_model
     from include.registry.registry import Registry
     from include.scoring.score import Scorer, Tally, read_partition, write_predictions
-    from include.training.task import load_version_model
 
     spec, ds = _day(use_case, context)
     settings = Settings.from_env()
     platform, lake = _platform(), store_for(settings.lake_conn_id)
     version = choose_version(Registry(platform), spec, ds, context["params"].get("model_version"))
+    loaded = load_version_model(lake, version)
     scorer = Scorer(
         spec=spec,
-        model=load_version_model(lake, version),
+        model=loaded.model,
         version=version.version,
-        threshold=version.threshold,
+        threshold=loaded.threshold,
         ds=ds,
         scored_at=dt.datetime.now(dt.UTC),
     )

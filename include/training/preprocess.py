@@ -133,5 +133,5 @@ def split_xy(frame: pd.DataFrame, spec: UseCase) -> tuple[pd.DataFrame, pd.Serie
     if unlabelled:
         raise ValueError(f"{spec.name}: the label {label!r} is missing on {unlabelled} row(s)")
     X = frame[list(spec.features.all)]
-    y = (frame[label].astype(str) == spec.label.positive).astype(int).rename(label)
+    y = (frame[label] == spec.label.positive).astype(int).rename(label)
     return X, y

@@ -15,7 +15,6 @@ from include.usecases.spec import UseCase, get_spec
 
 log = logging.getLogger(__name__)
 
-TRAINING_ZONE = "training"
 OVERRIDABLE = ("estimators", "n_trials", "window_days")
 
 
@@ -32,17 +31,23 @@ def _spec_with(use_case: str, params: dict[str, Any]) -> UseCase:
 
 
 def _lake_and_registry():
-    from include.io.connections import engine_for, store_for
+    from include.io.connections import store_for
+    from include.platform.schema import platform_engine
     from include.registry.registry import Registry
 
     settings = Settings.from_env()
-    return store_for(settings.lake_conn_id), Registry(engine_for(settings.platform_db_conn_id))
+    return store_for(settings.lake_conn_id), Registry(platform_engine(settings.platform_db_conn_id))
 
 
 def plan_training(use_case: str, context: Any) -> dict[str, Any]:
-    """Assemble the window as of the run's day, split off the holdout, store both in the lake."""
-    from include.io.lake import RAW_ZONE, read_days, write_frame
+    """Assemble the window as of the run's day, split off the holdout, store both in the lake.
+
+    The plan carries the run's fingerprint (`include.provenance.training_fingerprint`), by which
+    `fit_and_register` recognises a model it has made before.
+    """
+    from include.io.lake import RAW_ZONE, read_days, training_key, write_frame
     from include.partition import partition_from_context
+    from include.provenance import training_fingerprint
     from include.training.split import DATE_COLUMN, split_holdout
 
     params = context["params"]
@@ -63,18 +68,19 @@ def plan_training(use_case: str, context: Any) -> dict[str, Any]:
     train, holdout = split_holdout(
         frame, DATE_COLUMN, ds, spec.training.window_days, spec.training.holdout_days
     )
-    base = f"{TRAINING_ZONE}/{use_case}/ds={ds.isoformat()}"
-    write_frame(lake, f"{base}/train.parquet", train)
-    write_frame(lake, f"{base}/holdout.parquet", holdout)
+    train_key, holdout_key = training_key(use_case, ds, "train"), training_key(use_case, ds, "holdout")
+    write_frame(lake, train_key, train)
+    write_frame(lake, holdout_key, holdout)
     log.info("%s as of %s: %d train rows, %d holdout rows", use_case, ds, len(train), len(holdout))
     holdout_days = holdout[DATE_COLUMN]
     return {
         "ds": ds.isoformat(),
-        "train_key": f"{base}/train.parquet",
-        "holdout_key": f"{base}/holdout.parquet",
-        "window": [days[0].isoformat(), ds.isoformat()],
+        "train_key": train_key,
+        "holdout_key": holdout_key,
+        "window": [min(days).isoformat(), ds.isoformat()],
         "holdout": [holdout_days.min().date().isoformat(), holdout_days.max().date().isoformat()],
         "rows": {"train": len(train), "holdout": len(holdout)},
+        "fingerprint": training_fingerprint(days, spec),
     }
 
 
@@ -102,33 +108,52 @@ def run_trial(
 def fit_and_register(
     use_case: str, plan: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any], run_id: str
 ) -> dict[str, Any]:
-    """Refit the best trial on the whole training part, score the holdout, store the model, register it."""
+    """Refit the best trial on the whole training part, score the holdout, store the model, register it.
+
+    A run whose fingerprint an earlier run's version already has (the same window content, code,
+    libraries and search) makes the same model: it registers nothing, and is recorded against that
+    version as `unchanged` (the summary's `unchanged` is then true).
+    """
     from include.io.lake import read_frame
     from include.monitoring.drift import build_reference
     from include.provenance import code_version, library_versions
-    from include.registry.registry import NewVersion
-    from include.training.artifacts import dump_model, sha256_hex
+    from include.registry.model_files import dump_model, store_model
+    from include.registry.registry import NewVersion, TrainingRun
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
     from include.training.tuning import TrialResult, best_trial, fit_final
 
     spec = _spec_with(use_case, params)
     lake, registry = _lake_and_registry()
+    ds, fingerprint = dt.date.fromisoformat(plan["ds"]), plan["fingerprint"]
+    same = registry.with_fingerprint(use_case, fingerprint)
+    if same is not None and same.run_id != run_id:
+        registry.record_training_run(
+            TrainingRun(use_case, run_id, ds, same.version, "unchanged", fingerprint)
+        )
+        log.info(
+            "%s as of %s: window, code, libraries and search unchanged since v%d (run %s): "
+            "no new version; the run is recorded against v%d",
+            use_case,
+            ds,
+            same.version,
+            same.run_id,
+            same.version,
+        )
+        return {**same.summary(), "unchanged": True}
     train, holdout = read_frame(lake, plan["train_key"]), read_frame(lake, plan["holdout_key"])
     trial_results = [TrialResult.from_dict(r) for r in results]
     best = best_trial(trial_results, spec.gate.primary)
-    model = fit_final(spec, best.trial, train)
+    model = fit_final(spec, best.trial, train, best.threshold)
     x_holdout, y_holdout = split_xy(holdout, spec)
     metrics = evaluate(y_holdout, model.predict_proba(x_holdout), model.threshold)
     data = dump_model(model, {"use_case": use_case, "ds": plan["ds"], "trial": best.trial.trial_id})
-    sha = sha256_hex(data)
-    key = f"models/{use_case}/sha256={sha}.skops"
-    lake.put_bytes(key, data)
+    uri, sha = store_model(lake, use_case, data)
     version = registry.register(
         NewVersion(
             use_case=use_case,
             run_id=run_id,
-            ds=dt.date.fromisoformat(plan["ds"]),
+            ds=ds,
             window_start=dt.date.fromisoformat(plan["window"][0]),
             window_end=dt.date.fromisoformat(plan["window"][1]),
             holdout_start=dt.date.fromisoformat(plan["holdout"][0]),
@@ -142,28 +167,27 @@ def fit_and_register(
             reference=build_reference(train, spec).to_dict(),
             library_versions=library_versions(),
             code_version=code_version(),
-            artifact_uri=lake.uri(key),
+            artifact_uri=uri,
             sha256=sha,
+            fingerprint=fingerprint,
         )
     )
+    registry.record_training_run(
+        TrainingRun(use_case, run_id, ds, version.version, "registered", fingerprint)
+    )
     log.info("%s: registered v%d (%s) holdout %s", use_case, version.version, best.trial.trial_id, metrics)
-    return version.summary()
-
-
-def load_version_model(lake, version):
-    """A registered version's model, loaded only after its sha256 matches the registry's."""
-    from include.training.artifacts import load_model
-
-    return load_model(lake.read_bytes(lake.key_of(version.artifact_uri)), version.sha256)
+    return {**version.summary(), "unchanged": False}
 
 
 def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context: Any) -> bool:
     """Score the champion on the candidate's holdout, decide, store the decision; True to promote.
 
-    A rejection is also sent as an alert (include/alerting.py).
+    A rejection is also sent as an alert (include/alerting.py). An `unchanged` candidate (an
+    existing version, see `fit_and_register`) is not judged again: its decision stands.
     """
     from include.alerting import PlatformAlert
     from include.io.lake import read_frame
+    from include.registry.model_files import load_version_model
     from include.registry.registry import OLDER_THAN_CHAMPION
     from include.training.gate import decide
     from include.training.metrics import evaluate
@@ -172,6 +196,9 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
     spec = _spec_with(use_case, context["params"])
     lake, registry = _lake_and_registry()
     version = registry.get(use_case, candidate["version"])
+    if candidate.get("unchanged"):
+        log.info("%s v%d is unchanged (%s): not judged again", use_case, version.version, version.status)
+        return False
     champion = registry.champion(use_case)
 
     def alert_rejected(reasons: list[str]) -> None:
@@ -211,9 +238,9 @@ def promote(use_case: str, candidate: dict[str, Any]) -> dict[str, Any]:
     """Move the champion alias to the candidate, expecting the champion the gate compared it with."""
     _, registry = _lake_and_registry()
     decision = registry.decision(use_case, candidate["version"])
-    if decision is None or not decision["passed"]:
+    if decision is None or not decision.passed:
         raise ValueError(f"{use_case} v{candidate['version']}: no passed gate decision to promote on")
-    promotion = registry.promote(use_case, candidate["version"], decision["champion_version"])
+    promotion = registry.promote(use_case, candidate["version"], decision.champion_version)
     if not promotion.promoted:
         registry.set_status(use_case, candidate["version"], "rejected", promotion.reason)
     log.info("%s v%d: %s", use_case, candidate["version"], promotion.reason)

@@ -10,14 +10,14 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from include.registry.model_files import FittedModel
 from include.training.estimators import Trial, build_model
 from include.training.metrics import choose_threshold, direction, evaluate
 from include.training.preprocess import split_xy
@@ -69,31 +69,6 @@ class TrialResult:
     def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
         """The result `to_dict` described."""
         return cls(**{**data, "trial": Trial.from_dict(data["trial"]), "metrics": dict(data["metrics"])})
-
-
-@dataclass(frozen=True)
-class FittedModel:
-    """A pipeline fitted on the whole training part, and its decision threshold.
-
-    Attributes:
-        pipeline: preprocessor and estimator; `predict_proba` takes the raw feature columns.
-        threshold: a row is predicted positive when its probability is >= this.
-        trial: the family and parameters it was fitted with.
-        metadata: JSON-able facts stored with the model file (see `include.training.artifacts`).
-    """
-
-    pipeline: Pipeline
-    threshold: float
-    trial: Trial
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """The probability of the positive class for each row of `frame`."""
-        return self.pipeline.predict_proba(frame)[:, 1]
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """1 where the probability reaches the threshold, else 0."""
-        return (self.predict_proba(frame) >= self.threshold).astype(int)
 
 
 def _fold_predictions(
@@ -180,17 +155,13 @@ def best_trial(results: Iterable[TrialResult], primary: str) -> TrialResult:
     return best
 
 
-def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> FittedModel:
-    """Refit `trial` on the whole training part, with the threshold from its out-of-fold predictions.
-
-    The cross-validation is run again (it is deterministic), so the threshold equals the one in the
-    trial's `TrialResult`.
+def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame, threshold: float) -> FittedModel:
+    """Refit `trial` on the whole training part; `threshold` is the one its cross-validation chose.
 
     Raises:
-        ValueError: for a missing column, too few days for the folds, or a single-class label.
+        ValueError: for a missing column or a single-class label.
     """
     started = time.perf_counter()
-    threshold = choose_threshold(*_pooled(_fold_predictions(spec, trial, train_frame)))
     X, y = split_xy(train_frame, spec)
     with threadpool_limits(limits=THREADS_PER_FIT):
         pipeline = build_model(spec, trial.family, trial.params).fit(X, y)

@@ -29,9 +29,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
+
+
 class Label(_Model):
+    """The column to predict and its positive value, written as the column's own value (`"Yes"`, `1`,
+    `true`) and compared after the column's declared type."""
+
     column: str
-    positive: str
+    positive: bool | int | str
 
 
 class Schedule(_Model):
@@ -194,6 +200,8 @@ class UseCase(_Model):
         problems += [f"columns.{n}: no source provides it" for n in declared if n not in provided]
         if self.label.column in self.features.all:
             problems.append(f"features: the label {self.label.column!r} cannot be a feature")
+        if self.label.column in declared:
+            problems += _label_problems(self.label, self.columns[self.label.column])
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -213,6 +221,28 @@ class UseCase(_Model):
     def source(self, name: str) -> Source:
         """The source called `name`."""
         return next(s for s in self.sources if s.name == name)
+
+
+def _label_problems(label: Label, column: Column) -> list[str]:
+    """Why `label.positive` cannot be a value of its column, if it cannot."""
+    kind = LABEL_TYPES.get(column.type)
+    if kind is None:
+        return [
+            f"label.column: {label.column!r} is a {column.type} column; a label is {', '.join(LABEL_TYPES)}"
+        ]
+    # bool is a subclass of int: `positive: true` is not a value of an integer column.
+    if type(label.positive) is not kind:
+        return [
+            f"label.positive: {label.positive!r} is not a value of the {column.type} column "
+            f"{label.column!r} (write it as the column holds it, e.g. {_example(column.type)})"
+        ]
+    if column.allowed is not None and label.positive not in column.allowed:
+        return [f"label.positive: {label.positive!r} is not among the allowed values {list(column.allowed)}"]
+    return []
+
+
+def _example(kind: str) -> str:
+    return {"string": '"Yes"', "integer": "1", "boolean": "true"}[kind]
 
 
 def _describe(error: ValidationError) -> str:
@@ -256,8 +286,24 @@ def load_specs(folder: Path | str = SPEC_DIR) -> list[UseCase]:
 
 
 def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
-    """The use case called `name` (its spec file is `<name>.yaml`)."""
-    path = Path(folder) / f"{name}.yaml"
-    if not path.exists():
-        raise SpecError(f"no spec for use case {name!r} in {folder}")
-    return load_spec(path)
+    """The use case whose spec says `name: <name>`, whatever its file is called.
+
+    Only the file that claims the name is validated, so another file's error does not hide it.
+
+    Raises:
+        SpecError: when no file, or more than one, claims the name, or the one that does is invalid.
+    """
+    claiming = [path for path in sorted(Path(folder).glob("*.yaml")) if _claimed_name(path) == name]
+    if not claiming:
+        raise SpecError(f"no use case named {name!r}: no spec file in {folder} has `name: {name}`")
+    if len(claiming) > 1:
+        raise SpecError(f"use case name {name!r} repeats in {', '.join(p.name for p in claiming)}")
+    return load_spec(claiming[0])
+
+
+def _claimed_name(path: Path) -> object:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw.get("name") if isinstance(raw, dict) else None

@@ -33,7 +33,7 @@ from include.demo.airflow_api import (
 )
 from include.demo.seed import demo_dates, load_telco, seed, split_sources
 from include.io.stores import LocalStore
-from include.platform.tables import create_tables
+from include.platform.schema import upgrade
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, free_port, postgres_database
 
@@ -141,7 +141,7 @@ def prepare(home: Path, metadata_url: str, platform_url: sa.URL, platform_conn: 
     (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
     seed(sa.create_engine(f"sqlite:///{home / 'source.db'}"), LocalStore(home / "bucket"))
     platform = sa.create_engine(platform_url)
-    create_tables(platform)
+    upgrade(platform)
     platform.dispose()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PLATFORM_"))}
     env = {

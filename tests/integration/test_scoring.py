@@ -23,12 +23,13 @@ from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
 from include.monitoring.drift import build_reference
 from include.partition import Partition
-from include.platform.tables import create_tables, drift_measures, predictions, retrain_requests, score_runs
+from include.platform.schema import upgrade
+from include.platform.tables import drift_measures, predictions, retrain_requests, score_runs
+from include.registry.model_files import dump_model, store_model
 from include.registry.registry import NewVersion, Registry
 from include.scoring.score import ScoreError
-from include.training.artifacts import dump_model, sha256_hex
 from include.training.estimators import Trial
-from include.training.tuning import fit_final
+from include.training.tuning import fit_final, run_trial
 from include.usecases.spec import get_spec
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def world(platform, tmp_path, monkeypatch):
     sources = sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}")
     bucket, lake = LocalStore(tmp_path / "bucket"), LocalStore(tmp_path / "lake")
     seed(sources, bucket, SPEC)
-    create_tables(platform)
+    upgrade(platform)
     for day in TRAINING_DAYS + DAYS:
         partition = Partition(day)
         raw = read_sources(SPEC, partition, lambda _: sources, lambda _: bucket)
@@ -86,10 +87,9 @@ def connection_of(engine: sa.Engine) -> str:
 
 
 def register(registry, lake, training, ds, family, params) -> int:
-    model = fit_final(SPEC, Trial(f"{family}-0", family, params), training)
-    data = dump_model(model, {"use_case": "churn", "ds": ds.isoformat()})
-    sha = sha256_hex(data)
-    lake.put_bytes(f"models/churn/sha256={sha}.skops", data)
+    trial = Trial(f"{family}-0", family, params)
+    model = fit_final(SPEC, trial, training, run_trial(SPEC, trial, training).threshold)
+    uri, sha = store_model(lake, "churn", dump_model(model, {"use_case": "churn", "ds": ds.isoformat()}))
     version = registry.register(
         NewVersion(
             use_case="churn",
@@ -108,7 +108,7 @@ def register(registry, lake, training, ds, family, params) -> int:
             reference=build_reference(training, SPEC).to_dict(),
             library_versions={},
             code_version="test",
-            artifact_uri=lake.uri(f"models/churn/sha256={sha}.skops"),
+            artifact_uri=uri,
             sha256=sha,
         )
     )

@@ -24,16 +24,16 @@ def files_under(store: LocalStore) -> list[str]:
     return sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
 
 
-def test_put_read_exists_and_delete(store):
-    assert not store.exists("a/b.txt")
+def test_put_read_and_delete(store):
+    assert store.list_keys("a/") == []
 
     store.put_bytes("a/b.txt", b"first")
     store.put_bytes("a/b.txt", b"second")
 
-    assert store.exists("a/b.txt")
+    assert store.list_keys("a/") == ["a/b.txt"]
     assert store.read_bytes("a/b.txt") == b"second"
     store.delete("a/b.txt")
-    assert not store.exists("a/b.txt")
+    assert store.list_keys("a/") == []
     store.delete("a/b.txt")  # deleting what is gone is not an error
 
 

@@ -21,7 +21,8 @@ from include.ingest.validate import IngestError
 from include.io.lake import partition_key, read_frame
 from include.io.stores import LocalStore
 from include.partition import Partition
-from include.platform.tables import create_tables, ingest_runs
+from include.platform.schema import upgrade
+from include.platform.tables import ingest_runs
 from include.usecases.spec import UseCase, get_spec
 
 DAY = dt.date(2025, 3, 31)
@@ -50,7 +51,6 @@ class Demo:
         )
 
     def run_rows(self) -> list[dict]:
-        create_tables(self.platform)
         with self.platform.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(ingest_runs))]
 
@@ -83,6 +83,7 @@ def demo(tmp_path, spec) -> Demo:
     files = LocalStore(tmp_path / "files")
     seed(source_db, files, spec)
     platform = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")
+    upgrade(platform)
     yield Demo(spec, source_db, files, LocalStore(tmp_path / "lake"), platform)
     source_db.dispose()
     platform.dispose()

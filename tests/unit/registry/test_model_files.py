@@ -9,11 +9,10 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from include.training import artifacts
-from include.training.artifacts import TRUSTED_TYPES, dump_model, load_model, sha256_hex
+from include.registry import model_files
+from include.registry.model_files import TRUSTED_TYPES, FittedModel, dump_model, load_model, sha256_hex
 from include.training.estimators import Trial, build_model, sample_trials
 from include.training.preprocess import split_xy
-from include.training.tuning import FittedModel
 from include.usecases.spec import ESTIMATORS, Features, UseCase
 
 
@@ -61,8 +60,8 @@ def test_a_tampered_file_is_refused_before_anything_is_read(
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("deserialised before the checksum was checked")
 
-    monkeypatch.setattr(artifacts.sio, "loads", never)
-    monkeypatch.setattr(artifacts.sio, "get_untrusted_types", never)
+    monkeypatch.setattr(model_files.sio, "loads", never)
+    monkeypatch.setattr(model_files.sio, "get_untrusted_types", never)
     with pytest.raises(ValueError, match=f"checksum mismatch: expected sha256 {expected}"):
         load_model(tampered, expected)
 

@@ -11,7 +11,7 @@ import pytest
 from include.training.split import DATE_COLUMN, split_holdout
 from include.usecases.spec import UseCase, get_spec
 
-DATA = Path(__file__).resolve().parents[3] / "data" / "telco_customer_churn.csv"
+DATA = Path(__file__).resolve().parents[2] / "data" / "telco_customer_churn.csv"
 FIRST_DAY = dt.date(2025, 1, 1)
 DAYS = 90
 AS_OF = FIRST_DAY + dt.timedelta(days=DAYS - 1)  # 2025-03-31, the last day with rows

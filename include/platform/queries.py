@@ -1,0 +1,183 @@
+"""Read queries over the run records, returning typed objects: the one read side every reader shares.
+
+The CLI prints them, the UI page serves them and the tests check them; the registry's own reads
+(versions, the champion, its history, gate decisions) are `include.registry.registry.Registry`'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from include.platform.tables import drift_measures, ingest_runs, predictions, score_runs
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    """One day's ingest record: rows read and quarantined per source, rows written."""
+
+    use_case: str
+    ds: dt.date
+    run_id: str
+    rows_read: dict[str, int]
+    rows_quarantined: dict[str, int]
+    rows_joined: int
+    rows_written: int
+    partition_uri: str
+    quarantine_uri: str | None
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """One day's scoring record: rows in = scored + rejected, the model, the score distribution."""
+
+    use_case: str
+    ds: dt.date
+    run_id: str
+    model_version: int
+    model_sha256: str
+    threshold: float
+    rows_in: int
+    rows_scored: int
+    rows_rejected: int
+    rejected_reasons: dict[str, int]
+    score_mean: float | None
+    positive_rate: float | None
+    score_histogram: list[int]
+    drift_level: str
+    predictions_uri: str
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ScoredDay:
+    """What the predictions table holds for one day, beside that day's run record."""
+
+    ds: dt.date
+    rows: int
+    model_version: int
+    model_versions: int
+    score_min: float
+    score_mean: float
+    score_max: float
+    positive_rate: float
+    run: ScoreRun | None
+
+
+@dataclass(frozen=True)
+class DriftMeasure:
+    """One feature's drift on one day, against the training reference of `model_version`."""
+
+    use_case: str
+    ds: dt.date
+    feature: str
+    model_version: int
+    kind: str
+    psi: float
+    level: str
+    buckets: list[str]
+    reference_shares: list[float]
+    actual_shares: list[float]
+    rows: int
+
+
+def row_as(cls: type[T], row: sa.RowMapping) -> T:
+    """A row as the dataclass whose fields name its columns."""
+    return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+def _of(table: sa.Table, use_case: str, ds: dt.date | None) -> sa.ColumnElement[bool]:
+    """A use case's rows, of one day when `ds` is given."""
+    return (table.c.use_case == use_case) & (table.c.ds == ds if ds else sa.true())
+
+
+def _select(engine: sa.Engine, cls: type[T], query: sa.Select) -> list[T]:
+    with engine.connect() as conn:
+        return [row_as(cls, row) for row in conn.execute(query).mappings()]
+
+
+def ingest_run_records(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> list[IngestRun]:
+    """The ingest run records, one per day, oldest first."""
+    query = sa.select(ingest_runs).where(_of(ingest_runs, use_case, ds)).order_by(ingest_runs.c.ds)
+    return _select(engine, IngestRun, query)
+
+
+def score_run_records(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> list[ScoreRun]:
+    """The scoring run records, one per day, oldest first."""
+    query = sa.select(score_runs).where(_of(score_runs, use_case, ds)).order_by(score_runs.c.ds)
+    return _select(engine, ScoreRun, query)
+
+
+def scored_days(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> list[ScoredDay]:
+    """Each day in the predictions table: rows, model version(s), score range and mean, positive rate."""
+    stats = (
+        sa.select(
+            predictions.c.ds,
+            sa.func.count().label("rows"),
+            sa.func.min(predictions.c.model_version).label("model_version"),
+            sa.func.count(sa.distinct(predictions.c.model_version)).label("model_versions"),
+            sa.func.min(predictions.c.score).label("score_min"),
+            sa.func.avg(predictions.c.score).label("score_mean"),
+            sa.func.max(predictions.c.score).label("score_max"),
+            (sa.func.sum(predictions.c.predicted_label) / sa.func.count().cast(sa.Float)).label(
+                "positive_rate"
+            ),
+        )
+        .where(_of(predictions, use_case, ds))
+        .group_by(predictions.c.ds)
+        .order_by(predictions.c.ds)
+    )
+    runs = {run.ds: run for run in score_run_records(engine, use_case, ds)}
+    with engine.connect() as conn:
+        found = conn.execute(stats).mappings().all()
+    return [
+        ScoredDay(
+            ds=r["ds"],
+            rows=r["rows"],
+            model_version=r["model_version"],
+            model_versions=r["model_versions"],
+            score_min=float(r["score_min"]),
+            score_mean=float(r["score_mean"]),
+            score_max=float(r["score_max"]),
+            positive_rate=float(r["positive_rate"]),
+            run=runs.get(r["ds"]),
+        )
+        for r in found
+    ]
+
+
+def drift_of(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> list[DriftMeasure]:
+    """Drift per feature and day (of one day with `ds`), by day, then the highest PSI first."""
+    query = (
+        sa.select(drift_measures)
+        .where(_of(drift_measures, use_case, ds))
+        .order_by(drift_measures.c.ds, drift_measures.c.psi.desc(), drift_measures.c.feature)
+    )
+    return _select(engine, DriftMeasure, query)
+
+
+def worst_drift_by_day(engine: sa.Engine, use_case: str) -> list[DriftMeasure]:
+    """Each day's feature with the highest PSI."""
+    worst: dict[dt.date, DriftMeasure] = {}
+    for measure in drift_of(engine, use_case):
+        worst.setdefault(measure.ds, measure)  # by day, highest PSI first
+    return list(worst.values())
+
+
+def as_plain(value: Any) -> Any:
+    """A typed record (or a list of them) as JSON-able dicts: dates as ISO text."""
+    if isinstance(value, list):
+        return [as_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: as_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: as_plain(v) for k, v in value.items()}
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value

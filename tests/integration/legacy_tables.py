@@ -1,0 +1,151 @@
+"""The platform tables exactly as `create_all` made them before migrations existed (commit e8d4a53).
+
+Frozen on purpose: `tests/integration/test_schema.py` builds a database with it, fills every table
+and checks that `db upgrade` adopts it (as the baseline revision) and keeps every row.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+ingest_runs = sa.Table(
+    "ingest_runs",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("rows_read", sa.JSON, nullable=False, comment="per source"),
+    sa.Column("rows_quarantined", sa.JSON, nullable=False, comment="per source"),
+    sa.Column("rows_joined", sa.Integer, nullable=False),
+    sa.Column("rows_written", sa.Integer, nullable=False),
+    sa.Column("partition_uri", sa.Text, nullable=False),
+    sa.Column("quarantine_uri", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("ds", sa.Date, nullable=False, comment="the day the model was trained as of"),
+    sa.Column("window_start", sa.Date, nullable=False),
+    sa.Column("window_end", sa.Date, nullable=False),
+    sa.Column("holdout_start", sa.Date, nullable=False),
+    sa.Column("holdout_end", sa.Date, nullable=False),
+    sa.Column("family", sa.String(64), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False, comment="on the holdout"),
+    sa.Column("cv_metrics", sa.JSON, nullable=False),
+    sa.Column("trials", sa.JSON, nullable=False),
+    sa.Column("reference", sa.JSON, comment="feature profile of the training rows, for drift"),
+    sa.Column("library_versions", sa.JSON, nullable=False),
+    sa.Column("code_version", sa.String(80), nullable=False),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_reason", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("use_case", "run_id", name="uq_model_versions_run"),
+    sa.CheckConstraint(
+        "status IN ('candidate', 'champion', 'retired', 'rejected')", name="ck_model_versions_status"
+    ),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("alias", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("ds", sa.Date, nullable=False, comment="the aliased version's training day"),
+    sa.Column("moved_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+champion_history = sa.Table(
+    "champion_history",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ds", sa.Date, nullable=False, comment="champion for scoring days from this one on"),
+    sa.Column("previous_version", sa.Integer),
+    sa.Column("promoted_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+gate_decisions = sa.Table(
+    "gate_decisions",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("candidate_version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("champion_version", sa.Integer),
+    sa.Column("ds", sa.Date, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("candidate_metrics", sa.JSON, nullable=False),
+    sa.Column("champion_metrics", sa.JSON),
+    sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("entity_id", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float(precision=53), nullable=False, comment="probability of the positive label"),
+    sa.Column("predicted_label", sa.SmallInteger, nullable=False, comment="1 when score >= threshold"),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+score_runs = sa.Table(
+    "score_runs",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("rows_in", sa.Integer, nullable=False),
+    sa.Column("rows_scored", sa.Integer, nullable=False),
+    sa.Column("rows_rejected", sa.Integer, nullable=False),
+    sa.Column("rejected_reasons", sa.JSON, nullable=False, comment="rows per reason"),
+    sa.Column("score_mean", sa.Float),
+    sa.Column("positive_rate", sa.Float),
+    sa.Column("score_histogram", sa.JSON, nullable=False, comment="rows per tenth of [0, 1]"),
+    sa.Column("drift_level", sa.String(8), nullable=False),
+    sa.Column("predictions_uri", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+drift_measures = sa.Table(
+    "drift_measures",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.Integer, nullable=False, comment="whose training reference"),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("psi", sa.Float, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("buckets", sa.JSON, nullable=False),
+    sa.Column("reference_shares", sa.JSON, nullable=False),
+    sa.Column("actual_shares", sa.JSON, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+)
+
+retrain_requests = sa.Table(
+    "retrain_requests",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True, comment="the drifting day"),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False, comment="features over the alert level, with PSI"),
+    sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)

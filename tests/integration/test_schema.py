@@ -1,0 +1,140 @@
+"""The platform tables' migrations: they match the table definitions, adopt a database made before
+them with every row kept, take turns when run at once, and tasks refuse a schema that is behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from include.platform import schema
+from include.platform.schema import VERSION_TABLE, SchemaBehindError, check_current, current, head, upgrade
+from include.platform.tables import metadata
+from tests.integration import legacy_tables
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request, tmp_path):
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")
+        yield engine
+        engine.dispose()
+        return
+    from tests.conftest import postgres_database
+
+    with postgres_database("schema_test") as url:
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def differences(engine: sa.Engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        return compare_metadata(context, metadata)
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_defines(empty_engine):
+    assert upgrade(empty_engine) == (None, head())
+
+    # A column added to include/platform/tables.py without its revision shows up here.
+    assert differences(empty_engine) == []
+
+
+def test_a_second_upgrade_changes_nothing(empty_engine):
+    upgrade(empty_engine)
+    assert upgrade(empty_engine) == (head(), head())
+
+
+# A value of each column type for row n (checked before plain Integer: Boolean is not, DateTime is a Date).
+SAMPLES = (
+    (sa.JSON, lambda n: {"n": n, "source": [1, 2]}),
+    (sa.DateTime, lambda n: dt.datetime(2025, 3, n, 12, tzinfo=dt.UTC)),
+    (sa.Date, lambda n: dt.date(2025, 3, n)),
+    (sa.Boolean, lambda n: n % 2 == 0),
+    (sa.Float, lambda n: n / 8),
+    (sa.Integer, lambda n: n),
+)
+
+
+def _value(column: sa.Column, n: int):
+    if column.name == "status":
+        return "candidate"
+    for kind, sample in SAMPLES:
+        if isinstance(column.type, kind):
+            return sample(n)
+    text = f"{column.name}-{n}"
+    return text[-column.type.length :] if getattr(column.type, "length", None) else text
+
+
+def legacy_rows(table: sa.Table) -> list[dict]:
+    return [{c.name: _value(c, n) for c in table.columns} for n in (1, 2, 3)]
+
+
+def table_rows(engine: sa.Engine, table: sa.Table) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*table.columns).order_by(*table.primary_key.columns)).mappings()
+        return [{k: _plain(v) for k, v in r.items()} for r in rows]
+
+
+def _plain(value):
+    # SQLite hands back naive date-times: compare the instant.
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def test_upgrade_adopts_a_database_made_before_migrations_and_keeps_every_row(empty_engine):
+    legacy_tables.metadata.create_all(empty_engine)
+    with empty_engine.begin() as conn:
+        for table in legacy_tables.metadata.sorted_tables:
+            conn.execute(table.insert(), legacy_rows(table))
+    before = {t.name: table_rows(empty_engine, t) for t in legacy_tables.metadata.sorted_tables}
+
+    assert upgrade(empty_engine) == (None, head())
+
+    for table in legacy_tables.metadata.sorted_tables:
+        assert table_rows(empty_engine, table) == before[table.name], table.name
+    assert differences(empty_engine) == []
+    check_current(empty_engine)
+
+
+def test_two_upgrades_at_once_take_turns(empty_engine):
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            upgrade(empty_engine)
+        except BaseException as exc:  # the test reports any failure of either thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert current(empty_engine) == head()
+    assert differences(empty_engine) == []
+
+
+def test_a_schema_behind_the_code_fails_naming_the_command(empty_engine):
+    with pytest.raises(
+        SchemaBehindError, match=r"revision none \(empty\).*run `python -m include.cli db upgrade`"
+    ):
+        check_current(empty_engine)
+    upgrade(empty_engine, schema.BASELINE)
+    with pytest.raises(
+        SchemaBehindError, match=f"at schema revision {schema.BASELINE}, this code needs {head()}"
+    ):
+        check_current(empty_engine)
