@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from include.registry.registry import ModelVersion
-from include.serving.champion import ChampionSource, VersionModel
+from include.serving.champion import ChampionSource, ModelVersion, VersionModel
 from include.serving.fast import CompileError, check_against, compile_pipeline
 from include.serving.rows import probe_rows, rows_to_frame
 from include.serving.settings import Engine
@@ -88,9 +87,9 @@ def build_served(
     chosen, scorer, version = "sklearn", pipeline_scores, model.version.version
     if engine != "sklearn":
         try:
-            fast = compile_pipeline(model.pipeline)
+            fast = compile_pipeline(model.model.pipeline)
             probes = probe_rows(spec)
-            worst = check_against(fast, model.pipeline, rows_to_frame(probes, spec), probes)
+            worst = check_against(fast, model.model.pipeline, rows_to_frame(probes, spec), probes)
             chosen, scorer = "fast", fast.predict_proba
             log.info("%s v%d: fast path, within %.2g of the pipeline", spec.name, version, worst)
         except CompileError as why:
@@ -158,7 +157,7 @@ class ScoringService:
         """Scores and labels of validated `rows`, all from the one version serving at the call."""
         served = self.served(use_case)
         scores = served.scorer(rows)
-        return Scored(served.version, scores, (scores >= served.model.threshold).astype(np.int16))
+        return Scored(served.version, scores, served.model.labels(scores))
 
     def refresh(self) -> None:
         """Follow the champion alias of every use case: load a moved champion and swap it in."""

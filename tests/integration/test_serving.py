@@ -32,7 +32,7 @@ from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
 from include.partition import Partition
-from include.platform.tables import create_tables
+from include.platform.schema import upgrade
 from include.registry.registry import Registry
 from include.serving.app import app_from_env, create_app
 from include.serving.champion import ChampionSource
@@ -72,7 +72,7 @@ def world(platform, tmp_path_factory):
     sources = sa.create_engine(f"sqlite:///{tmp / 'source.db'}")
     bucket, lake = LocalStore(tmp / "bucket"), LocalStore(tmp / "lake")
     seed(sources, bucket, SPEC)
-    create_tables(platform)
+    upgrade(platform)
     for day in [*TRAINING_DAYS, DAY]:
         raw = read_sources(SPEC, Partition(day), lambda _: sources, lambda _: bucket)
         ingest_partition(SPEC, Partition(day), raw=raw, lake=lake, platform=platform, run_id=f"ingest-{day}")
@@ -239,11 +239,14 @@ def test_a_tampered_champion_is_not_loaded(world, tmp_path):
     with TestClient(create_app(service, TOKEN, ServingSettings())) as client:
         answer = client.post("/v1/churn/score", json={"rows": request_rows(lake, DAY)[:1]}, headers=AUTH)
     assert answer.status_code == 503
-    assert f"champion v{v3} not loaded: checksum mismatch" in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"churn: champion v{v3} not loaded: churn v{v3} (file://")
+    assert "checksum mismatch" in detail
 
 
 def test_no_champion_is_503_with_the_reason(tmp_path):
     platform = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    upgrade(platform)
     service = ScoringService([SPEC], ChampionSource(platform, LocalStore(tmp_path / "lake")))
     with TestClient(create_app(service, TOKEN, ServingSettings())) as client:
         answer = client.get("/v1/churn/model", headers=AUTH)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from include.training.estimators import build_model
+from include.registry.model_files import FittedModel, VersionModel
+from include.registry.registry import ModelVersion
+from include.training.estimators import Trial, build_model
 from include.training.preprocess import split_xy
-from include.usecases.spec import UseCase, get_spec
+from include.usecases.spec import UseCase
+from tests.conftest import new_version
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "telco_customer_churn.csv"
 FAMILIES = {
@@ -24,11 +29,6 @@ FAMILIES = {
 
 
 @pytest.fixture(scope="session")
-def spec() -> UseCase:
-    return get_spec("churn")
-
-
-@pytest.fixture(scope="session")
 def telco() -> pd.DataFrame:
     return pd.read_csv(DATA)
 
@@ -37,6 +37,14 @@ def telco() -> pd.DataFrame:
 def pipelines(spec: UseCase, telco: pd.DataFrame) -> dict[str, Pipeline]:
     X, y = split_xy(telco.head(1500), spec)
     return {family: build_model(spec, family, params).fit(X, y) for family, params in FAMILIES.items()}
+
+
+def version_model(pipeline: Pipeline, version: int = 1, sha256: str = "0" * 64) -> VersionModel:
+    """A registered version (a registry entry, no file behind it) holding `pipeline`."""
+    base = new_version(f"run-{version}", dt.date(2025, 3, version))
+    entry = ModelVersion(**{**asdict(base), "sha256": sha256}, version=version, status="champion")
+    fitted = FittedModel(pipeline, threshold=entry.threshold, trial=Trial(f"{version}", "test", {}))
+    return VersionModel(entry, fitted)
 
 
 def as_request_rows(frame: pd.DataFrame, spec: UseCase) -> list[dict[str, Any]]:

@@ -7,26 +7,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 
-from include.registry.registry import ModelVersion
 from include.serving.app import create_app
-from include.serving.champion import VersionModel
+from include.serving.champion import ModelVersion, VersionModel
 from include.serving.rows import rows_to_frame
 from include.serving.service import ScoringService
 from include.serving.settings import ServingSettings, SettingsError
-from tests.conftest import new_version
+from tests.unit.serving.conftest import version_model
 
 TOKEN = "unit-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def entry(version: int, sha: str) -> ModelVersion:
-    base = new_version(f"run-{version}", dt.date(2025, 3, version))
-    return ModelVersion(**{**asdict(base), "sha256": sha}, version=version, status="champion")
+    return version_model(None, version, sha).version
 
 
 class FakeSource:
@@ -43,7 +41,7 @@ class FakeSource:
     def load(self, version: ModelVersion) -> VersionModel:
         if version.version in self.broken:
             raise ValueError(f"checksum mismatch: expected sha256 {version.sha256}, the data has 1234")
-        return VersionModel(version, self.pipelines[version.version])
+        return replace(version_model(self.pipelines[version.version]), version=version)
 
 
 @pytest.fixture

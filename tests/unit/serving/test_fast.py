@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -13,21 +12,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from include.registry.registry import ModelVersion
-from include.serving.champion import VersionModel
 from include.serving.fast import CompileError, check_against, compile_pipeline
 from include.serving.rows import probe_rows, row_model, rows_to_frame
 from include.serving.service import build_served
 from include.training.estimators import build_model
 from include.training.preprocess import split_xy
 from include.usecases.spec import UseCase
-from tests.conftest import new_version
-from tests.unit.serving.conftest import FAMILIES
-
-
-def version_model(pipeline: Pipeline) -> VersionModel:
-    entry = ModelVersion(**asdict(new_version("run-1", dt.date(2025, 3, 1))), version=1)
-    return VersionModel(entry, pipeline)
+from tests.unit.serving.conftest import FAMILIES, version_model
 
 
 @pytest.mark.parametrize("family", FAMILIES)
