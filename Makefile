@@ -6,20 +6,22 @@ BIN := $(VENV)/bin
 DEMO := $(CURDIR)/.demo
 
 # The embedded default: SQLite for Airflow and the platform, folders for the bucket and the lake.
-demo airflow up demo-env: export AIRFLOW_HOME := $(DEMO)/airflow
-demo airflow up demo-env: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-demo airflow up demo-env: export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
-demo airflow up demo-env: export AIRFLOW__CORE__LOAD_EXAMPLES := False
-demo airflow up demo-env: export AIRFLOW__CORE__PARALLELISM := 4
-demo airflow up demo-env: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
-demo airflow up demo-env: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
-demo airflow up demo-env: export PYTHONPATH := $(CURDIR)
-demo airflow up demo-env: export AIRFLOW_CONN_PLATFORM_DB := {"conn_type": "sqlite", "host": "$(DEMO)/platform.db"}
-demo airflow up demo-env: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs", "extra": {"path": "$(DEMO)/lake"}}
-demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
-demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_FILES := {"conn_type": "fs", "extra": {"path": "$(DEMO)/bucket"}}
+demo airflow up demo-env serve bench-serving: export AIRFLOW_HOME := $(DEMO)/airflow
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__LOAD_EXAMPLES := False
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PARALLELISM := 4
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
+demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
+demo airflow up demo-env serve bench-serving: export PYTHONPATH := $(CURDIR)
+demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_DB := {"conn_type": "sqlite", "host": "$(DEMO)/platform.db"}
+demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs", "extra": {"path": "$(DEMO)/lake"}}
+demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
+demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_FILES := {"conn_type": "fs", "extra": {"path": "$(DEMO)/bucket"}}
+# The scoring service's bearer token on the demo (README, "Real-time scoring"); never a production value.
+demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_SERVING := {"conn_type": "http", "password": "demo-serving-token"}
 
-.PHONY: venv demo test test-e2e bench lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e bench bench-serving serve lint airflow up demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +55,12 @@ test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven
 
 bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL.
 	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)')
+
+serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
+	$(BIN)/python -m include.serving --port $(or $(PORT),8000)
+
+bench-serving: venv ## Latency and rows/s of the scoring service (1 and 100 rows, 1/8/32 clients) on the demo's champion.
+	$(BIN)/python -m include.serving.bench $(if $(DURATION),--seconds $(DURATION))
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -1,0 +1,220 @@
+"""The service's resources: one router each for health, models and scoring, and their response models.
+
+The OpenAPI document is the contract: every use case gets its own `POST /v1/<use case>/score`
+route whose body model is built from its spec (`include.serving.rows`), so the schema of each use
+case's rows is documented field by field. Errors are answered by the handlers in
+`include.serving.app` (404 unknown use case, 422 naming the row and the field, 503 no model).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
+
+from include.serving.auth import require_token
+from include.serving.rows import request_model
+from include.serving.service import Scored, ScoringService, Served, UnknownUseCase
+
+
+class Problem(BaseModel):
+    """An error: what went wrong, in words."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    """One problem with a request: which row (0-based) and which field, and what is wrong."""
+
+    row: int | None = Field(description="the row's index in `rows`; null for the body as a whole")
+    field: str | None = Field(description="the field's name; null for the row or the body as a whole")
+    message: str
+    type: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, literal_error")
+
+
+class ValidationProblem(BaseModel):
+    """A request refused before any row was scored."""
+
+    detail: str
+    errors: list[FieldProblem]
+
+
+class Prediction(BaseModel):
+    """One row's answer, with the model version that produced it."""
+
+    row: int
+    entity_id: str | None
+    score: float = Field(description="the positive class's probability")
+    predicted_label: Literal[0, 1] = Field(description="1 when the score reaches the version's threshold")
+    model_version: int
+    model_sha256: str
+
+
+class ScoreResponse(BaseModel):
+    """Every row of a request, scored by one model version."""
+
+    use_case: str
+    model_version: int
+    model_sha256: str
+    predictions: list[Prediction]
+
+    @classmethod
+    def of(cls, use_case: str, scored: Scored, entity_ids: Sequence[str | None]) -> ScoreResponse:
+        version, sha = scored.version.version, scored.version.sha256
+        return cls(
+            use_case=use_case,
+            model_version=version,
+            model_sha256=sha,
+            predictions=[
+                Prediction(
+                    row=n,
+                    entity_id=entity,
+                    score=score,
+                    predicted_label=label,
+                    model_version=version,
+                    model_sha256=sha,
+                )
+                for n, (entity, score, label) in enumerate(
+                    zip(entity_ids, scored.scores.tolist(), scored.labels.tolist(), strict=True)
+                )
+            ],
+        )
+
+
+class ModelInfo(BaseModel):
+    """The version a use case serves, since when, and its figures from the registry."""
+
+    use_case: str
+    version: int
+    sha256: str
+    family: str
+    trained_as_of: dt.date
+    window: tuple[dt.date, dt.date]
+    threshold: float
+    metrics: dict[str, float] = Field(description="the registry's holdout metrics")
+    artifact_uri: str
+    promoted_at: dt.datetime | None = Field(description="when the champion alias moved to this version")
+    served_since: dt.datetime = Field(description="when this service started serving it")
+    engine: Literal["fast", "sklearn"] = Field(description="the scoring path (see README, Real-time scoring)")
+    problem: str | None = Field(description="a newer champion that failed to load, if any")
+
+    @classmethod
+    def of(cls, served: Served, problem: str | None) -> ModelInfo:
+        version = served.version
+        return cls(
+            use_case=version.use_case,
+            version=version.version,
+            sha256=version.sha256,
+            family=version.family,
+            trained_as_of=version.ds,
+            window=(version.window_start, version.window_end),
+            threshold=version.threshold,
+            metrics=version.metrics,
+            artifact_uri=version.artifact_uri,
+            promoted_at=served.promoted_at,
+            served_since=served.served_since,
+            engine=served.engine,  # type: ignore[arg-type]
+            problem=problem,
+        )
+
+
+class UseCaseHealth(BaseModel):
+    serving: bool
+    version: int | None
+    engine: str | None
+    problem: str | None
+
+
+class Health(BaseModel):
+    """`ok` when every use case has a model to serve, else `degraded` (the reasons are given)."""
+
+    status: Literal["ok", "degraded"]
+    use_cases: dict[str, UseCaseHealth]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no bearer token, or a wrong one"},
+    404: {"model": Problem, "description": "unknown use case"},
+    503: {"model": Problem, "description": "no model to serve (no champion, or it failed to load)"},
+}
+SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    413: {"model": Problem, "description": "request body over the size limit"},
+    422: {"model": ValidationProblem, "description": "a bad row: names the row and the field"},
+}
+
+
+def health_router(service: ScoringService) -> APIRouter:
+    """`GET /health`: open to all (no model details beyond the version served)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", response_model=Health)
+    async def health() -> Health:
+        states = {name: service.state(name) for name in service.use_cases}
+        use_cases = {
+            name: UseCaseHealth(
+                serving=state.served is not None,
+                version=state.served.version.version if state.served else None,
+                engine=state.served.engine if state.served else None,
+                problem=state.problem,
+            )
+            for name, state in states.items()
+        }
+        ok = all(s.serving for s in use_cases.values())
+        return Health(status="ok" if ok else "degraded", use_cases=use_cases)
+
+    return router
+
+
+def models_router(service: ScoringService) -> APIRouter:
+    """`GET /v1/{use_case}/model`: the version served, since when, its metrics."""
+    router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_token)])
+
+    @router.get("/{use_case}/model", response_model=ModelInfo, responses=ERRORS)
+    async def model(use_case: str) -> ModelInfo:
+        return ModelInfo.of(*service.current(use_case))
+
+    return router
+
+
+def scoring_router(service: ScoringService, max_rows: int) -> APIRouter:
+    """`POST /v1/<use case>/score` for each served use case, each with its spec's row schema."""
+    router = APIRouter(prefix="/v1", tags=["score"], dependencies=[Depends(require_token)])
+    for name in service.use_cases:
+        _add_score_route(router, service, name, max_rows)
+
+    @router.post("/{use_case}/score", include_in_schema=False)
+    async def unknown(use_case: str) -> None:
+        raise UnknownUseCase(f"no use case {use_case!r}; served: {service.use_cases}")
+
+    return router
+
+
+def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_rows: int) -> None:
+    spec = service.state(name).spec
+    body_model = request_model(spec, max_rows)
+    entity_id = spec.entity_id
+
+    async def score(body: Any) -> Response:
+        rows = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
+        scored = service.score(name, rows)
+        answer = ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
+        # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
+        return Response(answer.model_dump_json(), media_type="application/json")
+
+    # The body model is made at run time: the annotation must be the class, not a deferred name.
+    score.__annotations__ = {"body": body_model, "return": Response}
+    router.add_api_route(
+        f"/{name}/score",
+        score,
+        methods=["POST"],
+        response_model=ScoreResponse,
+        responses=SCORE_ERRORS,
+        name=f"score_{name}",
+        summary=f"Score {name} rows with the champion",
+        description=f"One row or many (at most {max_rows}): each row holds every feature of the "
+        f"`{name}` spec. {spec.description}",
+    )

@@ -1,0 +1,108 @@
+"""The compiled fast path against the fitted pipeline it replaces, and when it is not used."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from include.serving.fast import CompileError, check_against, compile_pipeline
+from include.serving.rows import probe_rows, row_model, rows_to_frame
+from include.serving.service import build_served
+from include.training.estimators import build_model
+from include.training.preprocess import split_xy
+from include.usecases.spec import UseCase
+from tests.unit.serving.conftest import FAMILIES, version_model
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_fast_path_builds_the_pipelines_matrix_and_scores(spec: UseCase, pipelines, request_rows, family):
+    pipeline = pipelines[family]
+    fast = compile_pipeline(pipeline)
+    frame = rows_to_frame(request_rows, spec)
+    np.testing.assert_array_equal(fast.features(request_rows), pipeline[:-1].transform(frame))
+    expected = pipeline.predict_proba(frame)[:, 1]
+    assert np.max(np.abs(fast.predict_proba(request_rows) - expected)) <= 1e-12
+    # One row at a time, as most requests come.
+    for n in (0, 1, 500):
+        single = fast.predict_proba(request_rows[n : n + 1])
+        assert single[0] == pytest.approx(expected[n], abs=1e-12)
+    assert check_against(fast, pipeline, rows_to_frame(probe_rows(spec), spec), probe_rows(spec)) <= 1e-12
+
+
+def test_a_forest_walked_all_at_once_gives_the_pipelines_scores_to_the_last_bit(
+    spec, pipelines, request_rows
+):
+    pipeline = pipelines["random_forest"]
+    fast = compile_pipeline(pipeline)
+    assert fast.forest is not None
+    expected = pipeline.predict_proba(rows_to_frame(request_rows, spec))[:, 1]
+    np.testing.assert_array_equal(fast.predict_proba(request_rows), expected)
+    np.testing.assert_array_equal(fast.predict_proba(request_rows[7:8]), expected[7:8])
+
+
+def test_an_unknown_category_sets_no_column_as_the_encoder_does(spec: UseCase, pipelines, request_rows):
+    pipeline = pipelines["logistic_regression"]
+    row = {**request_rows[0], "Contract": "Weekly"}  # past validation only in this test
+    frame = rows_to_frame([request_rows[0]], spec).astype({"Contract": "object"})
+    frame.loc[0, "Contract"] = "Weekly"
+    np.testing.assert_array_equal(compile_pipeline(pipeline).features([row]), pipeline[:-1].transform(frame))
+
+
+def test_a_pipeline_it_does_not_know_is_not_compiled(spec: UseCase, telco):
+    encoder = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["Contract"])])
+    other = Pipeline([("preprocess", encoder), ("model", LogisticRegression())])
+    other.fit(telco[["Contract"]], telco["Churn"] == "Yes")
+    with pytest.raises(CompileError, match="no fast form for the 'onehot' group"):
+        compile_pipeline(other)
+
+
+def test_auto_falls_back_to_the_pipeline_and_fast_insists(spec: UseCase, pipelines, request_rows, telco):
+    encoder = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["Contract"])])
+    other = Pipeline([("preprocess", encoder), ("model", LogisticRegression())])
+    other.fit(telco[list(spec.features.all)], telco["Churn"] == "Yes")
+    served = build_served(spec, version_model(other), "auto", None)
+    assert served.engine == "sklearn"
+    expected = other.predict_proba(rows_to_frame(request_rows[:5], spec))[:, 1]
+    np.testing.assert_array_equal(served.scorer(request_rows[:5]), expected)
+    with pytest.raises(CompileError):
+        build_served(spec, version_model(other), "fast", None)
+    assert build_served(spec, version_model(pipelines["dummy"]), "auto", None).engine == "fast"
+    assert build_served(spec, version_model(pipelines["dummy"]), "sklearn", None).engine == "sklearn"
+
+
+def with_date_feature(spec: UseCase) -> UseCase:
+    """The churn spec plus a `signup` date feature: a use case the fast path does not compile."""
+    raw = spec.model_dump()
+    raw["columns"]["signup"] = {"type": "date", "nullable": True}
+    raw["sources"][0]["columns"] = [*raw["sources"][0]["columns"], "signup"]
+    raw["features"]["datetime"] = ["signup"]
+    return UseCase.model_validate(raw)
+
+
+def test_a_date_feature_is_scored_by_the_pipeline_as_batch_would(spec: UseCase, telco, request_rows):
+    dated = with_date_feature(spec)
+    frame = telco.head(600).assign(
+        signup=pd.Timestamp("2024-01-01") + pd.to_timedelta(telco.index[:600], "D")
+    )
+    X, y = split_xy(frame, dated)
+    pipeline = build_model(dated, "logistic_regression", {"C": 1.0}).fit(X, y)
+    with pytest.raises(CompileError, match="no fast form for the 'datetime' group"):
+        compile_pipeline(pipeline)
+    served = build_served(dated, version_model(pipeline), "auto", None)
+    assert served.engine == "sklearn"
+    rows = [
+        row_model(dated).model_validate({**row, "signup": day}).__dict__
+        for row, day in zip(request_rows[:3], ["2024-02-29", None, "2025-01-31"], strict=True)
+    ]
+    batch_frame = pd.DataFrame(rows)[list(dated.features.all)]
+    batch_frame["signup"] = pd.to_datetime(batch_frame["signup"])
+    expected = pipeline.predict_proba(batch_frame)[:, 1]
+    np.testing.assert_allclose(served.scorer(rows), expected, rtol=0, atol=1e-12)
+    assert rows[0]["signup"] == dt.date(2024, 2, 29)
