@@ -30,7 +30,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from include.training.preprocess import _flag, to_binary, to_numeric
+from include.training.preprocess import binary_flag, to_binary, to_numeric
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class _Boolean:
         return len(self.columns)
 
     def transform(self, rows: Rows) -> np.ndarray:
-        X = np.array([[_flag(row[c]) for c in self.columns] for row in rows], dtype=np.float64)
+        X = np.array([[binary_flag(row[c]) for c in self.columns] for row in rows], dtype=np.float64)
         return np.where(np.isnan(X), self.fill, X)
 
 

@@ -26,7 +26,7 @@ def to_numeric(X: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(X).apply(pd.to_numeric, errors="coerce").astype(float)
 
 
-def _flag(value: object) -> float:
+def binary_flag(value: object) -> float:
     if isinstance(value, (bool, np.bool_)):
         return float(value)
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -36,9 +36,9 @@ def _flag(value: object) -> float:
 
 
 def _flags(column: pd.Series) -> pd.Series:
-    # `_flag` runs once per distinct value (a column holds a few spellings, not a million), then a take.
+    # `binary_flag` runs once per distinct value (a column holds a few spellings), then a take.
     codes, uniques = pd.factorize(column)
-    flags = np.array([*map(_flag, uniques), np.nan], dtype=float)
+    flags = np.array([*map(binary_flag, uniques), np.nan], dtype=float)
     return pd.Series(flags[codes], index=column.index, name=column.name)
 
 
