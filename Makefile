@@ -14,6 +14,10 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PARALLELISM 
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
 demo airflow up demo-env serve bench-serving: export PYTHONPATH := $(CURDIR)
+# The demo's sources end on 2025-03-31: unpausing a DAG must not also schedule today's interval.
+demo airflow up demo-env serve bench-serving: export PLATFORM_DAG_END_DATE := 2025-03-31
+# A failed task shows at once instead of after two retries.
+demo airflow up demo-env serve bench-serving: export PLATFORM_TASK_RETRIES := 0
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_DB := {"conn_type": "sqlite", "host": "$(DEMO)/platform.db"}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs", "extra": {"path": "$(DEMO)/lake"}}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
@@ -41,7 +45,7 @@ up: venv ## Airflow (UI, scheduler, ...) on the demo's environment.
 	$(BIN)/python -m include.demo.run --serve
 
 demo-env: ## Print the demo's environment, for `eval "$(make -s demo-env)"`.
-	@env | grep -E '^(AIRFLOW|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"
+	@env | grep -E '^(AIRFLOW|PLATFORM|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,6 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -188,12 +190,46 @@ class StandaloneAirflow(LocalAirflow):
         return self.processes.get("standalone")
 
 
-def wait_for_backfill(api: AirflowApi, backfill_id: int, timeout: float = 600) -> dict:
-    """Poll until the backfill completes; returns it."""
+class Progress:
+    """Logs a phase's runs done out of its total, by state, with the time elapsed: at most one line
+    every `every` seconds, and the last one whatever the time."""
+
+    def __init__(self, phase: str, total: int, every: float = 10.0) -> None:
+        self.phase, self.total, self.every = phase, total, every
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, states: Iterable[str], final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < self.every:
+            return
+        self.last = now
+        counts = Counter(states)
+        done = counts["success"] + counts["failed"]
+        by_state = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+        elapsed = int(now - self.started)
+        log.info(
+            "%s: %d/%d runs done (%s), %dm %02ds",
+            self.phase,
+            done,
+            self.total,
+            by_state or "none yet",
+            elapsed // 60,
+            elapsed % 60,
+        )
+
+
+def wait_for_backfill(
+    api: AirflowApi, backfill_id: int, timeout: float = 600, progress: Progress | None = None
+) -> dict:
+    """Poll until the backfill completes (reporting its runs to `progress`); returns it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         backfill = api.get(f"/backfills/{backfill_id}")
-        if backfill.get("completed_at"):
+        done = bool(backfill.get("completed_at"))
+        if progress:
+            states = run_states(api, backfill["dag_id"])
+            progress([s for r, s in states.items() if r.startswith("backfill__")], final=done)
+        if done:
             return backfill
         time.sleep(2)
     raise TimeoutError(f"backfill {backfill_id} not complete after {timeout:.0f}s")
@@ -248,12 +284,17 @@ def create_backfill(
     )
 
 
-def wait_for_runs(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float = 900) -> dict[str, str]:
-    """Wait until every run has finished; their states by run id."""
+def wait_for_runs(
+    api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float = 900, progress: Progress | None = None
+) -> dict[str, str]:
+    """Wait until every run has finished (reporting them to `progress`); their states by run id."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = {r: api.get(f"/dags/{dag_id}/dagRuns/{r}")["state"] for r in run_ids}
-        if all(s in ("success", "failed") for s in states.values()):
+        done = all(s in ("success", "failed") for s in states.values())
+        if progress:
+            progress(states.values(), final=done)
+        if done:
             return states
         time.sleep(2)
     raise TimeoutError(f"{dag_id}: runs not finished after {timeout:.0f}s")

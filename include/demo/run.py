@@ -28,6 +28,7 @@ from pathlib import Path
 
 from include.demo.airflow_api import (
     AirflowApi,
+    Progress,
     StandaloneAirflow,
     run_states,
     wait_for_backfill,
@@ -63,6 +64,7 @@ def prepare(env: dict[str, str]) -> None:
     upgrade(engine_for("platform_db"))
     log.info("seeded the sources: %(rows)d customers over %(days)d days, %(files)d billing files", counts)
     for args in (["db", "migrate"], ["dags", "reserialize"]):
+        log.info("airflow %s", " ".join(args))
         _airflow(args, env)
 
 
@@ -87,6 +89,7 @@ def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> N
     stays paused until Airflow is healthy (see `start`): a task started before the API server is up
     cannot report to it and fails.
     """
+    log.info("%s: queueing a backfill of %s..%s", dag_id, first, last)
     _airflow(["dags", "pause", dag_id], env)
     _airflow(
         [
@@ -102,6 +105,7 @@ def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[
 
     A rerun of the demo keeps the training runs (and so the registry) it made the first time.
     """
+    log.info("%s: queueing runs as of %s", dag_id, ", ".join(days))
     _airflow(["dags", "pause", dag_id], env)
     from include.io.connections import engine_for
     from include.registry.registry import Registry
@@ -120,16 +124,18 @@ def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[
 @contextlib.contextmanager
 def start(env: dict[str, str], dag_id: str) -> Iterator[AirflowApi]:
     """`airflow standalone` until the block ends, with `dag_id` unpaused once Airflow is healthy."""
+    log.info("%s: starting Airflow (about 20-30 s)", dag_id)
     with StandaloneAirflow(env, demo_home() / "logs" / "airflow.log") as airflow:
+        log.info("%s: Airflow is up at %s; unpausing", dag_id, airflow.url)
         api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
         api.patch(f"/dags/{dag_id}", {"is_paused": False})
         yield api
 
 
-def finish_backfill(api: AirflowApi, dag_id: str) -> dict[str, int]:
-    """Wait for the DAG's newest backfill; its runs counted by state."""
+def finish_backfill(api: AirflowApi, dag_id: str, days: int) -> dict[str, int]:
+    """Wait for the DAG's newest backfill of `days` days, logging progress; its runs counted by state."""
     backfill_id = max(b["id"] for b in api.get(f"/backfills?dag_id={dag_id}")["backfills"])
-    wait_for_backfill(api, backfill_id)
+    wait_for_backfill(api, backfill_id, progress=Progress(f"{dag_id} backfill", days))
     return dict(Counter(s for r, s in run_states(api, dag_id).items() if r.startswith("backfill__")))
 
 
@@ -140,13 +146,16 @@ def run_demo(env: dict[str, str]) -> None:
     days = demo_dates()
     queue_backfill(env, "churn_ingest", days[0].isoformat(), days[-1].isoformat())
     with start(env, "churn_ingest") as api:
-        ingest_states = finish_backfill(api, "churn_ingest")
+        ingest_states = finish_backfill(api, "churn_ingest", len(days))
     train_runs = queue_runs(env, "churn_train", TRAIN_AS_OF)
     with start(env, "churn_train") as api:
-        trained = wait_for_runs(api, "churn_train", train_runs)
-    queue_backfill(env, "churn_score", TRAIN_AS_OF[0], days[-1].isoformat())
+        trained = wait_for_runs(
+            api, "churn_train", train_runs, progress=Progress("churn_train", len(train_runs))
+        )
+    scored = [d for d in days if d.isoformat() >= TRAIN_AS_OF[0]]
+    queue_backfill(env, "churn_score", scored[0].isoformat(), scored[-1].isoformat())
     with start(env, "churn_score") as api:
-        score_states = finish_backfill(api, "churn_score")
+        score_states = finish_backfill(api, "churn_score", len(scored))
     finished = time.perf_counter()
     from include.demo.summary import print_summary
 
@@ -181,10 +190,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="start Airflow on the demo and keep it up")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    env = dict(os.environ)
-    env.setdefault("PLATFORM_DAG_END_DATE", demo_dates()[-1].isoformat())
-    env.setdefault("PLATFORM_TASK_RETRIES", "0")
-    os.environ.update(env)
+    env = dict(os.environ)  # the Makefile's demo settings (`make -s demo-env` prints them)
     # `kill` (SIGTERM) unwinds like Ctrl-C, so Airflow's process group is stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     serve(env) if args.serve else run_demo(env)

@@ -110,6 +110,11 @@ def test_airflow_services_wait_for_airflow_init(compose: dict) -> None:
         assert depends_on["airflow-init"] == {"condition": "service_completed_successfully"}, name
 
 
+def test_airflow_init_migrates_airflow_then_the_platform_tables(compose: dict) -> None:
+    script = compose["services"]["airflow-init"]["command"][-1]
+    assert script.index("airflow db migrate") < script.index("python -m include.cli db upgrade")
+
+
 @pytest.mark.parametrize(("variable", "expected"), CONNECTIONS.items(), ids=list(CONNECTIONS))
 def test_connections_are_json_with_credentials_from_the_environment(
     compose: dict, variable: str, expected: tuple[str, str | None]

@@ -144,3 +144,64 @@ def test_load_specs_rejects_two_files_with_the_same_name(tmp_path, churn_dict):
 def test_get_spec_for_an_unknown_use_case_names_it(tmp_path):
     with pytest.raises(SpecError, match="'fraud'"):
         get_spec("fraud", tmp_path)
+
+
+def test_get_spec_finds_a_use_case_by_the_name_inside_its_file(tmp_path, churn_dict):
+    write_spec(tmp_path, {**churn_dict, "name": "bank_marketing"}, "bank.yaml")
+    (tmp_path / "other.yaml").write_text("name: [not, valid")  # another file's error is not ours
+
+    assert get_spec("bank_marketing", tmp_path).name == "bank_marketing"
+    with pytest.raises(SpecError, match="no use case named 'bank'"):
+        get_spec("bank", tmp_path)
+
+
+def integer_label(churn_dict: dict, positive) -> dict:
+    raw = copy.deepcopy(churn_dict)
+    raw["columns"]["Churn"] = {"type": "integer", "allowed": [0, 1]}
+    raw["label"] = {"column": "Churn", "positive": positive}
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("column", "positive"),
+    [({"type": "integer", "allowed": [0, 1]}, 1), ({"type": "boolean"}, True), ({"type": "string"}, "Yes")],
+)
+def test_the_positive_label_is_written_as_the_column_holds_it(tmp_path, churn_dict, column, positive):
+    raw = copy.deepcopy(churn_dict)
+    raw["columns"]["Churn"] = column
+    raw["label"] = {"column": "Churn", "positive": positive}
+
+    label = load_spec(write_spec(tmp_path, raw)).label
+
+    assert label.positive == positive and type(label.positive) is type(positive)
+
+
+@pytest.mark.parametrize(
+    ("positive", "problem"),
+    [
+        ("1", r"label.positive: '1' is not a value of the integer column 'Churn' \(write it as .* 1\)"),
+        (True, r"label.positive: True is not a value of the integer column 'Churn'"),
+        (2, r"label.positive: 2 is not among the allowed values \[0, 1\]"),
+    ],
+)
+def test_a_positive_label_of_the_wrong_type_is_refused(tmp_path, churn_dict, positive, problem):
+    with pytest.raises(SpecError, match=rf"broken.yaml: .*{problem}"):
+        load_spec(write_spec(tmp_path, integer_label(churn_dict, positive)))
+
+
+def test_the_label_compares_after_the_columns_type():
+    import pandas as pd
+
+    from include.training.preprocess import split_xy
+    from include.usecases.spec import UseCase
+
+    raw = yaml.safe_load(CHURN_YAML.read_text())
+    raw["columns"]["Churn"] = {"type": "integer", "allowed": [0, 1]}
+    raw["label"] = {"column": "Churn", "positive": 1}
+    spec = UseCase.model_validate(raw)
+    frame = pd.DataFrame({name: [None, None, None] for name in spec.features.all})
+    frame["Churn"] = pd.array([1, 0, 1], dtype="Int64")
+
+    _, y = split_xy(frame, spec)
+
+    assert y.tolist() == [1, 0, 1]
