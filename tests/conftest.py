@@ -274,3 +274,14 @@ def register_model(registry, lake, spec, frame, ds: dt.date, family: str, params
         )
     )
     return version.version
+
+
+def use_platform(monkeypatch, platform, lake_root: Path) -> None:
+    """Point the platform's connection ids at `platform` and a lake folder, under ids unique to the test
+    (the engine cache is keyed by connection id)."""
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
+    monkeypatch.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
+    monkeypatch.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
+    lake_conn = {"conn_type": "fs", "extra": {"path": str(lake_root)}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))

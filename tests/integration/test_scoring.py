@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-import uuid
 
 import pandas as pd
 import pytest
@@ -27,7 +26,7 @@ from include.platform.tables import drift_measures, predictions, retrain_request
 from include.registry.registry import Registry
 from include.scoring.score import ScoreError
 from include.usecases.spec import get_spec
-from tests.conftest import connection_of, register_model, run_dag, task_states
+from tests.conftest import register_model, run_dag, task_states, use_platform
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +65,7 @@ def world(platform, tmp_path, monkeypatch):
         champion = registry.champion("churn")
         assert registry.promote("churn", version, champion.version if champion else None).promoted
 
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
-    monkeypatch.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
-    monkeypatch.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
-    lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
-    monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+    use_platform(monkeypatch, platform, lake.root)
     return platform, lake, registry
 
 

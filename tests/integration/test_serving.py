@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -40,8 +38,8 @@ from include.serving.rows import frame_to_rows, rows_to_frame
 from include.serving.service import ScoringService
 from include.serving.settings import ServingSettings
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, free_port, postgres_database
-from tests.integration.test_scoring import connection_of, day_predictions, register, score
+from tests.conftest import REPO, free_port, postgres_database, register_model, use_platform
+from tests.integration.test_scoring import day_predictions, score
 
 pytestmark = pytest.mark.integration
 
@@ -81,20 +79,16 @@ def world(platform, tmp_path_factory):
     everything.loc[everything.index[:7], "TotalCharges"] = np.nan  # a nullable feature, null
     write_frame(lake, f"raw/churn/ds={DAY}/part-0.parquet", everything)
     registry = Registry(platform)
-    v1 = register(registry, lake, training, TRAINING_DAYS[-1], "logistic_regression", {"C": 1.0})
+    v1 = register_model(
+        registry, lake, SPEC, training, TRAINING_DAYS[-1], "logistic_regression", {"C": 1.0}, "v1"
+    )
     assert registry.promote("churn", v1, None).promoted
     params = {"max_iter": 50, "max_leaf_nodes": 15, "learning_rate": 0.1}
-    register(
-        registry, lake, training, TRAINING_DAYS[-1] + dt.timedelta(days=5), "hist_gradient_boosting", params
-    )
+    later = TRAINING_DAYS[-1] + dt.timedelta(days=5)
+    register_model(registry, lake, SPEC, training, later, "hist_gradient_boosting", params, "v2")
 
-    suffix = uuid.uuid4().hex[:8]
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
-        env.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
-        env.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
-        lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
-        env.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+        use_platform(env, platform, lake.root)
         env.setenv("PLATFORM_SERVING_TOKEN", TOKEN)
         yield platform, lake, registry
 
@@ -229,7 +223,7 @@ def test_online_equals_batch_for_the_new_champion_too(world, monkeypatch):
 def test_a_tampered_champion_is_not_loaded(world, tmp_path):
     platform, lake, registry = world
     training, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], TRAINING_DAYS[-1])
-    v3 = register(registry, lake, training, DAY, "logistic_regression", {"C": 0.1})
+    v3 = register_model(registry, lake, SPEC, training, DAY, "logistic_regression", {"C": 0.1}, "v3")
     key = lake.key_of(registry.get("churn", v3).artifact_uri)
     lake.put_bytes(key, lake.read_bytes(key) + b"tampered")
     champion = registry.champion("churn").version

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.registry.registry import Registry
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, connection_of, register_model, run_dag, task_states
+from tests.conftest import REPO, register_model, run_dag, task_states, use_platform
 
 pytestmark = pytest.mark.integration
 
@@ -56,12 +55,7 @@ def world(airflow_db, tmp_path, monkeypatch):
     weak = register_model(registry, lake, SPEC, first_week, DAYS[6], "random_forest", stump, "weak")
     assert registry.promote("churn", weak, None).promoted
 
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PLATFORM_DB_CONN_ID", f"platform_{suffix}")
-    monkeypatch.setenv("PLATFORM_LAKE_CONN_ID", f"lake_{suffix}")
-    monkeypatch.setenv(f"AIRFLOW_CONN_PLATFORM_{suffix.upper()}", connection_of(platform))
-    lake_conn = {"conn_type": "fs", "extra": {"path": str(lake.root)}}
-    monkeypatch.setenv(f"AIRFLOW_CONN_LAKE_{suffix.upper()}", json.dumps(lake_conn))
+    use_platform(monkeypatch, platform, lake.root)
     yield registry, lake, first_week
     platform.dispose()
     sources.dispose()
