@@ -58,6 +58,9 @@ class ColumnRules:
     name: str
     column: Column
     checks: tuple[RowCheck, ...] = field(default=())
+    # The allowed values as an Arrow array, and their check's label; values are coded by position in it.
+    allowed: pa.Array | None = None
+    allowed_label: str = ""
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -80,6 +83,28 @@ class ColumnRules:
         failed = pc.and_(raw.is_valid(), typed.is_null())
         return typed, failed
 
+    def coded(self, values: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array | None]:
+        """`coerce`'s typed values and failures, and each value's position among the allowed ones
+        (null: not allowed, or null).
+
+        Text columns with a set of allowed values (most of a tabular source) take a short cut: a value
+        found in the set as it came needs no trimming, so only the others are trimmed and looked up.
+        """
+        if self.allowed is None:
+            return *self.coerce(values), None
+        text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        if self.column.type != "string" or not text or not _plain(self.allowed):
+            typed, failed = self.coerce(values)
+            return typed, failed, pc.index_in(typed, self.allowed)
+        codes = pc.index_in(values, self.allowed)
+        typed = values.cast(pa.large_string())
+        others = pc.and_(values.is_valid(), codes.is_null())
+        if pc.any(others).as_py():
+            fixed = blank_to_null(typed.filter(others))
+            typed = pc.replace_with_mask(typed, others, fixed)
+            codes = pc.replace_with_mask(codes, others, pc.index_in(fixed, self.allowed))
+        return typed, pa.repeat(pa.scalar(False), len(values)), codes
+
 
 @dataclass(frozen=True)
 class CheckedBatch:
@@ -90,6 +115,7 @@ class CheckedBatch:
     """
 
     typed: dict[str, pa.Array]
+    codes: dict[str, pa.Array]
     head: pa.Array
     tail: pa.Array
 
@@ -101,9 +127,6 @@ class CheckedBatch:
 def column_rules(name: str, column: Column) -> ColumnRules:
     """The conversion and row checks a spec column declares, in the order reasons list them."""
     checks = []
-    if column.allowed is not None:
-        allowed = value_set(column)
-        checks.append(RowCheck(f"isin({list(column.allowed)})", lambda a: pc.invert(pc.is_in(a, allowed))))
     if column.min is not None:
         low = column.min
         checks.append(RowCheck(f"greater_than_or_equal_to({low})", lambda a: pc.less(a, low)))
@@ -119,7 +142,9 @@ def column_rules(name: str, column: Column) -> ColumnRules:
                 lambda a: pc.invert(pc.match_substring_regex(a, pattern)),
             )
         )
-    return ColumnRules(name, column, tuple(checks))
+    if column.allowed is None:
+        return ColumnRules(name, column, tuple(checks))
+    return ColumnRules(name, column, tuple(checks), value_set(column), f"isin({list(column.allowed)})")
 
 
 def source_rules(columns: dict[str, Column]) -> list[ColumnRules]:
@@ -144,14 +169,16 @@ def duplicate_reason(entity_id: str, value: str) -> str:
 
 def check_batch(batch: pa.RecordBatch, rules: list[ColumnRules], entity_id: str) -> CheckedBatch:
     """Type and check every row of one batch; reasons are formatted only for the rows that fail."""
-    typed, untyped, failing = {}, {}, []
+    typed, untyped, codes, failing = {}, {}, {}, []
     for rule in rules:
-        raw = batch.column(rule.name)
-        typed[rule.name], untyped[rule.name] = rule.coerce(raw)
+        typed[rule.name], untyped[rule.name], coded = rule.coded(batch.column(rule.name))
         failing.append(untyped[rule.name])
         present = typed[rule.name].is_valid()
         if not rule.column.nullable:
             failing.append(pc.and_(pc.invert(present), pc.invert(untyped[rule.name])))
+        if coded is not None:
+            codes[rule.name] = coded
+            failing.append(pc.and_(present, coded.is_null()))
         for check in rule.checks:
             failing.append(pc.and_kleene(present, check.fails(typed[rule.name])))
     any_failure = _any(failing, batch.num_rows)
@@ -159,7 +186,7 @@ def check_batch(batch: pa.RecordBatch, rules: list[ColumnRules], entity_id: str)
     head, tail = [None] * batch.num_rows, [None] * batch.num_rows
     if rows:
         _describe(batch, rules, entity_id, typed, untyped, rows, head, tail)
-    return CheckedBatch(typed, pa.array(head, pa.large_string()), pa.array(tail, pa.large_string()))
+    return CheckedBatch(typed, codes, pa.array(head, pa.large_string()), pa.array(tail, pa.large_string()))
 
 
 def _describe(
@@ -177,10 +204,7 @@ def _describe(
     raw = {r.name: batch.column(r.name).take(index).to_pylist() for r in rules}
     values = {r.name: typed[r.name].take(index).to_pylist() for r in rules}
     failed = {r.name: untyped[r.name].take(index).to_pylist() for r in rules}
-    outcomes = {
-        r.name: [pc.fill_null(c.fails(typed[r.name].take(index)), False).to_pylist() for c in r.checks]
-        for r in rules
-    }
+    outcomes = {r.name: _outcomes(r, typed[r.name].take(index)) for r in rules}
     for k, row in enumerate(rows):
         typing = [
             f"{r.name}: not {TYPE_NAMES[r.column.type]}: {raw[r.name][k]!r}"
@@ -195,14 +219,25 @@ def _describe(
                 if not failed[r.name][k] and not r.column.nullable:
                     (before if not seen_id or r.name == entity_id else after).append(f"{r.name}: is empty")
                 continue
-            reasons = [
-                f"{r.name}: {value!r} fails {c.label}"
-                for c, fail in zip(r.checks, outcomes[r.name], strict=True)
-                if fail[k]
-            ]
+            reasons = [f"{r.name}: {value!r} fails {label}" for label, fail in outcomes[r.name] if fail[k]]
             (after if seen_id else before).extend(reasons)
         head[row] = "; ".join(typing + before) or None
         tail[row] = "; ".join(after) or None
+
+
+def _outcomes(rule: ColumnRules, values: pa.Array) -> list[tuple[str, list[bool]]]:
+    """Each check's label and which of `values` fail it, in the order reasons list them."""
+    outcomes = []
+    if rule.allowed is not None:
+        outcomes.append((rule.allowed_label, pc.invert(pc.is_in(values, rule.allowed)).to_pylist()))
+    for check in rule.checks:
+        outcomes.append((check.label, pc.fill_null(check.fails(values), False).to_pylist()))
+    return outcomes
+
+
+def _plain(values: pa.Array) -> bool:
+    """Whether every text value is non-blank and free of surrounding blanks (so needs no trimming)."""
+    return all(v and v == v.strip(WHITESPACE) for v in values.to_pylist())
 
 
 def _any(masks: list[pa.Array], n: int) -> pa.Array:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import bisect
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.ingest.checks import (
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CODE_LIMIT = 255  # allowed values beyond this travel as they are, not as one-byte codes
 ROW = "_row"  # the row's position in its source for the day, from 0 (files in key order)
 HEAD, TAIL = "_head", "_tail"
+CHUNK_ROWS = 10_000  # quarantined rows formatted at a time
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ class SourceCounts:
     read: int
     failed_checks: int
     quarantined: int
-    top_columns: list[tuple[str, int]]
 
 
 class RawRows:
@@ -92,15 +92,19 @@ class RawRows:
 class DayStage:
     """One day of a use case's sources, staged under `workdir` and assembled by DuckDB."""
 
-    def __init__(self, spec: UseCase, workdir: Path, memory_limit_mb: int) -> None:
+    def __init__(self, spec: UseCase, sources: list[str], workdir: Path, memory_limit_mb: int) -> None:
         import duckdb
 
         self.spec = spec
         self.workdir = workdir
         self.key = spec.entity_id
-        self.raw: dict[str, RawRows] = {}
-        self.columns: dict[str, list[str]] = {}
-        self.codes: dict[str, pa.Array] = {}
+        self.columns = {name: list(spec.source(name).columns) for name in sources}
+        self.raw = {name: RawRows(workdir / f"{name}.raw.arrow") for name in sources}
+        self.codes = {
+            name: value_set(column)
+            for name, column in spec.columns.items()
+            if name != self.key and column.allowed and len(column.allowed) <= CODE_LIMIT
+        }
         self.counts: dict[str, SourceCounts] = {}
         self.db = duckdb.connect(
             config={
@@ -111,16 +115,18 @@ class DayStage:
         )
 
     def close(self) -> None:
+        for raw in self.raw.values():
+            raw.close()
         self.db.close()
 
-    def add_source(self, name: str, batches: Iterable[pa.RecordBatch], columns: list[str]) -> int:
-        """Check and stage every batch of one source; returns the rows read."""
-        rules = source_rules({c: self.spec.columns[c] for c in columns})
-        self.columns[name] = columns
-        for rule in rules:
-            if rule.name != self.key and rule.column.allowed and len(rule.column.allowed) <= CODE_LIMIT:
-                self.codes[rule.name] = value_set(rule.column)
-        raw = self.raw[name] = RawRows(self.workdir / f"{name}.raw.arrow")
+    def add_source(self, name: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Check and stage every batch of one source; returns the rows read.
+
+        Sources may be added at once from several threads: each touches only its own files.
+        """
+        rules = source_rules({c: self.spec.columns[c] for c in self.columns[name]})
+        raw = self.raw[name]
+        started = time.perf_counter()
         writer = None
         try:
             for batch in read_ahead(batches):
@@ -133,6 +139,9 @@ class DayStage:
             raw.close()
             if writer is not None:
                 writer.close()
+        log.info(
+            "source %s: %d rows checked and staged in %.2fs", name, raw.rows, time.perf_counter() - started
+        )
         return raw.rows
 
     def _staged_path(self, name: str) -> Path:
@@ -142,68 +151,85 @@ class DayStage:
         checked = check_batch(batch, rules, self.key)
         arrays = {ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
         for name, typed in checked.typed.items():
-            coded = name in self.codes
-            arrays[name] = pc.index_in(typed, self.codes[name]).cast(pa.uint8()) if coded else typed
+            arrays[name] = checked.codes[name].cast(pa.uint8()) if name in self.codes else typed
         arrays[HEAD], arrays[TAIL] = checked.head, checked.tail
         return pa.table(arrays)
 
-    def _source_sql(self, name: str) -> str:
-        return f"read_parquet('{self._staged_path(name)}')"
-
     def assemble(self) -> dict[str, SourceCounts]:
-        """Find each source's repeated ids and the ids valid in every source; count what became of rows."""
-        key, names = self.key, list(self.columns)
-        for i, name in enumerate(names):
-            self.db.execute(
-                f"CREATE TABLE dup{i} AS SELECT {key} FROM {self._source_sql(name)} "
-                f"WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1"
-            )
-            self.db.execute(
-                f"CREATE VIEW valid{i} AS SELECT * FROM {self._source_sql(name)} "
-                f"WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND {key} NOT IN (SELECT {key} FROM dup{i})"
-            )
-        ids = " INTERSECT ".join(f"SELECT {key} FROM valid{i}" for i in range(len(names)))
-        self.db.execute(f"CREATE TABLE joined AS {ids}")
-        joined = self.db.execute("SELECT count(*) FROM joined").fetchone()[0]
-        for i, name in enumerate(names):
+        """Count each id's rows and valid rows per source over the whole day; count what became of rows.
+
+        One aggregation over the ids of every source gives, per id and source, how many rows have it
+        (more than one: a duplicate) and whether they all passed their checks; an id joins when each
+        source has it exactly once and valid.
+        """
+        key, started = self.key, time.perf_counter()
+        parts = " UNION ALL ".join(
+            f"SELECT {key}, {i} AS src, {HEAD} IS NULL AND {TAIL} IS NULL AS ok FROM {self._table(i)}"
+            for i in range(len(self.names))
+        )
+        per_source = ", ".join(
+            f"count(*) FILTER (WHERE src = {i}) AS n{i}, "
+            f"coalesce(bool_and(ok) FILTER (WHERE src = {i}), false) AS ok{i}"
+            for i in range(len(self.names))
+        )
+        joins = " AND ".join(f"n{i} = 1 AND ok{i}" for i in range(len(self.names)))
+        self._all(
+            f"CREATE TABLE ids AS SELECT *, {joins} AS joins FROM ("
+            f"SELECT {key}, {per_source} FROM ({parts}) WHERE {key} IS NOT NULL GROUP BY {key})"
+        )
+        valid = ", ".join(f"count(*) FILTER (WHERE n{i} = 1 AND ok{i})" for i in range(len(self.names)))
+        joined, *valid_counts = self.db.execute(
+            f"SELECT count(*) FILTER (WHERE joins), {valid} FROM ids"
+        ).fetchone()
+        for name, count in zip(self.names, valid_counts, strict=True):
             read = self.raw[name].rows
-            valid = self.db.execute(f"SELECT count(*) FROM valid{i}").fetchone()[0]
-            self.counts[name] = SourceCounts(read, read - valid, read - joined, self._top_columns(i, read))
+            self.counts[name] = SourceCounts(read, read - count, read - joined)
         self.joined = joined
+        log.info("%d ids valid in every source, counted in %.2fs", joined, time.perf_counter() - started)
         return self.counts
 
-    def _top_columns(self, i: int, read: int) -> list[tuple[str, int]]:
-        """The columns most often first in a quarantined row's reasons, as `value_counts().head(3)`."""
-        key = self.key
-        first = (
-            f"CASE WHEN {HEAD} IS NOT NULL THEN split_part({HEAD}, ': ', 1) "
-            f"WHEN {key} IN (SELECT {key} FROM dup{i}) THEN '{key}' ELSE split_part({TAIL}, ': ', 1) END"
-        )
-        query = f"""
-            WITH faults AS (
-                SELECT {first} AS col, {ROW} AS pos FROM {self._source_sql(self._name(i))}
-                WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR {key} IN (SELECT {key} FROM dup{i})
-                UNION ALL
-                SELECT '{key}', {read} + {ROW} FROM valid{i} WHERE {key} NOT IN (SELECT {key} FROM joined)
-            )
-            SELECT col, count(*) AS n FROM faults GROUP BY col ORDER BY n DESC, min(pos) LIMIT 3
-        """
-        return [(col, n) for col, n in self.db.execute(query).fetchall()]
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
 
-    def _name(self, i: int) -> str:
-        return list(self.columns)[i]
+    def _table(self, i: int) -> str:
+        return f"read_parquet('{self._staged_path(self.names[i])}')"
+
+    def top_columns(self, name: str) -> list[tuple[str, int]]:
+        """The columns most often first in a source's quarantined rows' reasons, as pandas'
+        `value_counts().head(3)` gives them: by count, ties in the order the rows are quarantined."""
+        i, key, read = self.names.index(name), self.key, self.raw[name].rows
+        query = f"""
+            WITH rows AS (
+                SELECT s.*, ids.n{i} AS n, ids.joins FROM {self._table(i)} s LEFT JOIN ids USING ({key})
+            )
+            SELECT col, count(*) AS n FROM (
+                SELECT CASE WHEN {HEAD} IS NOT NULL THEN split_part({HEAD}, ': ', 1)
+                            WHEN n > 1 THEN '{key}' ELSE split_part({TAIL}, ': ', 1) END AS col, {ROW} AS pos
+                FROM rows WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR n > 1
+                UNION ALL
+                SELECT '{key}', {read} + {ROW} FROM rows
+                WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND n = 1 AND NOT joins
+            ) GROUP BY col ORDER BY n DESC, min(pos) LIMIT 3
+        """
+        return [(col, n) for col, n in self._all(query)]
 
     def partition_batches(self, ds_value: pa.Scalar, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """The joined valid rows sorted by the entity id, typed as the spec declares, with `ds`."""
-        key, names = self.key, list(self.columns)
+        key = self.key
         provider = {}
-        for i, name in enumerate(names):
+        for i, name in enumerate(self.names):
             for column in self.columns[name]:
                 provider.setdefault(column, i)
-        select = ", ".join(f"v{provider[c]}.{c}" for c in self.spec.columns)
-        joins = " ".join(f"JOIN valid{i} v{i} ON v{i}.{key} = v0.{key}" for i in range(1, len(names)))
-        query = f"SELECT {select} FROM valid0 v0 {joins} ORDER BY v0.{key}"
-        for batch in read_ahead(self.db.sql(query).to_arrow_reader(batch_rows)):
+        select = ", ".join(f"s{provider[c]}.{c}" for c in self.spec.columns)
+        joins = " ".join(
+            f"JOIN {self._table(i)} s{i} ON s{i}.{key} = s0.{key}" for i in range(1, len(self.names))
+        )
+        # On a clean day (every row of every source joins) there is nothing to filter.
+        clean = all(c.quarantined == 0 for c in self.counts.values())
+        where = "" if clean else f"WHERE s0.{key} IN (SELECT {key} FROM ids WHERE joins)"
+        query = f"SELECT {select} FROM {self._table(0)} s0 {joins} {where} ORDER BY s0.{key}"
+        for batch in read_ahead(self.db.cursor().sql(query).to_arrow_reader(batch_rows)):
             arrays = [self._decoded(name, batch.column(name)) for name in self.spec.columns]
             arrays.append(pa.repeat(ds_value, batch.num_rows))
             yield pa.RecordBatch.from_arrays(arrays, names=[*self.spec.columns, "ds"])
@@ -219,33 +245,41 @@ class DayStage:
         The rows that failed their own checks first, by row number, then the valid rows with no
         valid partner in another source.
         """
-        i, key = list(self.columns).index(name), self.key
+        i, key = self.names.index(name), self.key
+        rows = f"SELECT s.*, ids.n{i} AS n, ids.joins FROM {self._table(i)} s LEFT JOIN ids USING ({key})"
         failed = self._cursor(
-            f"SELECT {ROW}, {key}, {HEAD}, {key} IN (SELECT {key} FROM dup{i}), {TAIL} "
-            f"FROM {self._source_sql(name)} "
-            f"WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR {key} IN (SELECT {key} FROM dup{i}) "
-            f"ORDER BY {ROW}"
+            f"SELECT {ROW}, {key}, {HEAD}, coalesce(n > 1, false), {TAIL} FROM ({rows}) "
+            f"WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR n > 1 ORDER BY {ROW}"
         )
         reasons = {}
         for row, value, head, duplicate, tail in _rows(failed):
             parts = [head, duplicate_reason(key, value) if duplicate else None, tail]
             reasons[row] = "; ".join(p for p in parts if p)
-            if len(reasons) >= 10_000:
+            if len(reasons) >= CHUNK_ROWS:
                 yield from self._with_records(name, reasons)
                 reasons = {}
         yield from self._with_records(name, reasons)
-        others = ", ".join(n for n in self.columns if n != name)
-        unmatched = self._cursor(
-            f"SELECT {ROW} FROM valid{i} WHERE {key} NOT IN (SELECT {key} FROM joined) ORDER BY {ROW}"
-        )
+        others = ", ".join(n for n in self.names if n != name)
         reason = f"{key}: no valid row in {others} for this id"
+        unmatched = self._cursor(
+            f"SELECT {ROW} FROM ({rows}) WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND n = 1 AND NOT joins "
+            f"ORDER BY {ROW}"
+        )
         chunk = {}
         for (row,) in _rows(unmatched):
             chunk[row] = reason
-            if len(chunk) >= 10_000:
+            if len(chunk) >= CHUNK_ROWS:
                 yield from self._with_records(name, chunk)
                 chunk = {}
         yield from self._with_records(name, chunk)
+
+    def _all(self, query: str) -> list[tuple]:
+        """Run `query` on a cursor of its own and return its rows."""
+        cursor = self.db.cursor()
+        try:
+            return cursor.execute(query).fetchall()
+        finally:
+            cursor.close()
 
     def _cursor(self, query: str):
         """A cursor of its own that has run `query`, so that its rows stream while others run."""
@@ -261,5 +295,5 @@ class DayStage:
 
 def _rows(cursor) -> Iterator[tuple]:
     """A DuckDB cursor's rows, fetched a chunk at a time."""
-    while chunk := cursor.fetchmany(10_000):
+    while chunk := cursor.fetchmany(CHUNK_ROWS):
         yield from chunk
