@@ -69,6 +69,23 @@ def test_files_source_reads_the_day_from_s3(sources, expected_day):
     assert (rows["TotalCharges"].str.strip() != "").all() or rows["TotalCharges"].dtype == "str"
 
 
+def test_a_multi_file_day_on_s3_is_read_as_one_stream_in_key_order(sources, expected_day):
+    _, store = sources
+    key = f"billing/ds={DAY}/billing.csv"
+    billing = pd.read_csv(io.BytesIO(store.read_bytes(key)), dtype="str", keep_default_na=False)
+    store.delete(key)
+    half = len(billing) // 2
+    store.put_bytes(f"billing/ds={DAY}/part-b.csv", billing.iloc[half:].to_csv(index=False).encode())
+    store.put_bytes(f"billing/ds={DAY}/part-a.csv", billing.iloc[:half].to_csv(index=False).encode())
+
+    batches = list(read_files_day(store, SPEC.source("billing"), Partition(DAY), BATCH))
+
+    assert max(b.num_rows for b in batches) <= BATCH
+    rows = pa.Table.from_batches(batches).to_pandas()
+    assert rows["customerID"].tolist() == billing["customerID"].tolist()
+    assert len(rows) == len(expected_day)
+
+
 def aws_conn(endpoint: str, bucket: str) -> str:
     extra = {"endpoint_url": endpoint, "region_name": "us-east-1", "bucket": bucket}
     return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra})
