@@ -57,8 +57,8 @@ test: lint ## Lint and the whole test suite.
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
 	$(BIN)/pytest -m e2e tests/e2e
 
-bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL.
-	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)')
+bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL; STAGE=ingest for one stage.
+	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s))
 
 serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
 	$(BIN)/python -m include.serving --port $(or $(PORT),8000)

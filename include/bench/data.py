@@ -14,6 +14,7 @@ import json
 import logging
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,12 +28,12 @@ from include.ingest.validate import validate_rows
 from include.io.bulk import adbc_connection
 from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
-from include.monitoring.drift import Reference, build_reference
 from include.platform.schema import upgrade
-from include.registry.model_files import FittedModel, dump_model, load_model, sha256_hex
-from include.training.estimators import Trial
-from include.training.tuning import fit_final, run_trial
 from include.usecases.spec import UseCase, get_spec
+
+if TYPE_CHECKING:
+    from include.monitoring.drift import Reference
+    from include.registry.model_files import FittedModel
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,16 @@ class Bench:
     def engine(self) -> sa.Engine:
         return sa.create_engine(self.url)
 
+    # The model's and the drift's modules (scikit-learn, ~100 MB) are imported only by the paths that
+    # score: the ingest paths' peak RSS is then what an ingest task holds.
     def model(self) -> FittedModel:
+        from include.registry.model_files import load_model
+
         return load_model((self.workdir / "model.skops").read_bytes(), self.sha256)
 
     def reference(self) -> Reference:
+        from include.monitoring.drift import Reference
+
         return Reference.from_dict(json.loads((self.workdir / "reference.json").read_text()))
 
     def save(self) -> None:
@@ -144,6 +151,11 @@ def prepare(bench: Bench) -> Bench:
 
     Returns the bench with the model's checksum, saved to `bench.file`.
     """
+    from include.monitoring.drift import build_reference
+    from include.registry.model_files import dump_model, sha256_hex
+    from include.training.estimators import Trial
+    from include.training.tuning import fit_final, run_trial
+
     spec = bench.spec
     real = real_rows(spec)
     trial = Trial(f"{bench.family}-bench", bench.family, PARAMS[bench.family])

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,18 +27,14 @@ from include.bench.data import DAY, SCORE_TABLE, Bench
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.bulk import adbc_connection, query_cursor, read_batches
 from include.io.stores import LocalStore
-from include.monitoring.drift import DriftCounter
 from include.partition import Partition
 from include.platform.tables import predictions
-from include.registry.model_files import FittedModel
-from include.scoring.score import (
-    PREDICTION_SCHEMA,
-    Scorer,
-    Tally,
-    read_partition,
-    to_frame,
-    write_predictions,
-)
+
+if TYPE_CHECKING:
+    from include.registry.model_files import FittedModel
+
+# The scoring modules (scikit-learn, ~100 MB) are imported inside the scoring paths only, so that an
+# ingest path's peak RSS is what an ingest task holds.
 
 Work = Callable[[], int]
 WRITES_PREDICTIONS = ("scoring.project", "scoring.project_lake", "scoring.naive", "scoring.raw_write")
@@ -72,6 +68,9 @@ def day_query(bench: Bench) -> sa.Select:
 
 def score(bench: Bench, model: FittedModel, engine: sa.Engine, batches: Iterable[pa.RecordBatch]) -> int:
     """The scoring task's core, wired as `run_scoring` wires it: predict, drift, write to table and lake."""
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Scorer, Tally, write_predictions
+
     scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
     drift = DriftCounter(bench.reference(), bench.spec)
     lake = LocalStore(bench.workdir / "scored-lake")
@@ -90,6 +89,8 @@ def scoring_project(bench: Bench) -> Work:
 
 @path("scoring.project_lake")
 def scoring_project_lake(bench: Bench) -> Work:
+    from include.scoring.score import read_partition
+
     model, engine = bench.model(), bench.engine()
 
     def work() -> int:
@@ -142,6 +143,8 @@ def scoring_raw_read(bench: Bench) -> Work:
 def scoring_raw_predict(bench: Bench) -> Work:
     """`predict_proba` alone on the frame in memory, in `batch_rows` slices (one call on all N rows is
     slower, and holds GBs), the frame converted as the project converts it (`to_frame`)."""
+    from include.scoring.score import to_frame
+
     model = bench.model()
     table = pq.read_table(bench.lake.root / bench.partition_key, columns=bench.columns).combine_chunks()
     frame = to_frame(table.to_batches()[0], bench.spec.entity_id)
@@ -155,6 +158,8 @@ def scoring_raw_predict(bench: Bench) -> Work:
 def scoring_raw_write(bench: Bench) -> Work:
     """`adbc_ingest` of the day's predictions, built beforehand (scores drawn at random: COPY sends bytes)
     and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
+    from include.scoring.score import PREDICTION_SCHEMA
+
     engine = bench.engine()
     ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
     n = len(ids)

@@ -124,6 +124,16 @@ def table(stage: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save(out: Path, rows: int, results: dict[str, Any]) -> None:
+    """Write this run's stages into `out`, keeping the stages it did not measure, and file every stage's
+    figures under `by_rows` too, so that runs at 1 M and 5 M rows sit side by side."""
+    saved = json.loads(out.read_text()) if out.exists() else {}
+    by_rows = saved.pop("by_rows", {})
+    by_rows.setdefault(str(rows), {}).update(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**saved, **results, "by_rows": by_rows}, indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
@@ -132,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
     parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
+    parser.add_argument(
+        "--stage", choices=sorted(LABELS), action="append", help="measure only this stage (repeatable)"
+    )
     args = parser.parse_args(argv)
+    stages = {stage: LABELS[stage] for stage in args.stage or LABELS}
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()[0]
@@ -141,18 +155,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         bench = prepare(bench)
         results: dict[str, Any] = {
             stage: summarise(stage, args.rows, {name: run_path(bench, f"{stage}.{name}") for name in labels})
-            for stage, labels in LABELS.items()
+            for stage, labels in stages.items()
         }
-    results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
+    if "scoring" in results:
+        results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     results["machine"] = {
         "cpus": os.cpu_count(),
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "family": args.family,
         "batch_rows": bench.batch_rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    report = [table(stage, results[stage]) for stage in LABELS]
+    save(args.out, args.rows, results)
+    report = [table(stage, results[stage]) for stage in stages]
     print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
     return results
 

@@ -1,23 +1,32 @@
 """Ingest one day: read every source, validate, join on the entity id, quarantine, write, record.
 
-`build_partition` is pure (frames in, frames and counts out); `ingest_partition` adds the I/O.
-Nothing is written unless the whole day passes the structural checks.
+Streamed in bounded memory: each source's batches are checked as they arrive and staged on local
+disk, DuckDB finds repeated ids, joins and sorts the day under a memory limit, and the partition
+and the quarantine are written batch by batch in fixed-size row groups. `build_partition` reads,
+checks and accounts for every row; `ingest_partition` adds the writes. Nothing is written unless
+the whole day passes the structural checks.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import reduce
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
+from include.ingest.parquet import QUARANTINE_SCHEMA, typed_schema, write_parquet
 from include.ingest.sources import read_files_day, read_sql_day
-from include.ingest.validate import IngestError, quarantine_frame, validate_rows
-from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key, write_frame
+from include.ingest.stage import DayStage
+from include.ingest.validate import IngestError
+from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.stores import ObjectStore
 from include.partition import Partition
 from include.platform.tables import ingest_runs, replace_rows
@@ -34,13 +43,6 @@ class Counts:
     quarantined: dict[str, int]
     joined: int
     written: int
-
-
-@dataclass(frozen=True)
-class BuiltPartition:
-    frame: pd.DataFrame
-    quarantine: pd.DataFrame
-    counts: Counts
 
 
 @dataclass(frozen=True)
@@ -62,109 +64,127 @@ def read_sources(
     partition: Partition,
     engine_for: Callable[[str], sa.Engine],
     store_for: Callable[[str], ObjectStore],
-) -> dict[str, pd.DataFrame]:
-    """Each source's raw rows for the day, by source name."""
-    frames = {}
+) -> dict[str, Iterator[pa.RecordBatch]]:
+    """Each source's rows for the day as a stream of batches, by source name.
+
+    The structural checks (the table and its columns, files for the day) run now; rows are read
+    only as the stream is consumed.
+    """
+    rows = spec.ingest.row_group_rows
+    streams = {}
     for source in spec.sources:
         if source.kind == "sql":
-            frames[source.name] = read_sql_day(engine_for(source.conn_id), source, partition)
+            streams[source.name] = read_sql_day(engine_for(source.conn_id), source, partition, rows)
         else:
-            frames[source.name] = read_files_day(store_for(source.conn_id), source, partition)
-    return frames
+            streams[source.name] = read_files_day(store_for(source.conn_id), source, partition, rows)
+    return streams
 
 
-def build_partition(spec: UseCase, partition: Partition, raw: dict[str, pd.DataFrame]) -> BuiltPartition:
-    """Validate each source, join the valid rows on the entity id, and account for every row."""
-    key = spec.entity_id
-    valid, quarantined, failed_checks = {}, {}, {}
-    for name, frame in raw.items():
-        if frame.empty:
+def build_partition(
+    spec: UseCase, partition: Partition, raw: dict[str, Iterator[pa.RecordBatch]], stage: DayStage
+) -> Counts:
+    """Check and stage every source's rows, find what joins, and account for every row.
+
+    Raises:
+        IngestError: a source with no rows, or more bad rows than the spec allows.
+    """
+    # Every source at once: one is mostly waiting on its database while another is checked.
+    with ThreadPoolExecutor(max_workers=len(raw), thread_name_prefix="ingest-source") as pool:
+        staged = {name: pool.submit(stage.add_source, name, batches) for name, batches in raw.items()}
+        read = {name: future.result() for name, future in staged.items()}
+    for name, rows in read.items():
+        if not rows:
             raise IngestError(f"source {name}, ds={partition.key}: no rows for the day")
-        checked = validate_rows(frame, {c: spec.columns[c] for c in frame.columns}, key, name)
-        valid[name], quarantined[name] = checked.valid, [checked.quarantined]
-        failed_checks[name] = len(checked.quarantined)
-    joined = reduce(lambda left, right: left.merge(right, on=key, how="inner"), valid.values())
-    # Each valid frame's ids are unique (validated), so the joined ones are too: a hash lookup, where
-    # `isin` on text builds a Python object per id it is given (seconds per million).
-    matched = pd.Index(joined[key])
-    for name, frame in valid.items():
-        unmatched = frame[matched.get_indexer(frame[key]) < 0]
-        others = ", ".join(n for n in valid if n != name)
-        reason = [[f"{key}: no valid row in {others} for this id"]] * len(unmatched)
-        quarantined[name].append(quarantine_frame(unmatched, name, key, reason))
-    quarantine = pd.concat([q for parts in quarantined.values() for q in parts], ignore_index=True)
+    sources = stage.assemble()
     counts = Counts(
-        read={n: len(f) for n, f in raw.items()},
-        quarantined={n: int((quarantine["source"] == n).sum()) for n in raw},
-        joined=len(joined),
-        written=len(joined),
+        read={n: c.read for n, c in sources.items()},
+        quarantined={n: c.quarantined for n, c in sources.items()},
+        joined=stage.joined,
+        written=stage.joined,
     )
-    _check_counts(spec, partition, counts, quarantine, failed_checks)
-    frame = joined[[c for c in spec.columns]].assign(ds=pd.Timestamp(partition.ds).as_unit("us"))
-    return BuiltPartition(frame.sort_values(key, ignore_index=True), quarantine, counts)
-
-
-def _check_counts(
-    spec: UseCase,
-    partition: Partition,
-    counts: Counts,
-    quarantine: pd.DataFrame,
-    failed_checks: dict[str, int],
-) -> None:
     # Sources whose own rows failed come first: the other sources lose the same ids only in the join,
     # and an error blaming the entity id there would hide the column at fault.
-    for name in sorted(counts.read, key=lambda n: -failed_checks[n]):
-        read = counts.read[name]
-        if read != counts.written + counts.quarantined[name]:
-            raise AssertionError(
-                f"source {name}: {read} read != {counts.written} + {counts.quarantined[name]}"
-            )
-        share = counts.quarantined[name] / read
+    for name in sorted(sources, key=lambda n: -sources[n].failed_checks):
+        read, quarantined = sources[name].read, sources[name].quarantined
+        if read != counts.written + quarantined:
+            raise AssertionError(f"source {name}: {read} read != {counts.written} + {quarantined}")
+        share = quarantined / read
         if share > spec.ingest.max_quarantine_fraction:
-            top = quarantine.loc[quarantine["source"] == name, "reasons"].str.split(": ").str[0]
-            common = ", ".join(f"{c} ({n})" for c, n in top.value_counts().head(3).items())
+            common = ", ".join(f"{c} ({n})" for c, n in stage.top_columns(name))
             raise IngestError(
-                f"source {name}, ds={partition.key}: {counts.quarantined[name]} of {read} rows failed "
+                f"source {name}, ds={partition.key}: {quarantined} of {read} rows failed "
                 f"validation ({share:.0%} > max {spec.ingest.max_quarantine_fraction:.0%}); "
                 f"columns most at fault: {common}"
             )
+    return counts
+
+
+def quarantine_batches(stage: DayStage, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Every source's quarantined rows, in source order, as batches of the quarantine's schema."""
+    for name in stage.columns:
+        chunk: list[tuple] = []
+        for row in stage.quarantine_rows(name):
+            chunk.append(row)
+            if len(chunk) == batch_rows:
+                yield _quarantine_batch(name, chunk)
+                chunk = []
+        if chunk:
+            yield _quarantine_batch(name, chunk)
+
+
+def _quarantine_batch(source: str, rows: list[tuple]) -> pa.RecordBatch:
+    numbers, ids, reasons, records = zip(*rows, strict=True)
+    arrays = [pa.array([source] * len(rows)), numbers, ids, reasons, records]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(a, f.type) for a, f in zip(arrays, QUARANTINE_SCHEMA, strict=True)],
+        schema=QUARANTINE_SCHEMA,
+    )
 
 
 def ingest_partition(
     spec: UseCase,
     partition: Partition,
     *,
-    raw: dict[str, pd.DataFrame],
+    raw: dict[str, Iterator[pa.RecordBatch]],
     lake: ObjectStore,
     platform: sa.Engine,
     run_id: str,
 ) -> IngestResult:
-    """Build the day's partition from the sources' rows, replace it in the lake, record the run."""
+    """Build the day's partition from the sources' streams, replace it in the lake, record the run."""
     started = time.perf_counter()
-    built = build_partition(spec, partition, raw)
+    rows = spec.ingest.row_group_rows
     data_key = partition_key(RAW_ZONE, spec.name, partition.ds)
     quarantine_key = partition_key(QUARANTINE_ZONE, spec.name, partition.ds)
-    # Quarantine first: a crash before the partition lands leaves the old partition in place.
-    if built.quarantine.empty:
-        lake.delete(quarantine_key)
-    else:
-        write_frame(lake, quarantine_key, built.quarantine)
-    write_frame(lake, data_key, built.frame)
+    with tempfile.TemporaryDirectory(prefix=f"ingest-{spec.name}-") as tmp:
+        stage = DayStage(spec, list(raw), Path(tmp), spec.ingest.memory_limit_mb)
+        try:
+            counts = build_partition(spec, partition, raw, stage)
+            quarantined = sum(counts.quarantined.values())
+            # Quarantine first: a crash before the partition lands leaves the old partition in place.
+            if quarantined:
+                write_parquet(lake, quarantine_key, QUARANTINE_SCHEMA, quarantine_batches(stage, rows), rows)
+            else:
+                lake.delete(quarantine_key)
+            ds = pa.scalar(dt.datetime.combine(partition.ds, dt.time()), pa.timestamp("us"))
+            schema = typed_schema(spec.columns, {"ds": "datetime64[us]"})
+            write_parquet(lake, data_key, schema, stage.partition_batches(ds, rows), rows)
+        finally:
+            stage.close()
     result = IngestResult(
         use_case=spec.name,
         ds=partition.key,
-        counts=built.counts,
+        counts=counts,
         partition_uri=lake.uri(data_key),
-        quarantine_uri=None if built.quarantine.empty else lake.uri(quarantine_key),
+        quarantine_uri=lake.uri(quarantine_key) if quarantined else None,
     )
     record_ingest_run(platform, result, run_id)
     log.info(
         "ingested %s ds=%s: read %s, quarantined %s, wrote %d rows to %s in %.2fs",
         spec.name,
         partition.key,
-        built.counts.read,
-        built.counts.quarantined,
-        built.counts.written,
+        counts.read,
+        counts.quarantined,
+        counts.written,
         result.partition_uri,
         time.perf_counter() - started,
     )

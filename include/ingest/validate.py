@@ -1,38 +1,26 @@
 """Row validation against a use case's schema: typed rows kept, bad rows quarantined with reasons.
 
 Structural problems (a missing or unknown column) raise `IngestError`; row problems (a wrong type,
-a value outside the allowed set or range, a null, a duplicate id) send the row to quarantine.
+a value outside the allowed set or range, a null, a duplicate id) send the row to quarantine. The
+checks themselves live in `include.ingest.checks`; `validate_rows` runs them on a small frame held
+in memory (the streamed day runs them batch by batch, `include.ingest.stage`).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
 from dataclasses import dataclass
 
 import pandas as pd
-import pandera.pandas as pa
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from include.ingest.checks import check_batch, duplicate_reason, source_rules
+from include.ingest.parquet import QUARANTINE_COLUMNS, QUARANTINE_SCHEMA, typed_schema
 from include.usecases.spec import Column
 
-QUARANTINE_COLUMNS = ["source", "row_number", "entity_id", "reasons", "record"]
-PANDAS_DTYPES = {
-    "string": "str",
-    "integer": "Int64",
-    "float": "float64",
-    "boolean": "boolean",
-    "date": "datetime64[us]",
-    "datetime": "datetime64[us, UTC]",
-}
-TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "float": "a number",
-    "boolean": "a boolean",
-    "date": "a date",
-    "datetime": "a date-time",
-}
-BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+__all__ = ["QUARANTINE_COLUMNS", "IngestError", "Validated", "check_columns", "record_json", "validate_rows"]
 
 
 class IngestError(ValueError):
@@ -56,97 +44,48 @@ def check_columns(actual: list[str], expected: list[str], where: str) -> None:
         raise IngestError(f"{where}: {'; '.join(problems)}")
 
 
-def _blank_to_na(series: pd.Series) -> pd.Series:
-    if series.dtype == object or pd.api.types.is_string_dtype(series):
-        text = series.astype("str").str.strip()
-        return text.mask(text == "")
-    return series
-
-
-def coerce_column(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
-    """The column converted to its declared type, and a mask of values that could not be."""
-    raw = _blank_to_na(series)
-    if column.type == "string":
-        typed = raw.astype("str")
-    elif column.type in ("integer", "float"):
-        numbers = pd.to_numeric(raw, errors="coerce")
-        if column.type == "integer":
-            fractional = numbers.notna() & (numbers % 1 != 0)
-            numbers = numbers.mask(fractional).astype("Float64").astype("Int64")
-        typed = numbers if column.type == "integer" else numbers.astype("float64")
-    elif column.type == "boolean":
-        typed = raw.astype("str").str.lower().map(BOOLEAN_WORDS).astype("boolean")
-    else:
-        typed = pd.to_datetime(raw, errors="coerce", utc=column.type == "datetime")
-        typed = typed.astype(PANDAS_DTYPES[column.type])
-    failed = raw.notna() & typed.isna()
-    return typed, failed
-
-
-def _row_checks(name: str, column: Column, unique: bool) -> pa.Column:
-    checks = []
-    if column.allowed is not None:
-        checks.append(pa.Check.isin(list(column.allowed)))
-    if column.min is not None:
-        checks.append(pa.Check.ge(column.min))
-    if column.max is not None:
-        checks.append(pa.Check.le(column.max))
-    if column.pattern is not None:
-        checks.append(pa.Check.str_matches(column.pattern))
-    return pa.Column(None, checks=checks, nullable=column.nullable, unique=unique, name=name)
-
-
-def _describe_failure(column: str, check: str, value) -> str:
-    # pandera hands back NumPy scalars; their repr (`np.int64(-4)`) is not what the source sent.
-    value = value.item() if hasattr(value, "item") else value
-    if check == "not_nullable":
-        return f"{column}: is empty"
-    if check == "field_uniqueness":
-        return f"{column}: duplicate id {value!r}"
-    return f"{column}: {value!r} fails {check}"
-
-
 def validate_rows(frame: pd.DataFrame, columns: dict[str, Column], entity_id: str, source: str) -> Validated:
-    """Type and check every row of one source; the frame must already have the right columns."""
+    """Type and check every row of one source held in memory; the frame must have the right columns."""
     frame = frame.reset_index(drop=True)
-    reasons: dict[int, list[str]] = defaultdict(list)
-    uncoercible: set[tuple[int, str]] = set()
-    typed = {}
-    for name, column in columns.items():
-        typed[name], failed = coerce_column(frame[name], column)
-        for i in failed[failed].index:
-            reasons[i].append(f"{name}: not {TYPE_NAMES[column.type]}: {frame.at[i, name]!r}")
-            uncoercible.add((i, name))
-    typed_frame = pd.DataFrame(typed)
-    schema = pa.DataFrameSchema({n: _row_checks(n, c, unique=n == entity_id) for n, c in columns.items()})
-    try:
-        schema.validate(typed_frame, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        for case in exc.failure_cases.itertuples():
-            if pd.isna(case.index):
-                raise IngestError(f"source {source}: column {case.column!r}: {case.failure_case}") from exc
-            row = int(case.index)
-            # A value that could not be typed is null now: it was reported once already.
-            if (row, case.column) not in uncoercible:
-                reasons[row].append(_describe_failure(case.column, case.check, case.failure_case))
-    bad = sorted(reasons)
-    quarantined = quarantine_frame(frame.loc[bad], source, entity_id, [reasons[i] for i in bad])
-    return Validated(typed_frame.drop(index=bad).reset_index(drop=True), quarantined)
-
-
-def quarantine_frame(
-    rows: pd.DataFrame, source: str, entity_id: str, reasons: list[list[str]]
-) -> pd.DataFrame:
-    """Rows as they arrived, with where they came from and why they were set aside."""
-    plain = rows.astype(object).where(rows.notna(), None)
-    records = [json.dumps(r, default=str) for r in plain.to_dict("records")]
-    return pd.DataFrame(
-        {
-            "source": pd.Series([source] * len(rows), dtype="str"),
-            "row_number": pd.Series(rows.index, dtype="int64"),
-            "entity_id": pd.Series(rows[entity_id].astype("str").to_numpy(), dtype="str"),
-            "reasons": pd.Series(["; ".join(r) for r in reasons], dtype="str"),
-            "record": pd.Series(records, dtype="str"),
-        },
-        columns=QUARANTINE_COLUMNS,
+    batch = pa.RecordBatch.from_arrays([_arrow(frame[c]) for c in columns], names=list(columns))
+    checked = check_batch(batch, source_rules(columns), entity_id)
+    ids = checked.typed[entity_id]
+    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")])
+    repeated = counts.filter(pc.greater(counts["id_count"], 1))["id"]
+    duplicate = pc.fill_null(pc.is_in(ids, repeated), False).to_pylist()
+    rows, reasons = [], []
+    heads, tails = checked.head.to_pylist(), checked.tail.to_pylist()
+    for i, (head, tail, dup) in enumerate(zip(heads, tails, duplicate, strict=True)):
+        parts = [head, duplicate_reason(entity_id, ids[i].as_py()) if dup else None, tail]
+        if any(parts):
+            rows.append(i)
+            reasons.append("; ".join(p for p in parts if p))
+    bad = set(rows)
+    keep = pa.array([i not in bad for i in range(len(frame))])
+    valid = pa.Table.from_arrays(list(checked.typed.values()), schema=typed_schema(columns))
+    raw = batch.take(pa.array(rows, pa.int64())).to_pylist()
+    quarantined = pa.Table.from_arrays(
+        [
+            pa.array([source] * len(rows), pa.large_string()),
+            pa.array(rows, pa.int64()),
+            pa.array([None if r[entity_id] is None else str(r[entity_id]) for r in raw], pa.large_string()),
+            pa.array(reasons, pa.large_string()),
+            pa.array([record_json(r) for r in raw], pa.large_string()),
+        ],
+        schema=QUARANTINE_SCHEMA,
     )
+    return Validated(valid.filter(keep).to_pandas(), quarantined.to_pandas())
+
+
+def record_json(row: dict) -> str:
+    """A row as it arrived, as JSON (nulls and NaN as null)."""
+    plain = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+    return json.dumps(plain, default=str)
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    """A column as Arrow; one mixing types (text and numbers) as text."""
+    try:
+        return pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if pd.isna(v) else str(v) for v in series], pa.large_string())

@@ -2,7 +2,7 @@
 
 Every transform lives inside one `ColumnTransformer`, so it is fitted on the training rows only and
 travels with the model. The helper functions are module-level (not lambdas) so that the model file's
-loader can trust them by name (see `include.training.artifacts`).
+loader can trust them by name (see `include.registry.model_files`).
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class Features(_Model):
 
 class Ingest(_Model):
     max_quarantine_fraction: float = Field(0.2, ge=0, le=1)
+    # Rows per Parquet row group of a partition (a scoring shard reads one), and per batch read.
+    row_group_rows: int = Field(100_000, ge=1)
+    # DuckDB's memory for deduplicating, joining and sorting the day; beyond it, it spills to disk.
+    memory_limit_mb: int = Field(128, ge=16)
 
 
 class Training(_Model):

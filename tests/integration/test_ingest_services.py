@@ -7,6 +7,7 @@ import io
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -24,6 +25,12 @@ pytestmark = pytest.mark.integration
 
 DAY = dt.date(2025, 3, 31)
 SPEC = get_spec("churn")
+BATCH = 7  # rows per batch: the day's ~80 rows come in several
+
+
+def collect(batches) -> pd.DataFrame:
+    """A stream of batches as one frame."""
+    return pa.Table.from_batches(list(batches)).to_pandas()
 
 
 @pytest.fixture
@@ -43,7 +50,7 @@ def sources(pg_engine, s3_client, make_bucket):
 
 def test_sql_source_reads_exactly_the_day_from_postgres(sources, expected_day):
     engine, _ = sources
-    rows = read_sql_day(engine, SPEC.source("snapshots"), Partition(DAY))
+    rows = collect(read_sql_day(engine, SPEC.source("snapshots"), Partition(DAY), BATCH))
     assert sorted(rows["customerID"]) == sorted(expected_day["customerID"])
     assert list(rows.columns) == list(SPEC.source("snapshots").columns)
 
@@ -53,14 +60,31 @@ def test_sql_source_names_a_missing_column(sources):
     with engine.begin() as conn:
         conn.execute(sa.text('ALTER TABLE customer_snapshots DROP COLUMN "Contract"'))
     with pytest.raises(IngestError, match=r"source snapshots .*ds=2025-03-31.*'Contract'"):
-        read_sql_day(engine, SPEC.source("snapshots"), Partition(DAY))
+        read_sql_day(engine, SPEC.source("snapshots"), Partition(DAY), BATCH)
 
 
 def test_files_source_reads_the_day_from_s3(sources, expected_day):
     _, store = sources
-    rows = read_files_day(store, SPEC.source("billing"), Partition(DAY))
+    rows = collect(read_files_day(store, SPEC.source("billing"), Partition(DAY), BATCH))
     assert sorted(rows["customerID"]) == sorted(expected_day["customerID"])
     assert (rows["TotalCharges"].str.strip() != "").all() or rows["TotalCharges"].dtype == "str"
+
+
+def test_a_multi_file_day_on_s3_is_read_as_one_stream_in_key_order(sources, expected_day):
+    _, store = sources
+    key = f"billing/ds={DAY}/billing.csv"
+    billing = pd.read_csv(io.BytesIO(store.read_bytes(key)), dtype="str", keep_default_na=False)
+    store.delete(key)
+    half = len(billing) // 2
+    store.put_bytes(f"billing/ds={DAY}/part-b.csv", billing.iloc[half:].to_csv(index=False).encode())
+    store.put_bytes(f"billing/ds={DAY}/part-a.csv", billing.iloc[:half].to_csv(index=False).encode())
+
+    batches = list(read_files_day(store, SPEC.source("billing"), Partition(DAY), BATCH))
+
+    assert max(b.num_rows for b in batches) <= BATCH
+    rows = pa.Table.from_batches(batches).to_pandas()
+    assert rows["customerID"].tolist() == billing["customerID"].tolist()
+    assert len(rows) == len(expected_day)
 
 
 def aws_conn(endpoint: str, bucket: str) -> str:

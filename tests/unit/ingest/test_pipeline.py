@@ -295,14 +295,14 @@ def test_a_crash_while_writing_the_partition_leaves_the_previous_one(demo, monke
     before = demo.lake.read_bytes(DATA_KEY)
     billing = demo.billing()
     demo.put_billing(billing.assign(MonthlyCharges="1.0"))  # the source changes before the rerun
-    real_write = pipeline.write_frame
+    real_write = pipeline.write_parquet
 
-    def crash_on_data(store, key, frame):
+    def crash_on_data(store, key, *args):
         if key == DATA_KEY:
             raise OSError("connection reset while writing the partition")
-        real_write(store, key, frame)
+        return real_write(store, key, *args)
 
-    monkeypatch.setattr(pipeline, "write_frame", crash_on_data)
+    monkeypatch.setattr(pipeline, "write_parquet", crash_on_data)
 
     with pytest.raises(OSError, match="connection reset"):
         demo.ingest(run_id="second")

@@ -1,0 +1,85 @@
+"""The partition's and the quarantine's Parquet layout, and their streamed, all-or-nothing write.
+
+Both are written batch by batch in row groups of a fixed number of rows (scoring shards read one
+row group each), to a local temporary file that the store then puts in place in one step: a folder
+renames it over the old object, S3 completes a (multipart) upload. A reader sees the old object or
+the new one, never half.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.io.stores import ObjectStore
+from include.usecases.spec import Column
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["source", "row_number", "entity_id", "reasons", "record"]
+PANDAS_DTYPES = {
+    "string": "str",
+    "integer": "Int64",
+    "float": "float64",
+    "boolean": "boolean",
+    "date": "datetime64[us]",
+    "datetime": "datetime64[us, UTC]",
+}
+
+
+def frame_schema(dtypes: dict[str, str]) -> pa.Schema:
+    """The Arrow schema pandas gives a frame of these dtypes, with its metadata, so that reading the
+    file back with `to_pandas()` restores them (`Int64`, `boolean`, `str`)."""
+    empty = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+    return pa.Schema.from_pandas(empty, preserve_index=False)
+
+
+def typed_schema(columns: dict[str, Column], extra: dict[str, str] | None = None) -> pa.Schema:
+    """The schema of typed rows with these spec columns (and `extra` columns by pandas dtype)."""
+    return frame_schema({name: PANDAS_DTYPES[c.type] for name, c in columns.items()} | (extra or {}))
+
+
+QUARANTINE_SCHEMA = frame_schema(
+    dict(zip(QUARANTINE_COLUMNS, ["str", "int64", "str", "str", "str"], strict=True))
+)
+
+
+def row_groups(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """The batches regrouped into tables of exactly `rows` rows (the last one may be shorter)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def write_parquet(
+    store: ObjectStore, key: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch], row_group_rows: int
+) -> int:
+    """Write the batches as one Parquet object in row groups of `row_group_rows`; returns the rows.
+
+    Nothing is visible under `key` until every batch is written: a failure leaves the old object.
+    """
+    written = 0
+    with tempfile.TemporaryDirectory(prefix="parquet-") as tmp:
+        path = Path(tmp) / Path(key).name
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for table in row_groups(batches, row_group_rows):
+                writer.write_table(table.cast(schema), row_group_size=row_group_rows)
+                written += table.num_rows
+        store.put_file(key, path)
+    log.info("wrote %d rows to %s", written, store.uri(key))
+    return written

@@ -1,0 +1,301 @@
+"""A day's sources staged on local disk, then deduplicated, joined and sorted by DuckDB in bounded memory.
+
+Each source's batches are checked as they arrive (`include.ingest.checks`) and leave two files in a
+temporary folder: the typed rows with their reasons (Parquet, what DuckDB queries), and the rows as
+they arrived (Arrow IPC, read back only for the rows quarantined). Columns with a declared set of
+allowed values travel as one-byte codes, so the join and the sort move little more than the ids.
+
+DuckDB finds the ids repeated within a source over the whole day, joins the valid rows of every
+source on the entity id and sorts them by it, spilling to the folder beyond its memory limit: memory
+follows the batch size and the limit, not the day.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.ingest.checks import (
+    ARROW_TYPES,
+    ColumnRules,
+    check_batch,
+    duplicate_reason,
+    source_rules,
+    value_set,
+)
+from include.ingest.validate import record_json
+from include.io.bulk import read_ahead
+from include.usecases.spec import UseCase
+
+log = logging.getLogger(__name__)
+
+CODE_LIMIT = 255  # allowed values beyond this travel as they are, not as one-byte codes
+ROW = "_row"  # the row's position in its source for the day, from 0 (files in key order)
+HEAD, TAIL = "_head", "_tail"
+CHUNK_ROWS = 10_000  # quarantined rows formatted at a time
+
+
+@dataclass(frozen=True)
+class SourceCounts:
+    """What became of one source's rows."""
+
+    read: int
+    failed_checks: int
+    quarantined: int
+
+
+class RawRows:
+    """A source's rows as they arrived, on disk batch by batch, read back by row number."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("wb")
+        self._blocks: list[tuple[int, int]] = []  # (file offset, length) per batch
+        self._starts: list[int] = []
+        self.rows = 0
+
+    def append(self, batch: pa.RecordBatch) -> None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        data = sink.getvalue()
+        self._blocks.append((self._file.tell(), data.size))
+        self._starts.append(self.rows)
+        self._file.write(data)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        self._file.close()
+
+    def take(self, rows: list[int]) -> Iterator[tuple[int, dict]]:
+        """(row number, row as a dict of Python values) for the sorted row numbers given."""
+        cached: tuple[int, pa.RecordBatch] | None = None
+        with self.path.open("rb") as file:
+            for row in rows:
+                block = bisect.bisect_right(self._starts, row) - 1
+                if cached is None or cached[0] != block:
+                    offset, length = self._blocks[block]
+                    file.seek(offset)
+                    cached = (block, pa.ipc.open_stream(file.read(length)).read_next_batch())
+                batch = cached[1]
+                local = row - self._starts[block]
+                yield row, {name: batch.column(name)[local].as_py() for name in batch.schema.names}
+
+
+class DayStage:
+    """One day of a use case's sources, staged under `workdir` and assembled by DuckDB."""
+
+    def __init__(self, spec: UseCase, sources: list[str], workdir: Path, memory_limit_mb: int) -> None:
+        import duckdb
+
+        self.spec = spec
+        self.workdir = workdir
+        self.key = spec.entity_id
+        self.columns = {name: list(spec.source(name).columns) for name in sources}
+        self.raw = {name: RawRows(workdir / f"{name}.raw.arrow") for name in sources}
+        self.codes = {
+            name: value_set(column)
+            for name, column in spec.columns.items()
+            if name != self.key and column.allowed and len(column.allowed) <= CODE_LIMIT
+        }
+        self.counts: dict[str, SourceCounts] = {}
+        self.db = duckdb.connect(
+            config={
+                "memory_limit": f"{memory_limit_mb}MB",
+                "temp_directory": str(workdir / "spill"),
+                "preserve_insertion_order": False,
+            }
+        )
+
+    def close(self) -> None:
+        for raw in self.raw.values():
+            raw.close()
+        self.db.close()
+
+    def add_source(self, name: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Check and stage every batch of one source; returns the rows read.
+
+        Sources may be added at once from several threads: each touches only its own files.
+        """
+        rules = source_rules({c: self.spec.columns[c] for c in self.columns[name]})
+        raw = self.raw[name]
+        started = time.perf_counter()
+        writer = None
+        try:
+            for batch in read_ahead(batches):
+                staged = self._staged(batch, rules, raw.rows)
+                if writer is None:
+                    writer = pq.ParquetWriter(self._staged_path(name), staged.schema, compression="none")
+                writer.write_table(staged)
+                raw.append(batch)
+        finally:
+            raw.close()
+            if writer is not None:
+                writer.close()
+        log.info(
+            "source %s: %d rows checked and staged in %.2fs", name, raw.rows, time.perf_counter() - started
+        )
+        return raw.rows
+
+    def _staged_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.staged.parquet"
+
+    def _staged(self, batch: pa.RecordBatch, rules: list[ColumnRules], first_row: int) -> pa.Table:
+        checked = check_batch(batch, rules, self.key)
+        arrays = {ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
+        for name, typed in checked.typed.items():
+            arrays[name] = checked.codes[name].cast(pa.uint8()) if name in self.codes else typed
+        arrays[HEAD], arrays[TAIL] = checked.head, checked.tail
+        return pa.table(arrays)
+
+    def assemble(self) -> dict[str, SourceCounts]:
+        """Count each id's rows and valid rows per source over the whole day; count what became of rows.
+
+        One aggregation over the ids of every source gives, per id and source, how many rows have it
+        (more than one: a duplicate) and whether they all passed their checks; an id joins when each
+        source has it exactly once and valid.
+        """
+        key, started = self.key, time.perf_counter()
+        parts = " UNION ALL ".join(
+            f"SELECT {key}, {i} AS src, {HEAD} IS NULL AND {TAIL} IS NULL AS ok FROM {self._table(i)}"
+            for i in range(len(self.names))
+        )
+        per_source = ", ".join(
+            f"count(*) FILTER (WHERE src = {i}) AS n{i}, "
+            f"coalesce(bool_and(ok) FILTER (WHERE src = {i}), false) AS ok{i}"
+            for i in range(len(self.names))
+        )
+        joins = " AND ".join(f"n{i} = 1 AND ok{i}" for i in range(len(self.names)))
+        self._all(
+            f"CREATE TABLE ids AS SELECT *, {joins} AS joins FROM ("
+            f"SELECT {key}, {per_source} FROM ({parts}) WHERE {key} IS NOT NULL GROUP BY {key})"
+        )
+        valid = ", ".join(f"count(*) FILTER (WHERE n{i} = 1 AND ok{i})" for i in range(len(self.names)))
+        joined, *valid_counts = self.db.execute(
+            f"SELECT count(*) FILTER (WHERE joins), {valid} FROM ids"
+        ).fetchone()
+        for name, count in zip(self.names, valid_counts, strict=True):
+            read = self.raw[name].rows
+            self.counts[name] = SourceCounts(read, read - count, read - joined)
+        self.joined = joined
+        log.info("%d ids valid in every source, counted in %.2fs", joined, time.perf_counter() - started)
+        return self.counts
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def _table(self, i: int) -> str:
+        return f"read_parquet('{self._staged_path(self.names[i])}')"
+
+    def top_columns(self, name: str) -> list[tuple[str, int]]:
+        """The columns most often first in a source's quarantined rows' reasons, as pandas'
+        `value_counts().head(3)` gives them: by count, ties in the order the rows are quarantined."""
+        i, key, read = self.names.index(name), self.key, self.raw[name].rows
+        query = f"""
+            WITH rows AS (
+                SELECT s.*, ids.n{i} AS n, ids.joins FROM {self._table(i)} s LEFT JOIN ids USING ({key})
+            )
+            SELECT col, count(*) AS n FROM (
+                SELECT CASE WHEN {HEAD} IS NOT NULL THEN split_part({HEAD}, ': ', 1)
+                            WHEN n > 1 THEN '{key}' ELSE split_part({TAIL}, ': ', 1) END AS col, {ROW} AS pos
+                FROM rows WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR n > 1
+                UNION ALL
+                SELECT '{key}', {read} + {ROW} FROM rows
+                WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND n = 1 AND NOT joins
+            ) GROUP BY col ORDER BY n DESC, min(pos) LIMIT 3
+        """
+        return [(col, n) for col, n in self._all(query)]
+
+    def partition_batches(self, ds_value: pa.Scalar, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """The joined valid rows sorted by the entity id, typed as the spec declares, with `ds`."""
+        key = self.key
+        provider = {}
+        for i, name in enumerate(self.names):
+            for column in self.columns[name]:
+                provider.setdefault(column, i)
+        select = ", ".join(f"s{provider[c]}.{c}" for c in self.spec.columns)
+        joins = " ".join(
+            f"JOIN {self._table(i)} s{i} ON s{i}.{key} = s0.{key}" for i in range(1, len(self.names))
+        )
+        # On a clean day (every row of every source joins) there is nothing to filter.
+        clean = all(c.quarantined == 0 for c in self.counts.values())
+        where = "" if clean else f"WHERE s0.{key} IN (SELECT {key} FROM ids WHERE joins)"
+        query = f"SELECT {select} FROM {self._table(0)} s0 {joins} {where} ORDER BY s0.{key}"
+        # Fetched in quarter row groups: the writer regroups them, and fewer rows are held decoded.
+        reader = self.db.cursor().sql(query).to_arrow_reader(max(1, batch_rows // 4))
+        for batch in read_ahead(reader):
+            arrays = [self._decoded(name, batch.column(name)) for name in self.spec.columns]
+            arrays.append(pa.repeat(ds_value, batch.num_rows))
+            yield pa.RecordBatch.from_arrays(arrays, names=[*self.spec.columns, "ds"])
+
+    def _decoded(self, name: str, values: pa.Array) -> pa.Array:
+        if name in self.codes:
+            values = self.codes[name].take(values)
+        return values.cast(ARROW_TYPES[self.spec.columns[name].type])
+
+    def quarantine_rows(self, name: str) -> Iterator[tuple[int, str | None, str, str]]:
+        """Each quarantined row of a source: (row number, raw entity id, reasons, record).
+
+        The rows that failed their own checks first, by row number, then the valid rows with no
+        valid partner in another source.
+        """
+        i, key = self.names.index(name), self.key
+        rows = f"SELECT s.*, ids.n{i} AS n, ids.joins FROM {self._table(i)} s LEFT JOIN ids USING ({key})"
+        failed = self._cursor(
+            f"SELECT {ROW}, {key}, {HEAD}, coalesce(n > 1, false), {TAIL} FROM ({rows}) "
+            f"WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR n > 1 ORDER BY {ROW}"
+        )
+        reasons = {}
+        for row, value, head, duplicate, tail in _rows(failed):
+            parts = [head, duplicate_reason(key, value) if duplicate else None, tail]
+            reasons[row] = "; ".join(p for p in parts if p)
+            if len(reasons) >= CHUNK_ROWS:
+                yield from self._with_records(name, reasons)
+                reasons = {}
+        yield from self._with_records(name, reasons)
+        others = ", ".join(n for n in self.names if n != name)
+        reason = f"{key}: no valid row in {others} for this id"
+        unmatched = self._cursor(
+            f"SELECT {ROW} FROM ({rows}) WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND n = 1 AND NOT joins "
+            f"ORDER BY {ROW}"
+        )
+        chunk = {}
+        for (row,) in _rows(unmatched):
+            chunk[row] = reason
+            if len(chunk) >= CHUNK_ROWS:
+                yield from self._with_records(name, chunk)
+                chunk = {}
+        yield from self._with_records(name, chunk)
+
+    def _all(self, query: str) -> list[tuple]:
+        """Run `query` on a cursor of its own and return its rows."""
+        cursor = self.db.cursor()
+        try:
+            return cursor.execute(query).fetchall()
+        finally:
+            cursor.close()
+
+    def _cursor(self, query: str):
+        """A cursor of its own that has run `query`, so that its rows stream while others run."""
+        cursor = self.db.cursor()
+        cursor.execute(query)
+        return cursor
+
+    def _with_records(self, name: str, reasons: dict[int, str]) -> Iterator[tuple[int, str | None, str, str]]:
+        for row, values in self.raw[name].take(sorted(reasons)):
+            entity = values.get(self.key)
+            yield row, None if entity is None else str(entity), reasons[row], record_json(values)
+
+
+def _rows(cursor) -> Iterator[tuple]:
+    """A DuckDB cursor's rows, fetched a chunk at a time."""
+    while chunk := cursor.fetchmany(CHUNK_ROWS):
+        yield from chunk

@@ -1,0 +1,167 @@
+"""The streamed day against the in-memory reference (today's pandas + pandera code, `reference.py`).
+
+On random days of real Telco rows, with bad values of every kind, repeated ids, rows missing from one
+source and sources in different orders, read in small batches: the same partition, the same
+quarantine rows, row numbers, reasons and records, the same counts, or the same error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from include.demo.seed import load_telco
+from include.ingest.parquet import QUARANTINE_SCHEMA, row_groups, typed_schema, write_parquet
+from include.ingest.pipeline import build_partition, quarantine_batches
+from include.ingest.stage import DayStage
+from include.ingest.validate import IngestError
+from include.io.stores import LocalStore
+from include.partition import Partition
+from include.usecases.spec import get_spec
+from tests.unit.ingest.reference import build_day
+
+DAY = dt.date(2025, 3, 31)
+ID = "customerID"
+BATCH = 4  # rows per batch read and per row group: every day spans several
+CHURN = get_spec("churn")
+SPEC = CHURN.model_copy(
+    update={
+        "ingest": CHURN.ingest.model_copy(update={"max_quarantine_fraction": 0.5, "row_group_rows": BATCH})
+    }
+)
+SOURCES = {s.name: list(s.columns) for s in SPEC.sources}
+TELCO = load_telco().head(40)
+# Values each column may be given instead of its real one: wrong types, blanks, values out of their
+# set or range, and values that are valid once trimmed or parsed.
+FAULTS = {
+    ID: ["", " ", "bad", "5575-gnvde", " 7590-VHVEG "],
+    "gender": ["Robot", "", " Male ", "male"],
+    "SeniorCitizen": ["2", "1.0", " 1", "x", "", "-0"],
+    "tenure": ["-1", "3.5", "ten", "1e2", "1201", "12.0", "inf", "nan", "+5", ""],
+    "Contract": ["Weekly", " One year", ""],
+    "PaymentMethod": ["Cash", ""],
+    "MonthlyCharges": ["-0.01", "1e3", "nan", "inf", "abc", "", " 20.5 "],
+    "TotalCharges": ["$20", "", "  ", "-1", "1e-3"],
+    "Churn": ["Maybe", "yes"],
+}
+
+
+@st.composite
+def days(draw):
+    """The two sources' rows of one day, as text, with faults."""
+    n = draw(st.integers(1, 25))
+    rows = TELCO.head(n).copy()
+    sources = {name: rows[columns].copy() for name, columns in SOURCES.items()}
+    for _ in range(draw(st.integers(0, 8))):
+        column = draw(st.sampled_from(sorted(FAULTS)))
+        name = draw(st.sampled_from([s for s, cols in SOURCES.items() if column in cols]))
+        sources[name].iloc[draw(st.integers(0, n - 1)), sources[name].columns.get_loc(column)] = draw(
+            st.sampled_from(FAULTS[column])
+        )
+    for _ in range(draw(st.integers(0, 2))):  # a repeated id
+        name = draw(st.sampled_from(sorted(sources)))
+        i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+        sources[name].iloc[j, 0] = sources[name].iloc[i, 0]
+    for name, source in list(sources.items()):  # rows only the other has, each source in its own order
+        drop = draw(st.sets(st.integers(0, n - 1), max_size=2))
+        frame = source.drop(index=source.index[sorted(drop)])
+        sources[name] = frame.iloc[draw(st.permutations(range(len(frame))))].reset_index(drop=True)
+    return sources
+
+
+def batches(frame: pd.DataFrame):
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return iter(table.to_batches(max_chunksize=BATCH))
+
+
+def streamed(raw: dict[str, pd.DataFrame]):
+    """(partition, quarantine, counts) from the streamed path, or its `IngestError`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = DayStage(SPEC, list(raw), Path(tmp), SPEC.ingest.memory_limit_mb)
+        try:
+            counts = build_partition(SPEC, Partition(DAY), {n: batches(f) for n, f in raw.items()}, stage)
+            ds = pa.scalar(dt.datetime(2025, 3, 31), pa.timestamp("us"))
+            schema = typed_schema(SPEC.columns, {"ds": "datetime64[us]"})
+            partition = pa.Table.from_batches(list(stage.partition_batches(ds, BATCH)), schema)
+            quarantine = pa.Table.from_batches(list(quarantine_batches(stage, BATCH)), QUARANTINE_SCHEMA)
+        finally:
+            stage.close()
+    return partition.to_pandas(), quarantine.to_pandas(), counts
+
+
+def plain(quarantine: pd.DataFrame) -> list[tuple]:
+    """Quarantine rows with the record parsed (1 and 1.0 are the same number in JSON)."""
+    return [
+        (
+            r.source,
+            r.row_number,
+            None if pd.isna(r.entity_id) else r.entity_id,
+            r.reasons,
+            json.loads(r.record),
+        )
+        for r in quarantine.itertuples()
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=days())
+def test_the_streamed_day_matches_the_in_memory_reference(raw):
+    try:
+        expected = build_day(SPEC, DAY.isoformat(), raw)
+    except IngestError as error:
+        with pytest.raises(IngestError) as caught:
+            streamed(raw)
+        assert str(caught.value) == str(error)
+        return
+    partition, quarantine, counts = streamed(raw)
+    frame, expected_quarantine, expected_counts = expected
+
+    pd.testing.assert_frame_equal(partition, frame)
+    assert plain(quarantine) == plain(expected_quarantine)
+    assert counts.read == expected_counts["read"]
+    assert counts.quarantined == expected_counts["quarantined"]
+    assert counts.written == expected_counts["written"] == len(frame)
+
+
+def test_the_partition_is_written_in_row_groups_of_the_declared_size(tmp_path):
+    store = LocalStore(tmp_path)
+    table = pa.table({"n": pa.array(range(23), pa.int64())})
+
+    written = write_parquet(store, "part-0.parquet", table.schema, table.to_batches(max_chunksize=3), 5)
+
+    metadata = pq.ParquetFile(tmp_path / "part-0.parquet").metadata
+    assert written == 23
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [5, 5, 5, 5, 3]
+    assert pq.read_table(tmp_path / "part-0.parquet")["n"].to_pylist() == list(range(23))
+
+
+def test_row_groups_regroup_batches_of_any_size_exactly():
+    batches = [pa.record_batch({"n": pa.array(range(k, k + size))}) for k, size in ((0, 7), (7, 1), (8, 12))]
+
+    groups = list(row_groups(batches, 6))
+
+    assert [g.num_rows for g in groups] == [6, 6, 6, 2]
+    assert [v for g in groups for v in g["n"].to_pylist()] == list(range(20))
+
+
+def test_a_failed_write_leaves_nothing_under_the_key(tmp_path):
+    store = LocalStore(tmp_path)
+    schema = pa.schema([("n", pa.int64())])
+
+    def failing():
+        yield pa.record_batch({"n": pa.array([1, 2])})
+        raise OSError("source went away")
+
+    with pytest.raises(OSError, match="source went away"):
+        write_parquet(store, "raw/part-0.parquet", schema, failing(), 1)
+
+    assert store.list_keys("") == []
