@@ -126,8 +126,11 @@ class Gate(_Model):
     primary: Literal[METRICS] = "roc_auc"  # type: ignore[valid-type]
     min_improvement: float = Field(0.0, ge=0)
     floor: float
-    # Metric -> largest allowed fall against the champion.
+    # Metric -> largest allowed fall against the champion (its upper confidence bound).
     guardrails: dict[Literal[METRICS], float] = {}  # type: ignore[valid-type]
+    # One-sided confidence of the paired bootstrap bounds the gate judges (include/training/compare.py).
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    resamples: int = Field(1000, ge=100)
 
     @model_validator(mode="after")
     def _accuracy_is_gated(self) -> Gate:
@@ -145,9 +148,18 @@ class Drift(_Model):
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
     cooldown_days: int = Field(7, ge=0)
-    # A day with fewer rows can warn but not alert: sampling noise alone gives a PSI near
-    # (buckets - 1) / rows, about 0.11 for 10 bins at 80 rows.
-    min_rows: int = Field(500, ge=1)
+    # Chance that a day drawn from the training distribution gets any warn / any alert (split across
+    # features): a feature is graded only beyond the PSI sampling noise reaches at the day's rows.
+    false_alarm_rate: float = Field(0.05, gt=0, lt=1)
+    false_alert_rate: float = Field(0.005, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _alert_is_stricter(self) -> Drift:
+        if self.psi_alert < self.psi_warn:
+            raise ValueError("`psi_alert` must be at least `psi_warn`")
+        if self.false_alert_rate > self.false_alarm_rate:
+            raise ValueError("`false_alert_rate` must be at most `false_alarm_rate`")
+        return self
 
 
 class UseCase(_Model):
