@@ -163,7 +163,7 @@ def test_build_reference_needs_two_bins(halves, spec):
         build_reference(halves[0], spec, bins=1)
 
 
-# --- measure_drift ----------------------------------------------------------------------------------
+# --- counting and grading a day ---------------------------------------------------------------------
 
 
 def test_a_day_like_the_training_rows_is_ok_on_every_feature(reference, day, spec):
@@ -346,7 +346,7 @@ def test_a_feature_without_reference_is_skipped_with_a_warning(day, spec, caplog
     assert "MonthlyCharges" in caplog.text
 
 
-def test_measure_drift_refuses_an_empty_day_or_a_missing_column(reference, day, spec):
+def test_drift_refuses_an_empty_day_or_a_missing_column(reference, day, spec):
     with pytest.raises(ValueError, match="no rows"):
         measure(reference, day.iloc[:0], spec)
     with pytest.raises(ValueError, match="'tenure'"):
