@@ -267,7 +267,7 @@ class Registry:
             "difference": primary and primary.estimate,
             "difference_lower": primary and primary.lower,
             "difference_upper": primary and primary.upper,
-            "evidence": {"levels": data["levels"], "differences": data["differences"]},
+            "evidence": {k: data[k] for k in ("levels", "differences", "slices")},
         }
         key = {"use_case": candidate.use_case, "candidate_version": candidate.version}
         with self.engine.begin() as conn:

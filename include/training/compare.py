@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from include.training.metrics import direction
 
@@ -65,6 +66,20 @@ class Bound:
     def text(self) -> str:
         """``+0.0012 [-0.0051, +0.0074]``: the estimate and its bounds."""
         return f"{self.estimate:+.4f} [{self.lower:+.4f}, {self.upper:+.4f}]"
+
+
+@dataclass(frozen=True)
+class SliceGain:
+    """The primary metric's paired gain on one slice of the holdout (the rows where column == value)."""
+
+    column: str
+    value: str
+    rows: int
+    gain: Bound
+
+    def to_dict(self) -> dict[str, float | str | int | None]:
+        """A strict-JSON dict: the slice and its bound's fields."""
+        return {"column": self.column, "value": self.value, "rows": self.rows, **self.gain.to_dict()}
 
 
 def bootstrap_weights(rows: int, resamples: int, seed: int) -> np.ndarray:
@@ -158,6 +173,7 @@ def metric_bounds(
     confidence: float,
     resamples: int,
     seed: int,
+    rows: np.ndarray | None = None,
 ) -> tuple[dict[str, Bound], dict[str, Bound]]:
     """The candidate's metrics and, with a champion, the paired differences, with confidence bounds.
 
@@ -171,6 +187,8 @@ def metric_bounds(
         confidence: the one-sided confidence level, in (0.5, 1).
         resamples: how many bootstrap resamples.
         seed: the resamples' seed.
+        rows: a boolean mask of the holdout rows to measure (a slice); the resamples are still drawn
+            over the whole holdout, so every slice is measured on the same draws.
 
     Returns:
         ``(levels, differences)``: the candidate's value of each metric with its bounds, and (empty
@@ -186,11 +204,12 @@ def metric_bounds(
     for name, side in (("candidate", candidate), ("champion", champion)):
         if side is not None and len(side.proba) != len(y):
             raise ValueError(f"{name}: {len(side.proba)} probabilities for {len(y)} holdout rows")
-    ones = np.ones((1, len(y)))
+    keep = np.ones(len(y)) if rows is None else np.asarray(rows, dtype="float64")
+    ones = keep[None, :]
     chunk = max(1, CHUNK_CELLS // max(len(y), 1))
     draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     gains: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    weights = bootstrap_weights(len(y), resamples, seed)
+    weights = bootstrap_weights(len(y), resamples, seed) * keep
     for first in range(0, resamples, chunk):
         block = weights[first : first + chunk]
         for metric in metrics:
@@ -214,3 +233,39 @@ def metric_bounds(
         {m: b.text() for m, b in (differences or levels).items()},
     )
     return levels, differences
+
+
+def slice_gains(
+    y: Sequence[int] | np.ndarray,
+    candidate: Scored,
+    champion: Scored,
+    columns: Mapping[str, Sequence[object]],
+    metric: str,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> list[SliceGain]:
+    """The paired gain of `metric` on every slice: each value of each column in `columns`.
+
+    Each slice is measured on the same resamples as the whole holdout (see `metric_bounds`).
+
+    Args:
+        y: the holdout's labels.
+        candidate: the candidate's probabilities and threshold.
+        champion: the champion's, on the same rows.
+        columns: column name -> its values on the holdout rows, in order (a null is its own slice).
+        metric: the metric to compare.
+        confidence: the one-sided confidence level.
+        resamples: how many bootstrap resamples.
+        seed: the resamples' seed.
+    """
+    gains = []
+    for column, values in columns.items():
+        labels = np.array(["<null>" if pd.isna(v) else str(v) for v in values], dtype=object)
+        for value in sorted(set(labels)):
+            mask = labels == value
+            _, differences = metric_bounds(
+                y, candidate, champion, [metric], confidence, resamples, seed, rows=mask
+            )
+            gains.append(SliceGain(column, value, int(mask.sum()), differences[metric]))
+    return gains

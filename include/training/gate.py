@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.training.compare import Bound
+from include.training.compare import Bound, SliceGain
 from include.training.metrics import direction
 from include.usecases.spec import Gate
 
@@ -32,6 +32,7 @@ class GateDecision:
         differences: with a champion, each gate metric's paired difference (positive: the candidate
             is better) with its bounds; empty without one.
         primary: the gate's primary metric (None for a decision made before any measurement).
+        slices: with a champion and `gate.slices`, the primary's paired gain on every slice.
     """
 
     passed: bool
@@ -41,6 +42,7 @@ class GateDecision:
     levels: Mapping[str, Bound] = field(default_factory=dict)
     differences: Mapping[str, Bound] = field(default_factory=dict)
     primary: str | None = None
+    slices: tuple[SliceGain, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; a NaN or infinite figure becomes None."""
@@ -59,6 +61,7 @@ class GateDecision:
             "primary": self.primary,
             "levels": bounds(self.levels),
             "differences": bounds(self.differences),
+            "slices": [gain.to_dict() for gain in self.slices],
         }
 
 
@@ -77,6 +80,7 @@ def decide(
     gate: Gate,
     levels: Mapping[str, Bound],
     differences: Mapping[str, Bound],
+    slices: Sequence[SliceGain] = (),
 ) -> GateDecision:
     """Decide whether `candidate` may replace `champion`, both measured on the same holdout rows.
 
@@ -93,8 +97,11 @@ def decide(
     4. With a champion, for every guard-rail ``metric: tolerance``: the upper bound of its fall
        (minus the difference's lower bound) is ``<= tolerance``: the candidate must show, at the
        gate's confidence, that the guard-rail did not fall by more than its tolerance.
+    5. With a champion, for every slice in `slices` of at least ``gate.min_slice_rows`` rows: the
+       primary metric's estimated fall on the slice is ``<= gate.slice_tolerance`` (a fairness
+       guard-rail; judged on the estimate, since a slice's bounds are wide).
 
-    With no champion, rules 3 and 4 do not apply: the floor alone decides, on the lower bound.
+    With no champion, rules 3 to 5 do not apply: the floor alone decides, on the lower bound.
     Figures within `EPSILON` of each other count as equal.
     """
     primary = gate.primary
@@ -125,7 +132,7 @@ def decide(
         )
     if champion is None:
         passes.append("no champion: the floor alone decides")
-        return _decision(failures, passes, candidate, champion, levels, differences, primary)
+        return _decision(failures, passes, candidate, champion, levels, differences, primary, ())
     gain = differences.get(primary)
     if _bounded(gain):
         clears = gain.lower >= gate.min_improvement - EPSILON
@@ -147,7 +154,17 @@ def decide(
             f"{name} change {moved.text()}: fall up to {max(fall, 0.0):.4f} at {level_of}, "
             f"{'within' if within else 'more than'} its tolerance {tolerance:.4f}",
         )
-    return _decision(failures, passes, candidate, champion, levels, differences, primary)
+    for part in slices:
+        if part.rows < gate.min_slice_rows or not _bounded(part.gain):
+            continue
+        fall = -part.gain.estimate
+        within = fall <= gate.slice_tolerance + EPSILON
+        check(
+            within,
+            f"slice {part.column}={part.value} ({part.rows} rows): {primary} change {part.gain.text()}, "
+            f"{'within' if within else 'more than'} slice_tolerance {gate.slice_tolerance:.4f}",
+        )
+    return _decision(failures, passes, candidate, champion, levels, differences, primary, slices)
 
 
 def _bounded(bound: Bound | None) -> bool:
@@ -162,6 +179,7 @@ def _decision(
     levels: Mapping[str, Bound],
     differences: Mapping[str, Bound],
     primary: str,
+    slices: Sequence[SliceGain],
 ) -> GateDecision:
     decision = GateDecision(
         passed=not failures,
@@ -171,6 +189,7 @@ def _decision(
         levels=dict(levels),
         differences=dict(differences),
         primary=primary,
+        slices=tuple(slices),
     )
     logger.info("Gate %s: %s", "passed" if decision.passed else "rejected", "; ".join(decision.reasons))
     return decision

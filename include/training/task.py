@@ -247,7 +247,7 @@ def judge(
     rerun decides the same.
     """
     from include.registry.model_files import load_version_model
-    from include.training.compare import Scored, metric_bounds
+    from include.training.compare import Scored, metric_bounds, slice_gains
     from include.training.gate import decide
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
@@ -270,8 +270,21 @@ def judge(
         gate.resamples,
         spec.training.random_state,
     )
-    champion_metrics = None if theirs is None else evaluate(y_holdout, theirs.proba, theirs.threshold)
-    return decide(candidate.metrics, champion_metrics, gate, levels, differences)
+    champion_metrics, slices = None, []
+    if theirs is not None:
+        champion_metrics = evaluate(y_holdout, theirs.proba, theirs.threshold)
+        columns = {column: holdout[column].tolist() for column in gate.slices}
+        slices = slice_gains(
+            y_holdout.to_numpy(),
+            mine,
+            theirs,
+            columns,
+            gate.primary,
+            gate.confidence,
+            gate.resamples,
+            spec.training.random_state,
+        )
+    return decide(candidate.metrics, champion_metrics, gate, levels, differences, slices)
 
 
 def promote(use_case: str, candidate: dict[str, Any]) -> dict[str, Any]:

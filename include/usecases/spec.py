@@ -131,6 +131,11 @@ class Gate(_Model):
     # One-sided confidence of the paired bootstrap bounds the gate judges (include/training/compare.py).
     confidence: float = Field(0.9, gt=0.5, lt=1)
     resamples: int = Field(1000, ge=100)
+    # Columns whose values split the holdout into slices; a slice of at least `min_slice_rows`
+    # rows whose primary metric falls by more than `slice_tolerance` fails the gate.
+    slices: tuple[str, ...] = ()
+    min_slice_rows: int = Field(100, ge=1)
+    slice_tolerance: float = Field(0.05, ge=0)
 
     @model_validator(mode="after")
     def _accuracy_is_gated(self) -> Gate:
@@ -194,6 +199,7 @@ class UseCase(_Model):
         for key, names in (
             ("entity_id", [self.entity_id]),
             ("label.column", [self.label.column]),
+            ("gate.slices", list(self.gate.slices)),
             *((f"features.{kind}", getattr(self.features, kind)) for kind in Features.model_fields),
         ):
             problems += [f"{key}: {n!r} is not in `columns`" for n in names if n not in declared]

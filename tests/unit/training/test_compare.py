@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.training.compare import Scored, bootstrap_weights, metric_bounds, weighted_metric
+from include.training.compare import Scored, bootstrap_weights, metric_bounds, slice_gains, weighted_metric
 from include.training.estimators import build_model
 from include.training.gate import decide
 from include.training.metrics import evaluate
@@ -130,3 +130,16 @@ def test_a_reseeded_challenger_on_the_same_data_is_promoted_at_most_once_in_20(s
 
 def test_a_challenger_over_a_champion_lacking_the_strongest_features_is_promoted_19_of_20(spec, tries):
     assert _promotions(spec, tries, "lacking") >= 19
+
+
+def test_slices_are_measured_on_the_same_draws_and_count_their_rows() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 400)
+    group = np.where(np.arange(400) < 100, "a", "b")
+    better = Scored(np.clip(0.5 * y + rng.random(400) * 0.5, 0, 1), 0.5)
+    # The champion is as good on "a" and pure noise on "b".
+    worse = Scored(np.where(group == "a", better.proba, rng.random(400)), 0.5)
+    gains = {g.value: g for g in slice_gains(y, better, worse, {"group": group}, "roc_auc", 0.9, 300, 1)}
+    assert (gains["a"].rows, gains["b"].rows) == (100, 300)
+    assert gains["a"].gain.estimate == 0.0 and (gains["a"].gain.lower, gains["a"].gain.upper) == (0.0, 0.0)
+    assert gains["b"].gain.lower > 0.2

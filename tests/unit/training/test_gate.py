@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.training.compare import Bound
+from include.training.compare import Bound, SliceGain
 from include.training.gate import GateDecision, decide
 from include.usecases.spec import Gate, UseCase
 
@@ -142,3 +142,26 @@ def test_a_pass_always_has_a_sure_gain_and_a_bounded_fall(
     raised = {**gains, "roc_auc": bound("roc_auc", low + width / 2 + 0.1, low + 0.1, low + width + 0.1)}
     if decision.passed:
         assert decide(CANDIDATE, CHAMPION, GATE, LEVELS, raised).passed
+
+
+def _slice(value: str, rows: int, estimate: float) -> SliceGain:
+    return SliceGain("Contract", value, rows, bound("roc_auc", estimate, estimate - 0.05, estimate + 0.05))
+
+
+def test_a_large_slice_falling_beyond_its_tolerance_fails_a_small_one_is_not_judged() -> None:
+    slices = [_slice("Month-to-month", 600, 0.01), _slice("Two year", 99, -0.2)]
+    assert decide(CANDIDATE, CHAMPION, GATE, LEVELS, GAINS, slices).passed  # 99 < min_slice_rows 100
+    falling = [*slices, _slice("One year", 250, -0.06)]
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, GAINS, falling)
+    assert not decision.passed
+    assert decision.reasons == (
+        "slice Contract=One year (250 rows): roc_auc change -0.0600 [-0.1100, -0.0100], more than "
+        "slice_tolerance 0.0500",
+    )
+    stored = decision.to_dict()["slices"][2]
+    assert (stored["column"], stored["value"], stored["rows"], stored["estimate"]) == (
+        "Contract",
+        "One year",
+        250,
+        -0.06,
+    )
