@@ -97,10 +97,42 @@ class Features(_Model):
     categorical: tuple[str, ...] = ()
     boolean: tuple[str, ...] = ()
     datetime: tuple[str, ...] = ()
+    # Name -> expression over numeric columns (include/usecases/expressions.py), computed inside the
+    # model's pipeline: `ratio: "TotalCharges / tenure"`, `"log1p(x)"`, `"missing(pdays, -1)"`.
+    derived: dict[str, str] = {}
+
+    @field_validator("derived")
+    @classmethod
+    def _expressions_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        from include.usecases.expressions import ExpressionError, parse
+
+        problems = []
+        for name, text in value.items():
+            if not IDENTIFIER.match(name):
+                problems.append(f"{name!r} is not a plain identifier")
+            try:
+                parse(text)
+            except ExpressionError as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The columns the derived features read, in order of first use."""
+        from include.usecases.expressions import columns_of, parse
+
+        found: list[str] = []
+        for text in self.derived.values():
+            found += [c for c in columns_of(parse(text)) if c not in found]
+        return tuple(found)
 
     @property
     def all(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical + self.boolean + self.datetime
+        """Every column the model reads: the declared features, then the derived features' inputs."""
+        declared = self.numeric + self.categorical + self.boolean + self.datetime
+        return declared + tuple(c for c in self.inputs if c not in declared)
 
 
 class Ingest(_Model):
@@ -200,7 +232,12 @@ class UseCase(_Model):
             ("entity_id", [self.entity_id]),
             ("label.column", [self.label.column]),
             ("gate.slices", list(self.gate.slices)),
-            *((f"features.{kind}", getattr(self.features, kind)) for kind in Features.model_fields),
+            *(
+                (f"features.{kind}", getattr(self.features, kind))
+                for kind in Features.model_fields
+                if kind != "derived"
+            ),
+            ("features.derived", self.features.inputs),
         ):
             problems += [f"{key}: {n!r} is not in `columns`" for n in names if n not in declared]
         provided: dict[str, str] = {}
@@ -216,6 +253,16 @@ class UseCase(_Model):
                     )
                 provided.setdefault(name, source.name)
         problems += [f"columns.{n}: no source provides it" for n in declared if n not in provided]
+        problems += [
+            f"features.derived: {name!r} reads {self.columns[name].type} column, not a number"
+            for name in self.features.inputs
+            if name in declared and self.columns[name].type not in ("integer", "float")
+        ]
+        problems += [
+            f"features.derived: {name!r} is also a column"
+            for name in self.features.derived
+            if name in declared
+        ]
         if self.label.column in self.features.all:
             problems.append(f"features: the label {self.label.column!r} cannot be a feature")
         if self.label.column in declared:
