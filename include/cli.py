@@ -1,7 +1,8 @@
 """The platform's command line, for people and scripts: a printer over the shared read queries.
 
     python -m include.cli models churn [--json]    versions, status, aliases, ds, primary metric, sha256
-    python -m include.cli gate churn [--json]      gate decisions: both sides' metrics and the reason
+    python -m include.cli gate churn [--json]      gate decisions: both sides' metrics, the paired gain
+                                                   with its confidence bounds, and the reason
     python -m include.cli runs churn [--json]      ingest run records: rows read, quarantined, written
     python -m include.cli trainings churn [--json] training runs, and the version each registered or reused
     python -m include.cli predictions churn [--ds D] [--json]
@@ -87,6 +88,11 @@ def gate(use_case: str) -> Rows:
             "passed": d.passed,
             "candidate_metrics": d.candidate_metrics,
             "champion_metrics": d.champion_metrics,
+            "confidence": d.confidence,
+            "difference": d.difference,
+            "difference_lower": d.difference_lower,
+            "difference_upper": d.difference_upper,
+            "evidence": d.evidence,
             "reasons": d.reasons,
         }
         for d in _registry().decisions(use_case)
@@ -160,11 +166,18 @@ WIDE = ("score_histogram", "rejected_reasons", "buckets", "reference_shares", "a
 
 
 def gate_table(rows: Rows, primary: str) -> str:
-    """Gate decisions as a table: both sides' primary metric and accuracy, and the reason."""
+    """Gate decisions as a table: both sides' primary metric and accuracy, the primary's paired gain
+    with its bounds, and the reason."""
 
     def side_by_side(row: dict[str, Any], metric: str) -> str:
         theirs = row["champion_metrics"] or {}
         return f"{_fmt(row['candidate_metrics'].get(metric))} / {_fmt(theirs.get(metric))}"
+
+    def gain(row: dict[str, Any]) -> str:
+        if row["difference"] is None:
+            return "-"
+        bounds = f"[{row['difference_lower']:+.4f}, {row['difference_upper']:+.4f}]"
+        return f"{row['difference']:+.4f} {bounds} at {row['confidence']:.0%}"
 
     flat = [
         {
@@ -174,6 +187,7 @@ def gate_table(rows: Rows, primary: str) -> str:
             "passed": r["passed"],
             f"{primary} (cand/champ)": side_by_side(r, primary),
             "accuracy (cand/champ)": side_by_side(r, "accuracy"),
+            f"{primary} gain [bounds]": gain(r),
             "reason": "; ".join(r["reasons"]),
         }
         for r in rows

@@ -4,6 +4,10 @@ The 7,043 customers are spread over 90 snapshot dates (2025-01-01 .. 2025-03-31)
 and their columns split the way a company's systems would hold them: profile, services, contract
 and label in a SQL table (`customer_snapshots`), billing as one CSV per day under `billing/ds=.../`.
 
+The last week of March drifts on purpose, so the demo shows the drift -> retrain loop: from
+2025-03-25 (`DRIFT_FROM`) every customer's `MonthlyCharges` is 25 % higher (`DRIFT_FACTOR`, rounded
+to cents, as after a price rise). Everything else is the shipped data.
+
     python -m include.demo.seed [--db-conn churn_source_db] [--files-conn churn_source_files]
 """
 
@@ -28,6 +32,8 @@ TELCO_CSV = Path(__file__).resolve().parents[2] / "data" / "telco_customer_churn
 FIRST_DAY = dt.date(2025, 1, 1)
 N_DAYS = 90
 INTEGER_COLUMNS = ("SeniorCitizen", "tenure")
+DRIFT_FROM = dt.date(2025, 3, 25)
+DRIFT_COLUMN, DRIFT_FACTOR = "MonthlyCharges", 1.25
 
 
 def demo_dates(first: dt.date = FIRST_DAY, n_days: int = N_DAYS) -> list[dt.date]:
@@ -49,13 +55,17 @@ def load_telco(path: Path = TELCO_CSV) -> pd.DataFrame:
 def split_sources(
     spec: UseCase, telco: pd.DataFrame, dates: list[dt.date]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The SQL table's rows and the billing rows, both with the snapshot date."""
+    """The SQL table's rows and the billing rows, both with the snapshot date; billing drifts from
+    `DRIFT_FROM` on (module doc)."""
     sql_source, files_source = spec.source("snapshots"), spec.source("billing")
     days = assign_days(telco[spec.entity_id], dates)
     snapshots = telco[list(sql_source.columns)].assign(**{sql_source.date_column: days})
     for column in INTEGER_COLUMNS:
         snapshots[column] = snapshots[column].astype(int)
     billing = telco[list(files_source.columns)].assign(ds=days)
+    drifting = billing["ds"] >= DRIFT_FROM
+    raised = (billing.loc[drifting, DRIFT_COLUMN].astype(float) * DRIFT_FACTOR).round(2)
+    billing.loc[drifting, DRIFT_COLUMN] = raised.map(lambda value: f"{value:g}")
     return snapshots, billing
 
 

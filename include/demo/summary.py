@@ -61,6 +61,10 @@ def print_summary(facts: dict) -> None:
         *_indented(_scoring_table()),
         f"  predictions                                table predictions; {lake.uri('predictions/churn/')}",
         "",
+        "Drift and retraining (python -m include.cli drift churn)",
+        "  the demo's billing raises MonthlyCharges 25 % from 2025-03-25 (include/demo/seed.py)",
+        *_indented(_drift_week()),
+        "",
         "Next",
         "  make up                                    Airflow's UI on the demo, http://127.0.0.1:8080",
         "  make airflow ARGS='dags test churn_ingest 2025-03-31'",
@@ -93,6 +97,24 @@ def _gate_table() -> str:
 
     rows = gate("churn")
     return gate_table(rows, "roc_auc") if rows else "none"
+
+
+def _drift_week() -> str:
+    """Days graded warn or alert, and the retrain requests they made (the cooldown holds the rest)."""
+    from include.cli import drift
+    from include.platform.queries import retrain_request_records
+    from include.platform.schema import platform_engine
+
+    flagged = [d for d in drift("churn") if d["level"] != "ok"]
+    requests = retrain_request_records(platform_engine(Settings.from_env().platform_db_conn_id), "churn")
+    lines = [f"{d['ds']}  {d['level']:<5}  {d['worst_feature']} PSI {d['psi']:.3f}" for d in flagged] or [
+        "no day beyond the noise"
+    ]
+    lines.append(
+        f"retrain requests (churn_retrain_request Asset): {len(requests)}"
+        + "".join(f"\n  {r.ds}: {sorted(r.features)}" for r in requests)
+    )
+    return "\n".join(lines)
 
 
 def _scoring_table() -> str:

@@ -1,9 +1,20 @@
 """Per-feature drift of a scored day against the champion's training reference, as pure functions.
 
 At training time `build_reference` summarises each feature of the training rows as shares of rows per
-bucket; the `Reference` travels with the model in the registry as JSON. For each scored day
-`measure_drift` puts the day's rows into the same buckets and compares the two share vectors with the
-population stability index (`psi`), graded against the spec's `drift.psi_warn` / `drift.psi_alert`.
+bucket; the `Reference` travels with the model in the registry as JSON. For each scored day a
+`DriftCounter` puts the day's rows into the same buckets, chunk by chunk, and compares the two share
+vectors with the population stability index (`psi`).
+
+A PSI measured on a sample is never 0: at 80 rows a day, sampling noise alone gives a PSI above the
+usual 0.1 "warn" on most days. So a feature is graded only when its PSI exceeds `noise_psi`, the PSI
+that noise reaches at the day's row count: the ``1 - drift.false_alarm_rate / features`` quantile of
+the PSI between two samples drawn from the reference shares, one of the reference's rows and one of
+the day's (the reference is a sample too), from seeded multinomial draws. Split over the features
+(Bonferroni), a day drawn from the training distribution gets any `warn` with a chance of at most
+`false_alarm_rate`. An `alert` (which asks for a retrain) needs the stricter `false_alert_rate`
+quantile. The spec's `drift.psi_warn` / `drift.psi_alert` are the sizes worth a word beyond the noise:
+a feature warns when its PSI is beyond the noise and at least `psi_warn`, and alerts when it is
+beyond the stricter noise quantile and at least `psi_alert`.
 `should_retrain` turns the day's worst level into a retrain decision that respects a cooldown.
 
 Buckets, fixed when the reference is built so that both share vectors line up:
@@ -32,6 +43,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -50,6 +62,9 @@ NULL = "__null__"
 MIN_SHARE = 0.01
 EPSILON = 1e-4
 LEVELS: tuple[Level, ...] = ("ok", "warn", "alert")
+# Multinomial draws behind each noise quantile: beyond the alert quantile (1 - 0.005 / 19) lie ~13.
+NOISE_DRAWS = 50_000
+NOISE_SEED = 20_251
 
 
 @dataclass(frozen=True)
@@ -136,7 +151,9 @@ class FeatureDrift:
         feature: the feature's column.
         kind: "numeric", "categorical" or "boolean".
         psi: population stability index of the day against the reference.
-        level: "ok", "warn" or "alert" against the spec's thresholds.
+        psi_noise: the PSI that sampling noise reaches at the day's rows (see `noise_psi`); the
+            feature is graded only beyond it.
+        level: "ok" up to the noise, else "warn" or "alert" against the spec's thresholds.
         buckets: bucket labels, as in the reference.
         reference_shares: share of training rows per bucket.
         actual_shares: share of the day's rows per bucket.
@@ -146,6 +163,7 @@ class FeatureDrift:
     feature: str
     kind: Kind
     psi: float
+    psi_noise: float
     level: Level
     buckets: tuple[str, ...]
     reference_shares: tuple[float, ...]
@@ -158,6 +176,7 @@ class FeatureDrift:
             "feature": self.feature,
             "kind": self.kind,
             "psi": self.psi,
+            "psi_noise": self.psi_noise,
             "level": self.level,
             "buckets": list(self.buckets),
             "reference_shares": list(self.reference_shares),
@@ -199,6 +218,43 @@ def psi(
     expected = np.maximum(expected, epsilon)
     actual = np.maximum(actual, epsilon)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def noise_psi(shares: Sequence[float], reference_rows: int, rows: int, quantile: float) -> float:
+    """The `quantile` of the PSI that sampling noise alone gives between a reference and a day.
+
+    Both sides are drawn from the same shares: `reference_rows` rows for the reference (built from a
+    sample itself) and `rows` for the day, `NOISE_DRAWS` times from a fixed seed, so the same inputs
+    give the same threshold; the PSI is computed as `psi` computes it (with its floor).
+
+    Args:
+        shares: the reference's share per bucket.
+        reference_rows: the number of rows the reference was built from.
+        rows: the number of rows of the day.
+        quantile: in (0, 1); for example ``1 - 0.05 / features``.
+
+    Raises:
+        ValueError: on a row count below 1 or a quantile outside (0, 1).
+    """
+    if reference_rows < 1 or rows < 1:
+        raise ValueError(f"row counts must be >= 1, got reference_rows={reference_rows}, rows={rows}")
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    # "higher": the threshold is a PSI the draws reach, so "beyond it" keeps its chance under 1 - quantile
+    # even where the PSI takes few values (a boolean at 80 rows).
+    draws = _noise_draws(tuple(shares), reference_rows, rows)
+    return float(np.quantile(draws, quantile, method="higher"))
+
+
+@lru_cache(maxsize=64)
+def _noise_draws(shares: tuple[float, ...], reference_rows: int, rows: int) -> np.ndarray:
+    """`NOISE_DRAWS` PSIs of two multinomial samples of `shares` (cached: a day asks twice per feature)."""
+    rng = np.random.default_rng(NOISE_SEED)
+    p = np.asarray(shares, dtype="float64")
+    p = p / p.sum()
+    expected = np.maximum(rng.multinomial(reference_rows, p, size=NOISE_DRAWS) / reference_rows, EPSILON)
+    actual = np.maximum(rng.multinomial(rows, p, size=NOISE_DRAWS) / rows, EPSILON)
+    return np.sum((actual - expected) * np.log(actual / expected), axis=1)
 
 
 def level_of(value: float, psi_warn: float, psi_alert: float) -> Level:
@@ -264,6 +320,7 @@ def build_reference(
 class DriftCounter:
     """A day's rows put into the reference's buckets chunk by chunk, so memory stays flat.
 
+    Its state is counts only: counters of shards of one day (scored apart) `merge` into the day's.
     A feature the spec monitors but the reference lacks (added since the champion was trained) is
     skipped with a warning: there is nothing to compare it with.
     """
@@ -277,6 +334,7 @@ class DriftCounter:
                 "no drift reference for %s (not features when the model was trained): skipped", missing
             )
         self.spec = spec
+        self.reference_rows = reference.rows
         self.features = [reference.feature(name) for name in monitored if name in known]
         self.counts = [np.zeros(len(ref.buckets), dtype="int64") for ref in self.features]
         self.rows = 0
@@ -299,10 +357,22 @@ class DriftCounter:
         self.rows += len(frame)
         self.seconds += time.perf_counter() - started
 
-    def drifts(self) -> list[FeatureDrift]:
-        """One `FeatureDrift` per feature, in the spec's order, graded by the spec's PSI levels.
+    def merge(self, other: DriftCounter) -> None:
+        """Add the counts of `other`, a counter of another part of the same day on the same reference.
 
-        A day with fewer than ``drift.min_rows`` rows can reach "warn" but not "alert".
+        Raises:
+            ValueError: when the two count different features or buckets.
+        """
+        mine = [(f.name, f.buckets) for f in self.features]
+        if mine != [(f.name, f.buckets) for f in other.features]:
+            raise ValueError("cannot merge drift counts of different features or buckets")
+        for counts, more in zip(self.counts, other.counts, strict=True):
+            np.add(counts, more, out=counts)
+        self.rows += other.rows
+        self.seconds += other.seconds
+
+    def drifts(self) -> list[FeatureDrift]:
+        """One `FeatureDrift` per feature, in the spec's order, graded beyond the noise (module doc).
 
         Raises:
             ValueError: when no rows were counted.
@@ -310,18 +380,22 @@ class DriftCounter:
         if not self.rows:
             raise ValueError("cannot measure drift on a day with no rows")
         drift = self.spec.drift
-        psi_alert = drift.psi_alert
-        if self.rows < drift.min_rows:
-            # Too few rows to tell drift from sampling noise: the PSI is kept, but it cannot alert.
-            psi_alert = math.inf
-            logger.info("%d rows < drift.min_rows %d: levels capped at warn", self.rows, drift.min_rows)
+        features = max(len(self.features), 1)
+        warn_quantile = 1 - drift.false_alarm_rate / features
+        alert_quantile = 1 - drift.false_alert_rate / features
         drifts = []
         for ref, counts in zip(self.features, self.counts, strict=True):
             actual = _shares(counts, self.rows)
             value = psi(ref.shares, actual)
-            level = level_of(value, drift.psi_warn, psi_alert)
+            noise = noise_psi(ref.shares, self.reference_rows, self.rows, warn_quantile)
+            level: Level = "ok"
+            if value > noise and value >= drift.psi_warn:
+                strict = noise_psi(ref.shares, self.reference_rows, self.rows, alert_quantile)
+                level = "alert" if value > strict and value >= drift.psi_alert else "warn"
             drifts.append(
-                FeatureDrift(ref.name, ref.kind, value, level, ref.buckets, ref.shares, actual, self.rows)
+                FeatureDrift(
+                    ref.name, ref.kind, value, noise, level, ref.buckets, ref.shares, actual, self.rows
+                )
             )
         flagged = {d.feature: round(d.psi, 3) for d in drifts if d.level != "ok"}
         logger.info(
@@ -330,28 +404,9 @@ class DriftCounter:
             len(drifts),
             self.seconds,
             worst_level(drifts),
-            f", psi over warn: {flagged}" if flagged else "",
+            f", graded beyond noise: {flagged}" if flagged else "",
         )
         return drifts
-
-
-def measure_drift(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> list[FeatureDrift]:
-    """Drift of one scored day against the training reference, per monitored feature.
-
-    Args:
-        reference: the champion's training reference.
-        frame: the day's rows.
-        spec: the use case; gives the features and the ``drift.psi_warn`` / ``drift.psi_alert`` levels.
-
-    Returns:
-        One `FeatureDrift` per feature, in the spec's order.
-
-    Raises:
-        ValueError: on an empty frame or a feature column missing from it.
-    """
-    counter = DriftCounter(reference, spec)
-    counter.add(frame)
-    return counter.drifts()
 
 
 def should_retrain(

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from include.platform.tables import drift_measures, ingest_runs, predictions, score_runs
+from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
 
 T = TypeVar("T")
 
@@ -80,6 +80,7 @@ class DriftMeasure:
     model_version: int
     kind: str
     psi: float
+    psi_noise: float | None
     level: str
     buckets: list[str]
     reference_shares: list[float]
@@ -163,11 +164,36 @@ def drift_of(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> lis
 
 
 def worst_drift_by_day(engine: sa.Engine, use_case: str) -> list[DriftMeasure]:
-    """Each day's feature with the highest PSI."""
+    """Each day's worst feature: the most severe level, then the highest PSI (a large PSI within the
+    noise of a small day is less worrying than a warn)."""
+    severity = {"ok": 0, "warn": 1, "alert": 2}
     worst: dict[dt.date, DriftMeasure] = {}
-    for measure in drift_of(engine, use_case):
-        worst.setdefault(measure.ds, measure)  # by day, highest PSI first
+    for measure in drift_of(engine, use_case):  # by day, highest PSI first
+        held = worst.setdefault(measure.ds, measure)
+        if severity.get(measure.level, 0) > severity.get(held.level, 0):
+            worst[measure.ds] = measure
     return list(worst.values())
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """A retrain asked for by a drifting day, with the features over the alert level."""
+
+    use_case: str
+    ds: dt.date
+    run_id: str
+    features: dict[str, float]
+    requested_at: dt.datetime | None
+
+
+def retrain_request_records(engine: sa.Engine, use_case: str) -> list[RetrainRequest]:
+    """Every retrain request of the use case, oldest day first."""
+    query = (
+        sa.select(retrain_requests)
+        .where(retrain_requests.c.use_case == use_case)
+        .order_by(retrain_requests.c.ds)
+    )
+    return _select(engine, RetrainRequest, query)
 
 
 def as_plain(value: Any) -> Any:

@@ -110,6 +110,11 @@ gate_decisions = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("candidate_metrics", sa.JSON, nullable=False),
     sa.Column("champion_metrics", sa.JSON),
+    sa.Column("confidence", sa.Float, comment="one-sided level of the bounds"),
+    sa.Column("difference", sa.Float, comment="primary metric, candidate minus champion (+: better)"),
+    sa.Column("difference_lower", sa.Float, comment="its lower bound, paired bootstrap"),
+    sa.Column("difference_upper", sa.Float, comment="its upper bound, paired bootstrap"),
+    sa.Column("evidence", sa.JSON, comment="every gate metric's bounds: levels and paired differences"),
     sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
@@ -155,6 +160,7 @@ drift_measures = sa.Table(
     sa.Column("model_version", sa.Integer, nullable=False, comment="whose training reference"),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("psi", sa.Float, nullable=False),
+    sa.Column("psi_noise", sa.Float, comment="PSI that sampling noise reaches at the day's rows"),
     sa.Column("level", sa.String(8), nullable=False),
     sa.Column("buckets", sa.JSON, nullable=False),
     sa.Column("reference_shares", sa.JSON, nullable=False),

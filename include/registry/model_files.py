@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 # Reviewed: exactly what `skops.io.get_untrusted_types` reports for the pipelines of the four model
 # families (tests/unit/test_model_files.py keeps this list honest). Everything else is refused.
 TRUSTED_TYPES = (
+    # Stateless; holds its expressions as text, evaluated by a parser of its own (no eval).
+    "include.training.preprocess.DerivedFeatures",
     "include.training.preprocess.date_part_names",
     "include.training.preprocess.date_parts",
     "include.training.preprocess.to_binary",

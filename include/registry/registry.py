@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -24,6 +24,9 @@ from include.platform.tables import (
     replace_rows,
     training_runs,
 )
+
+if TYPE_CHECKING:
+    from include.training.gate import GateDecision
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,11 @@ class GateRecord:
     reasons: list[str]
     candidate_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    confidence: float | None = None
+    difference: float | None = None
+    difference_lower: float | None = None
+    difference_upper: float | None = None
+    evidence: dict[str, Any] | None = None
     decided_at: dt.datetime | None = None
 
 
@@ -235,14 +243,16 @@ class Registry:
             self._set(conn, use_case, version, status, reason)
 
     def record_decision(
-        self,
-        candidate: ModelVersion,
-        champion: ModelVersion | None,
-        passed: bool,
-        reasons: list[str],
-        champion_metrics: dict[str, float] | None,
+        self, candidate: ModelVersion, champion: ModelVersion | None, decision: GateDecision
     ) -> None:
-        """Store the gate's decision (replacing an earlier one for the same candidate)."""
+        """Store the gate's decision (replacing an earlier one for the same candidate).
+
+        The primary metric's paired difference and its bounds get their own columns (none without a
+        champion); every bound the gate judged is kept in `evidence`.
+        """
+        data = decision.to_dict()
+        primary = decision.differences.get(decision.primary or "")
+        passed, reasons = decision.passed, list(decision.reasons)
         row = {
             "use_case": candidate.use_case,
             "candidate_version": candidate.version,
@@ -252,7 +262,12 @@ class Registry:
             "passed": passed,
             "reasons": reasons,
             "candidate_metrics": candidate.metrics,
-            "champion_metrics": champion_metrics,
+            "champion_metrics": data["champion"],
+            "confidence": primary and primary.confidence,
+            "difference": primary and primary.estimate,
+            "difference_lower": primary and primary.lower,
+            "difference_upper": primary and primary.upper,
+            "evidence": {k: data[k] for k in ("levels", "differences", "slices")},
         }
         key = {"use_case": candidate.use_case, "candidate_version": candidate.version}
         with self.engine.begin() as conn:

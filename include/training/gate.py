@@ -1,13 +1,14 @@
-"""The gate: whether a candidate model may replace the champion, from their figures on one holdout."""
+"""The gate: whether a candidate may replace the champion, from paired bounds on one holdout."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from include.training.compare import Bound, SliceGain
 from include.training.metrics import direction
 from include.usecases.spec import Gate
 
@@ -20,31 +21,47 @@ EPSILON = 1e-9
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The gate's verdict with the reasons for it and both models' holdout metrics.
+    """The gate's verdict with the reasons for it, both models' holdout metrics and the evidence.
 
     Attributes:
         passed: whether the candidate may become the champion.
         reasons: when rejected, every check that failed; when passed, every check (all passed).
         candidate: the candidate's metrics.
         champion: the champion's metrics on the same holdout, or None when there is no champion.
+        levels: the candidate's gate metrics with their bootstrap bounds (the floor is judged on them).
+        differences: with a champion, each gate metric's paired difference (positive: the candidate
+            is better) with its bounds; empty without one.
+        primary: the gate's primary metric (None for a decision made before any measurement).
+        slices: with a champion and `gate.slices`, the primary's paired gain on every slice.
     """
 
     passed: bool
     reasons: tuple[str, ...]
     candidate: Mapping[str, float]
     champion: Mapping[str, float] | None
+    levels: Mapping[str, Bound] = field(default_factory=dict)
+    differences: Mapping[str, Bound] = field(default_factory=dict)
+    primary: str | None = None
+    slices: tuple[SliceGain, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict; a NaN or infinite metric becomes None."""
+        """A JSON-able dict; a NaN or infinite figure becomes None."""
 
         def plain(metrics: Mapping[str, float]) -> dict[str, float | None]:
             return {name: _finite(metrics, name) for name in metrics}
+
+        def bounds(items: Mapping[str, Bound]) -> dict[str, dict[str, Any]]:
+            return {name: bound.to_dict() for name, bound in items.items()}
 
         return {
             "passed": self.passed,
             "reasons": list(self.reasons),
             "candidate": plain(self.candidate),
             "champion": None if self.champion is None else plain(self.champion),
+            "primary": self.primary,
+            "levels": bounds(self.levels),
+            "differences": bounds(self.differences),
+            "slices": [gain.to_dict() for gain in self.slices],
         }
 
 
@@ -57,79 +74,122 @@ def _finite(metrics: Mapping[str, Any], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def decide(candidate: Mapping[str, float], champion: Mapping[str, float] | None, gate: Gate) -> GateDecision:
-    """Decide whether `candidate` may replace `champion`, both measured on the same holdout.
+def decide(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    gate: Gate,
+    levels: Mapping[str, Bound],
+    differences: Mapping[str, Bound],
+    slices: Sequence[SliceGain] = (),
+) -> GateDecision:
+    """Decide whether `candidate` may replace `champion`, both measured on the same holdout rows.
 
-    For a metric where higher is better (all but log loss, where every comparison is mirrored) the
+    `levels` and `differences` come from `include.training.compare.metric_bounds` (a paired
+    bootstrap at ``gate.confidence``); a difference is positive when the candidate is better. The
     candidate passes if and only if all of these hold:
 
     1. It has every gate metric (the primary and each guard-rail) as a finite number, and so does the
-       champion when there is one; a missing or NaN metric fails and is named.
-    2. ``candidate[primary] >= gate.floor``.
-    3. With a champion: ``candidate[primary] >= champion[primary] + gate.min_improvement`` and
-       ``candidate[primary] > champion[primary]``. The second clause means a tie never promotes;
-       it only adds to the first when ``min_improvement`` is 0, where strictly greater is required.
-    4. With a champion, for every guard-rail ``metric: tolerance``:
-       ``champion[metric] - candidate[metric] <= tolerance`` (a fall of exactly the tolerance passes).
+       champion when there is one, and their bounds are finite; a missing figure fails and is named.
+    2. Floor: the primary metric's lower bound clears ``gate.floor`` (for log loss, lower is better,
+       so its upper bound must stay at or under the floor).
+    3. With a champion: the primary difference's lower bound is ``>= gate.min_improvement`` and its
+       estimate is above 0 (a tie never promotes).
+    4. With a champion, for every guard-rail ``metric: tolerance``: the upper bound of its fall
+       (minus the difference's lower bound) is ``<= tolerance``: the candidate must show, at the
+       gate's confidence, that the guard-rail did not fall by more than its tolerance.
+    5. With a champion, for every slice in `slices` of at least ``gate.min_slice_rows`` rows: the
+       primary metric's estimated fall on the slice is ``<= gate.slice_tolerance`` (a fairness
+       guard-rail; judged on the estimate, since a slice's bounds are wide).
 
-    With no champion, rules 3 and 4 do not apply: the floor alone decides. Figures within `EPSILON`
-    of each other count as equal in every comparison (so a tie is still a tie after rounding).
+    With no champion, rules 3 to 5 do not apply: the floor alone decides, on the lower bound.
+    Figures within `EPSILON` of each other count as equal.
     """
     primary = gate.primary
     metrics = (primary, *(name for name in gate.guardrails if name != primary))
     failures: list[str] = []
     passes: list[str] = []
+    level_of = f"{gate.confidence:.0%} bound"
 
     def check(ok: bool, text: str) -> None:
         (passes if ok else failures).append(text)
 
     for name in metrics:
-        if _finite(candidate, name) is None:
+        if _finite(candidate, name) is None or not _bounded(levels.get(name)):
             failures.append(f"{name} missing on the candidate")
-        if champion is not None and _finite(champion, name) is None:
+        if champion is not None and (_finite(champion, name) is None or not _bounded(differences.get(name))):
             failures.append(f"{name} missing on the champion")
 
     sign = direction(primary)
-    ge, lt, plus = (">=", "<", "+") if sign > 0 else ("<=", ">", "-")
-    value = _finite(candidate, primary)
-    if value is not None:
-        above = sign * (value - gate.floor) >= -EPSILON
-        check(above, f"{primary} {value:.4f} {ge if above else lt} floor {gate.floor:.4f}")
+    level = levels.get(primary)
+    if _bounded(level):
+        worst = level.lower if sign > 0 else level.upper
+        above = sign * (worst - gate.floor) >= -EPSILON
+        ge, lt = (">=", "<") if sign > 0 else ("<=", ">")
+        check(
+            above,
+            f"{primary} {level.estimate:.4f}, {level_of} {worst:.4f} "
+            f"{ge if above else lt} floor {gate.floor:.4f}",
+        )
     if champion is None:
         passes.append("no champion: the floor alone decides")
-    else:
-        best = _finite(champion, primary)
-        if value is not None and best is not None:
-            gain = sign * (value - best)
-            clears = gain >= gate.min_improvement - EPSILON
-            check(
-                clears,
-                f"{primary} {value:.4f} {ge if clears else lt} champion {best:.4f} "
-                f"{plus} {gate.min_improvement:.4f}",
-            )
-            if clears and gain <= EPSILON:
-                failures.append(f"{primary} {value:.4f} equals champion {best:.4f}: a tie does not promote")
-        for name, tolerance in gate.guardrails.items():
-            new, old = _finite(candidate, name), _finite(champion, name)
-            if new is None or old is None:
-                continue
-            fall = direction(name) * (old - new)
-            moved = f"{name} {old:.4f} -> {new:.4f}"
-            if fall <= EPSILON:
-                passes.append(f"{moved}: no fall")
-            else:
-                within = fall <= tolerance + EPSILON
-                check(
-                    within,
-                    f"{moved}: fell {fall:.4f}, {'within' if within else 'more than'} "
-                    f"its tolerance {tolerance:.4f}",
-                )
+        return _decision(failures, passes, candidate, champion, levels, differences, primary, ())
+    gain = differences.get(primary)
+    if _bounded(gain):
+        clears = gain.lower >= gate.min_improvement - EPSILON
+        check(
+            clears,
+            f"{primary} gain {gain.text()}: {level_of} {gain.lower:+.4f} "
+            f"{'>=' if clears else '<'} min_improvement {gate.min_improvement:.4f}",
+        )
+        if clears and gain.estimate <= EPSILON:
+            failures.append(f"{primary} gain {gain.estimate:+.4f}: a tie does not promote")
+    for name, tolerance in gate.guardrails.items():
+        moved = differences.get(name)
+        if not _bounded(moved):
+            continue
+        fall = -moved.lower
+        within = fall <= tolerance + EPSILON
+        check(
+            within,
+            f"{name} change {moved.text()}: fall up to {max(fall, 0.0):.4f} at {level_of}, "
+            f"{'within' if within else 'more than'} its tolerance {tolerance:.4f}",
+        )
+    for part in slices:
+        if part.rows < gate.min_slice_rows or not _bounded(part.gain):
+            continue
+        fall = -part.gain.estimate
+        within = fall <= gate.slice_tolerance + EPSILON
+        check(
+            within,
+            f"slice {part.column}={part.value} ({part.rows} rows): {primary} change {part.gain.text()}, "
+            f"{'within' if within else 'more than'} slice_tolerance {gate.slice_tolerance:.4f}",
+        )
+    return _decision(failures, passes, candidate, champion, levels, differences, primary, slices)
 
+
+def _bounded(bound: Bound | None) -> bool:
+    return bound is not None and all(math.isfinite(v) for v in (bound.estimate, bound.lower, bound.upper))
+
+
+def _decision(
+    failures: list[str],
+    passes: list[str],
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    levels: Mapping[str, Bound],
+    differences: Mapping[str, Bound],
+    primary: str,
+    slices: Sequence[SliceGain],
+) -> GateDecision:
     decision = GateDecision(
         passed=not failures,
         reasons=tuple(failures or passes),
         candidate=dict(candidate),
         champion=None if champion is None else dict(champion),
+        levels=dict(levels),
+        differences=dict(differences),
+        primary=primary,
+        slices=tuple(slices),
     )
     logger.info("Gate %s: %s", "passed" if decision.passed else "rejected", "; ".join(decision.reasons))
     return decision

@@ -2,18 +2,20 @@
 
 Every transform lives inside one `ColumnTransformer`, so it is fitted on the training rows only and
 travels with the model. The helper functions are module-level (not lambdas) so that the model file's
-loader can trust them by name (see `include.registry.model_files`).
+loader can trust them by name (see `include.registry.model_files.TRUSTED_TYPES`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from include.usecases.expressions import Node, parse
 from include.usecases.spec import UseCase
 
 _TRUE = frozenset({"yes", "true", "1", "1.0"})
@@ -63,10 +65,69 @@ def date_part_names(transformer: FunctionTransformer, input_features: np.ndarray
     return np.asarray([f"{name}_{part}" for name in input_features for part in DATE_PARTS], dtype=object)
 
 
+class DerivedFeatures(TransformerMixin, BaseEstimator):
+    """The spec's derived features (`features.derived`), computed from their input columns.
+
+    Stateless: it keeps the expressions as text (so the model file holds plain strings, and the
+    loader trusts this class by name); the imputer and scaler after it are what is fitted. A result
+    that is not a finite number (a ratio over 0, a sentinel declared missing) is NaN, which the
+    pipeline's median imputer fills with the training rows' median.
+
+    Args:
+        expressions: derived feature name -> expression (include/usecases/expressions.py).
+    """
+
+    def __init__(self, expressions: dict[str, str] | None = None) -> None:
+        self.expressions = expressions
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> DerivedFeatures:
+        """Check the inputs are there; nothing is learned."""
+        self._values(X)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One float column per derived feature, in the spec's order."""
+        return self._values(X)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """The derived features' names."""
+        return np.asarray(list(self.expressions or {}), dtype=object)
+
+    def _values(self, X: pd.DataFrame) -> pd.DataFrame:
+        frame = pd.DataFrame(X)
+        out = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for name, text in (self.expressions or {}).items():
+                values = np.asarray(_evaluate(parse(text), frame), dtype="float64") * np.ones(len(frame))
+                out[name] = np.where(np.isfinite(values), values, np.nan)
+        return pd.DataFrame(out, index=frame.index)
+
+
+def _evaluate(node: Node, frame: pd.DataFrame) -> np.ndarray | float:
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind in ("col", "missing"):
+        if node[1] not in frame.columns:
+            raise ValueError(f"derived feature input column {node[1]!r} is missing from the frame")
+        values = pd.to_numeric(frame[node[1]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return np.where(values == node[2], np.nan, values) if kind == "missing" else values
+    if kind == "neg":
+        return -_evaluate(node[1], frame)
+    if kind == "log1p":
+        return np.log1p(_evaluate(node[1], frame))
+    if kind == "clip":
+        return np.clip(_evaluate(node[1], frame), node[2], node[3])
+    left, right = _evaluate(node[1], frame), _evaluate(node[2], frame)
+    return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[kind](left, right)
+
+
 def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     """The unfitted column transformer for the spec's features.
 
-    Numeric: text coerced to float, median imputation, standard scaling. Categorical: most-frequent
+    Numeric: text coerced to float, median imputation, standard scaling. Derived
+    (`features.derived`): computed from their inputs by `DerivedFeatures`, then median imputation and
+    standard scaling, so the medians and scales are the training rows'. Categorical: most-frequent
     imputation, one-hot encoding that ignores categories unseen in training. Boolean: mapped to 0/1,
     most-frequent imputation. Datetime: year, month, day of week and day of year, median imputation,
     standard scaling. Columns not named in the spec are dropped.
@@ -114,6 +175,17 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
                 ]
             ),
             list(features.datetime),
+        ),
+        (
+            "derived",
+            Pipeline(
+                [
+                    ("derive", DerivedFeatures(dict(features.derived))),
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
+            ),
+            list(features.inputs),
         ),
     ]
     return ColumnTransformer([group for group in groups if group[2]], remainder="drop")

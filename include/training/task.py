@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.config import Settings
 from include.usecases.spec import UseCase, get_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from include.io.stores import ObjectStore
+    from include.registry.registry import ModelVersion
+    from include.training.gate import GateDecision
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +194,8 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
     """
     from include.alerting import PlatformAlert
     from include.io.lake import read_frame
-    from include.registry.model_files import load_version_model
     from include.registry.registry import OLDER_THAN_CHAMPION
-    from include.training.gate import decide
-    from include.training.metrics import evaluate
-    from include.training.preprocess import split_xy
+    from include.training.gate import GateDecision
 
     spec = _spec_with(use_case, context["params"])
     lake, registry = _lake_and_registry()
@@ -215,23 +219,72 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
     if champion is not None and champion.ds > version.ds:
         older = f"trained as of {version.ds}, champion v{champion.version} as of {champion.ds}"
         reasons = [f"{OLDER_THAN_CHAMPION} ({older})"]
-        registry.record_decision(version, champion, False, reasons, None)
+        registry.record_decision(
+            version, champion, GateDecision(False, tuple(reasons), version.metrics, None)
+        )
         log.info("%s v%d: %s", use_case, version.version, reasons[0])
         alert_rejected(reasons)
         return False
-    champion_metrics = None
-    if champion is not None:
-        x_holdout, y_holdout = split_xy(read_frame(lake, plan["holdout_key"]), spec)
-        champion_model = load_version_model(lake, champion)
-        champion_metrics = evaluate(
-            y_holdout, champion_model.predict_proba(x_holdout), champion_model.threshold
-        )
-    decision = decide(version.metrics, champion_metrics, spec.gate)
-    registry.record_decision(version, champion, decision.passed, list(decision.reasons), champion_metrics)
+    decision = judge(spec, read_frame(lake, plan["holdout_key"]), lake, version, champion)
+    registry.record_decision(version, champion, decision)
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
     if not decision.passed:
         alert_rejected(list(decision.reasons))
     return decision.passed
+
+
+def judge(
+    spec: UseCase,
+    holdout: pd.DataFrame,
+    lake: ObjectStore,
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+) -> GateDecision:
+    """Score both models' files on the holdout and decide on their paired bootstrap bounds.
+
+    Both are loaded like every reader loads them (`load_version_model`, sha256 checked), so the gate
+    judges the very files that will score; the resamples are seeded by `training.random_state`, so a
+    rerun decides the same.
+    """
+    from include.registry.model_files import load_version_model
+    from include.training.compare import Scored, metric_bounds, slice_gains
+    from include.training.gate import decide
+    from include.training.metrics import evaluate
+    from include.training.preprocess import split_xy
+
+    x_holdout, y_holdout = split_xy(holdout, spec)
+
+    def scored(version: ModelVersion) -> Scored:
+        model = load_version_model(lake, version)
+        return Scored(model.predict_proba(x_holdout), model.threshold)
+
+    mine = scored(candidate)
+    theirs = scored(champion) if champion is not None else None
+    gate = spec.gate
+    levels, differences = metric_bounds(
+        y_holdout.to_numpy(),
+        mine,
+        theirs,
+        list(dict.fromkeys([gate.primary, *gate.guardrails])),
+        gate.confidence,
+        gate.resamples,
+        spec.training.random_state,
+    )
+    champion_metrics, slices = None, []
+    if theirs is not None:
+        champion_metrics = evaluate(y_holdout, theirs.proba, theirs.threshold)
+        columns = {column: holdout[column].tolist() for column in gate.slices}
+        slices = slice_gains(
+            y_holdout.to_numpy(),
+            mine,
+            theirs,
+            columns,
+            gate.primary,
+            gate.confidence,
+            gate.resamples,
+            spec.training.random_state,
+        )
+    return decide(candidate.metrics, champion_metrics, gate, levels, differences, slices)
 
 
 def promote(use_case: str, candidate: dict[str, Any]) -> dict[str, Any]:

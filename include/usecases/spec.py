@@ -97,10 +97,42 @@ class Features(_Model):
     categorical: tuple[str, ...] = ()
     boolean: tuple[str, ...] = ()
     datetime: tuple[str, ...] = ()
+    # Name -> expression over numeric columns (include/usecases/expressions.py), computed inside the
+    # model's pipeline: `ratio: "TotalCharges / tenure"`, `"log1p(x)"`, `"missing(pdays, -1)"`.
+    derived: dict[str, str] = {}
+
+    @field_validator("derived")
+    @classmethod
+    def _expressions_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        from include.usecases.expressions import ExpressionError, parse
+
+        problems = []
+        for name, text in value.items():
+            if not IDENTIFIER.match(name):
+                problems.append(f"{name!r} is not a plain identifier")
+            try:
+                parse(text)
+            except ExpressionError as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The columns the derived features read, in order of first use."""
+        from include.usecases.expressions import columns_of, parse
+
+        found: list[str] = []
+        for text in self.derived.values():
+            found += [c for c in columns_of(parse(text)) if c not in found]
+        return tuple(found)
 
     @property
     def all(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical + self.boolean + self.datetime
+        """Every column the model reads: the declared features, then the derived features' inputs."""
+        declared = self.numeric + self.categorical + self.boolean + self.datetime
+        return declared + tuple(c for c in self.inputs if c not in declared)
 
 
 class Ingest(_Model):
@@ -130,8 +162,16 @@ class Gate(_Model):
     primary: Literal[METRICS] = "roc_auc"  # type: ignore[valid-type]
     min_improvement: float = Field(0.0, ge=0)
     floor: float
-    # Metric -> largest allowed fall against the champion.
+    # Metric -> largest allowed fall against the champion (its upper confidence bound).
     guardrails: dict[Literal[METRICS], float] = {}  # type: ignore[valid-type]
+    # One-sided confidence of the paired bootstrap bounds the gate judges (include/training/compare.py).
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    resamples: int = Field(1000, ge=100)
+    # Columns whose values split the holdout into slices; a slice of at least `min_slice_rows`
+    # rows whose primary metric falls by more than `slice_tolerance` fails the gate.
+    slices: tuple[str, ...] = ()
+    min_slice_rows: int = Field(100, ge=1)
+    slice_tolerance: float = Field(0.05, ge=0)
 
     @model_validator(mode="after")
     def _accuracy_is_gated(self) -> Gate:
@@ -149,9 +189,18 @@ class Drift(_Model):
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
     cooldown_days: int = Field(7, ge=0)
-    # A day with fewer rows can warn but not alert: sampling noise alone gives a PSI near
-    # (buckets - 1) / rows, about 0.11 for 10 bins at 80 rows.
-    min_rows: int = Field(500, ge=1)
+    # Chance that a day drawn from the training distribution gets any warn / any alert (split across
+    # features): a feature is graded only beyond the PSI sampling noise reaches at the day's rows.
+    false_alarm_rate: float = Field(0.05, gt=0, lt=1)
+    false_alert_rate: float = Field(0.005, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _alert_is_stricter(self) -> Drift:
+        if self.psi_alert < self.psi_warn:
+            raise ValueError("`psi_alert` must be at least `psi_warn`")
+        if self.false_alert_rate > self.false_alarm_rate:
+            raise ValueError("`false_alert_rate` must be at most `false_alarm_rate`")
+        return self
 
 
 class UseCase(_Model):
@@ -186,7 +235,13 @@ class UseCase(_Model):
         for key, names in (
             ("entity_id", [self.entity_id]),
             ("label.column", [self.label.column]),
-            *((f"features.{kind}", getattr(self.features, kind)) for kind in Features.model_fields),
+            ("gate.slices", list(self.gate.slices)),
+            *(
+                (f"features.{kind}", getattr(self.features, kind))
+                for kind in Features.model_fields
+                if kind != "derived"
+            ),
+            ("features.derived", self.features.inputs),
         ):
             problems += [f"{key}: {n!r} is not in `columns`" for n in names if n not in declared]
         provided: dict[str, str] = {}
@@ -202,6 +257,16 @@ class UseCase(_Model):
                     )
                 provided.setdefault(name, source.name)
         problems += [f"columns.{n}: no source provides it" for n in declared if n not in provided]
+        problems += [
+            f"features.derived: {name!r} reads {self.columns[name].type} column, not a number"
+            for name in self.features.inputs
+            if name in declared and self.columns[name].type not in ("integer", "float")
+        ]
+        problems += [
+            f"features.derived: {name!r} is also a column"
+            for name in self.features.derived
+            if name in declared
+        ]
         if self.label.column in self.features.all:
             problems.append(f"features: the label {self.label.column!r} cannot be a feature")
         if self.label.column in declared:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from types import SimpleNamespace
@@ -60,8 +61,35 @@ def test_a_failed_ingest_run_alerts_with_the_day_and_the_error(airflow_db, platf
     assert message["log_url"].endswith("/tasks/ingest?try_number=1")
 
 
-def registered(registry: Registry, run_id: str, ds: dt.date, roc_auc: float) -> int:
-    return registry.register(new_version(run_id, ds, roc_auc)).version
+@pytest.fixture
+def holdout(tmp_path) -> dict:
+    """A plan naming a holdout in the lake folder: a third of the real rows."""
+    import pandas as pd
+
+    from include.io.lake import write_frame
+    from include.io.stores import LocalStore
+    from tests.unit.conftest import DATA
+
+    rows = pd.read_csv(DATA)
+    write_frame(LocalStore(tmp_path / "lake"), "training/churn/holdout.parquet", rows.iloc[::3])
+    return {"holdout_key": "training/churn/holdout.parquet", "train": rows.drop(rows.index[::3])}
+
+
+def registered(registry: Registry, run_id: str, ds: dt.date, family: str, train, tmp_path) -> int:
+    """A version with a real model file of `family` fitted on `train` (the gate scores the file)."""
+    from include.io.stores import LocalStore
+    from include.registry.model_files import dump_model, store_model
+    from include.training.estimators import Trial
+    from include.training.tuning import fit_final
+    from include.usecases.spec import get_spec
+
+    trial = Trial(f"{family}-0", family, {"C": 1.0} if family == "logistic_regression" else {})
+    model = fit_final(get_spec("churn"), trial, train, 0.4)
+    uri, sha = store_model(LocalStore(tmp_path / "lake"), "churn", dump_model(model, {"run": run_id}))
+    entry = new_version(run_id, ds)
+    return registry.register(
+        dataclasses.replace(entry, family=family, params=dict(trial.params), artifact_uri=uri, sha256=sha)
+    ).version
 
 
 def gate_context(ds: dt.date) -> dict:
@@ -69,34 +97,58 @@ def gate_context(ds: dt.date) -> dict:
     return {"ti": ti, "params": {"ds": ds.isoformat()}, "logical_date": None, "dag_run": None}
 
 
-def test_a_candidate_below_the_floor_is_rejected_with_an_alert(platform, receiver):
+def test_a_candidate_below_the_floor_is_rejected_with_an_alert(platform, receiver, holdout, tmp_path):
     from include.training.task import gate
 
-    version = registered(platform, "weak", DAY, roc_auc=0.6)
-    assert gate("churn", {}, {"version": version}, gate_context(DAY)) is False
+    version = registered(platform, "weak", DAY, "dummy", holdout["train"], tmp_path)
+    assert gate("churn", holdout, {"version": version}, gate_context(DAY)) is False
 
     message = receiver.received[0]["json"]
     assert (message["event"], message["dag_id"], message["ds"]) == ("rejected", "churn_train", "2025-03-31")
     assert (message["candidate_version"], message["champion_version"]) == (version, None)
-    assert message["reason"] == "roc_auc 0.6000 < floor 0.7500"
+    assert message["reason"] == "roc_auc 0.5000, 90% bound 0.5000 < floor 0.7500"
 
 
-def test_a_candidate_older_than_the_champion_is_rejected_with_an_alert(platform, receiver):
+def test_a_candidate_older_than_the_champion_is_rejected_with_an_alert(platform, receiver, holdout, tmp_path):
     from include.training.task import gate
 
-    champion = registered(platform, "champion", DAY, roc_auc=0.84)
+    champion = registered(platform, "champion", DAY, "logistic_regression", holdout["train"], tmp_path)
     assert platform.promote("churn", champion, expected=None).promoted
-    backfill = registered(platform, "backfill", DAY - dt.timedelta(days=7), roc_auc=0.9)
-    assert gate("churn", {}, {"version": backfill}, gate_context(DAY - dt.timedelta(days=7))) is False
+    older = DAY - dt.timedelta(days=7)
+    backfill = registered(platform, "backfill", older, "logistic_regression", holdout["train"], tmp_path)
+    assert gate("churn", holdout, {"version": backfill}, gate_context(older)) is False
 
     message = receiver.received[0]["json"]
     assert (message["candidate_version"], message["champion_version"]) == (backfill, champion)
     assert OLDER_THAN_CHAMPION in message["reason"]
 
 
-def test_a_passing_candidate_sends_no_alert(platform, receiver):
+def test_a_passing_candidate_sends_no_alert_and_its_bounds_are_stored(platform, receiver, holdout, tmp_path):
     from include.training.task import gate
 
-    version = registered(platform, "strong", DAY, roc_auc=0.84)
-    assert gate("churn", {}, {"version": version}, gate_context(DAY)) is True
+    version = registered(platform, "strong", DAY, "logistic_regression", holdout["train"], tmp_path)
+    assert gate("churn", holdout, {"version": version}, gate_context(DAY)) is True
     assert receiver.received == []
+    decision = platform.decision("churn", version)
+    floor = decision.evidence["levels"]["roc_auc"]
+    assert 0.75 < floor["lower"] < floor["estimate"] < floor["upper"]
+    assert decision.difference is None  # no champion: nothing to differ from
+
+
+def test_a_twin_of_the_champion_is_rejected_on_its_interval_and_a_rerun_decides_the_same(
+    platform, receiver, holdout, tmp_path
+):
+    from include.training.task import gate
+
+    champion = registered(platform, "champion", DAY, "logistic_regression", holdout["train"], tmp_path)
+    assert platform.promote("churn", champion, expected=None).promoted
+    twin = registered(platform, "twin", DAY, "logistic_regression", holdout["train"], tmp_path)
+    assert gate("churn", holdout, {"version": twin}, gate_context(DAY)) is False
+    first = platform.decision("churn", twin)
+    assert (first.difference, first.difference_lower, first.difference_upper) == (0.0, 0.0, 0.0)
+    assert first.confidence == 0.9
+    assert (
+        "roc_auc gain +0.0000 [+0.0000, +0.0000]: 90% bound +0.0000 < min_improvement 0.0050" in first.reasons
+    )
+    assert gate("churn", holdout, {"version": twin}, gate_context(DAY)) is False
+    assert platform.decision("churn", twin).reasons == first.reasons

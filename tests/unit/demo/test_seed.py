@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import assign_days, demo_dates, load_telco, seed
+from include.demo.seed import DRIFT_FACTOR, DRIFT_FROM, assign_days, demo_dates, load_telco, seed
 from include.io.stores import LocalStore
 from include.usecases.spec import get_spec
 
@@ -98,10 +98,22 @@ def test_the_source_values_are_the_shipped_ones(seeded, telco):
     snapshot = table.set_index(ID).loc["7590-VHVEG"]
     assert (snapshot["gender"], snapshot["tenure"], snapshot["Contract"]) == ("Female", 1, "Month-to-month")
     assert table["tenure"].tolist() == by_id.loc[table[ID], "tenure"].astype(int).tolist()
-    bill_columns = ["PaperlessBilling", "PaymentMethod", "MonthlyCharges", "TotalCharges"]
+    bill_columns = ["PaperlessBilling", "PaymentMethod", "TotalCharges"]
     assert (
         billing[bill_columns].to_numpy().tolist() == by_id.loc[billing[ID], bill_columns].to_numpy().tolist()
     )
+    before = billing[billing["ds"] < DRIFT_FROM]
+    assert before["MonthlyCharges"].tolist() == by_id.loc[before[ID], "MonthlyCharges"].tolist()
+
+
+def test_monthly_charges_rise_25_percent_in_the_last_week_of_march(seeded, telco):
+    _, _, billing = seeded
+    by_id = telco.set_index(ID)
+    late = billing[billing["ds"] >= DRIFT_FROM]
+
+    assert sorted(late["ds"].unique()) == [DRIFT_FROM + dt.timedelta(days=i) for i in range(7)]
+    shipped = by_id.loc[late[ID], "MonthlyCharges"].astype(float).to_numpy()
+    assert late["MonthlyCharges"].astype(float).to_numpy() == pytest.approx(shipped * DRIFT_FACTOR, abs=0.006)
 
 
 def test_blank_total_charges_stay_blank_text_in_the_billing_files(seeded, telco):

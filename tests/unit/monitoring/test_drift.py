@@ -24,7 +24,7 @@ from include.monitoring.drift import (
     Reference,
     build_reference,
     level_of,
-    measure_drift,
+    noise_psi,
     psi,
     should_retrain,
     worst_level,
@@ -52,6 +52,13 @@ def halves() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def reference(halves, spec) -> Reference:
     return build_reference(halves[0], spec)
+
+
+def measure(reference: Reference, frame: pd.DataFrame, spec: UseCase) -> list[FeatureDrift]:
+    """The day's drift, counted in one chunk."""
+    counter = DriftCounter(reference, spec)
+    counter.add(frame)
+    return counter.drifts()
 
 
 @pytest.fixture
@@ -136,7 +143,7 @@ def test_reference_round_trips_through_strict_json(reference, day, spec):
     loaded = Reference.from_dict(json.loads(text))
 
     assert loaded == reference
-    assert measure_drift(loaded, day, spec) == measure_drift(reference, day, spec)
+    assert measure(loaded, day, spec) == measure(reference, day, spec)
 
 
 @pytest.mark.parametrize(
@@ -156,11 +163,11 @@ def test_build_reference_needs_two_bins(halves, spec):
         build_reference(halves[0], spec, bins=1)
 
 
-# --- measure_drift ----------------------------------------------------------------------------------
+# --- counting and grading a day ---------------------------------------------------------------------
 
 
 def test_a_day_like_the_training_rows_is_ok_on_every_feature(reference, day, spec):
-    drifts = measure_drift(reference, day, spec)
+    drifts = measure(reference, day, spec)
 
     assert len(drifts) == len(reference.features) == 19
     assert {d.feature: d.psi for d in drifts if d.psi >= 0.1} == {}
@@ -180,7 +187,7 @@ def test_a_day_like_the_training_rows_is_ok_on_every_feature(reference, day, spe
 )
 def test_a_shifted_feature_alerts_and_only_that_one(reference, day, spec, feature, shift):
     day[feature] = shift(day)
-    drifts = measure_drift(reference, day, spec)
+    drifts = measure(reference, day, spec)
 
     assert {d.feature for d in drifts if d.psi >= 0.25} == {feature}
     assert by_feature(drifts)[feature].level == "alert"
@@ -188,21 +195,87 @@ def test_a_shifted_feature_alerts_and_only_that_one(reference, day, spec, featur
     assert worst_level(drifts) == "alert"
 
 
-def test_a_day_with_too_few_rows_warns_but_cannot_alert(reference, day, spec):
-    small = day.head(spec.drift.min_rows - 1).copy()
-    small["Contract"] = "Month-to-month"
-    contract = by_feature(measure_drift(reference, small, spec))["Contract"]
-    assert contract.psi >= spec.drift.psi_alert
-    assert contract.level == "warn"
+def test_a_small_day_needs_a_larger_psi_than_noise_gives_at_its_rows(reference, day, spec):
+    quiet = by_feature(measure(reference, day.head(80), spec))["tenure"]
+    busy = by_feature(measure(reference, day.head(5000), spec))["tenure"]
 
-    enough = day.head(spec.drift.min_rows).copy()
-    enough["Contract"] = "Month-to-month"
-    assert by_feature(measure_drift(reference, enough, spec))["Contract"].level == "alert"
+    assert quiet.psi_noise > 5 * busy.psi_noise  # noise shrinks about as 1 / rows
+    assert quiet.psi_noise > 0.3  # more than the usual 0.25 "major shift" at 80 rows
+    small = day.head(80).copy()
+    small["Contract"] = "Month-to-month"  # a real shift is beyond the noise even at 80 rows
+    assert by_feature(measure(reference, small, spec))["Contract"].level == "alert"
+
+
+def test_noise_psi_is_seeded_and_grows_with_the_quantile():
+    shares = (0.5, 0.3, 0.2, 0.0)
+    assert noise_psi(shares, 3500, 80, 0.99) == noise_psi(shares, 3500, 80, 0.99)
+    assert noise_psi(shares, 3500, 80, 0.999) > noise_psi(shares, 3500, 80, 0.9)
+    assert noise_psi(shares, 3500, 80, 0.99) > noise_psi(shares, 3500, 5000, 0.99)
+    with pytest.raises(ValueError, match="quantile"):
+        noise_psi(shares, 3500, 80, 1.0)
+    with pytest.raises(ValueError, match="rows=0"):
+        noise_psi(shares, 3500, 0, 0.5)
+
+
+# --- the noise rates the README states: seeded simulations on the real rows --------------------------
+
+
+def _days(reference, spec, pool, rows, count, seed, shift=None):
+    """Worst levels of `count` days of `rows` rows drawn with replacement from `pool`, maybe shifted."""
+    rng = np.random.default_rng(seed)
+    levels = []
+    for _ in range(count):
+        frame = pool.iloc[rng.integers(0, len(pool), rows)].reset_index(drop=True)
+        levels.append(worst_level(measure(reference, shift(frame, rng) if shift else frame, spec)))
+    return levels
+
+
+@pytest.mark.parametrize(("rows", "count"), [(80, 200), (500, 100), (5000, 40)])
+def test_days_from_the_training_distribution_rarely_warn(reference, halves, spec, rows, count):
+    levels = _days(reference, spec, halves[1], rows, count, seed=rows)
+
+    assert sum(level != "ok" for level in levels) <= 0.05 * count
+    assert levels.count("alert") <= 0.01 * count
+
+
+def _monthly_charges_up_20_percent(frame, rng):
+    return frame.assign(MonthlyCharges=pd.to_numeric(frame["MonthlyCharges"]) * 1.2)
+
+
+def _two_year_share_doubled(frame, rng):
+    others = np.flatnonzero(frame["Contract"] != "Two year")
+    moved = rng.choice(others, size=int((frame["Contract"] == "Two year").sum()), replace=False)
+    frame.loc[moved, "Contract"] = "Two year"
+    return frame
+
+
+@pytest.mark.parametrize("shift", [_monthly_charges_up_20_percent, _two_year_share_doubled])
+def test_one_shifted_feature_at_500_rows_alerts_on_almost_every_day(reference, halves, spec, shift):
+    levels = _days(reference, spec, halves[1], 500, 60, seed=11, shift=shift)
+
+    assert levels.count("alert") >= 0.95 * len(levels)
+
+
+def test_counters_of_shards_merge_into_the_days_counts(reference, day, spec):
+    whole = DriftCounter(reference, spec)
+    whole.add(day)
+    first, second = DriftCounter(reference, spec), DriftCounter(reference, spec)
+    first.add(day.iloc[:1000])
+    second.add(day.iloc[1000:])
+    first.merge(second)
+
+    assert first.rows == len(day)
+    assert first.drifts() == whole.drifts()
+    other = DriftCounter(
+        build_reference(day, only(spec, numeric=("tenure",))), only(spec, numeric=("tenure",))
+    )
+    with pytest.raises(ValueError, match="different features"):
+        first.merge(other)
 
 
 def test_an_unseen_category_lands_in_other(reference, day, spec):
     day.loc[: len(day) // 3, "PaymentMethod"] = "Crypto"
-    payment = by_feature(measure_drift(reference, day, spec))["PaymentMethod"]
+    payment = by_feature(measure(reference, day, spec))["PaymentMethod"]
 
     other = payment.buckets.index(OTHER)
     assert payment.reference_shares[other] == 0
@@ -215,7 +288,7 @@ def test_nulls_are_counted_in_their_own_bucket(reference, day, spec):
     fifth = len(day) // 5
     day.loc[: fifth - 1, "Contract"] = None
     day.loc[: fifth - 1, "tenure"] = ""  # text that is no number counts as null
-    drifts = by_feature(measure_drift(reference, day, spec))
+    drifts = by_feature(measure(reference, day, spec))
 
     for name in ("Contract", "tenure"):
         assert drifts[name].buckets[-1] == NULL
@@ -231,21 +304,31 @@ def test_counting_chunks_of_categoricals_gives_the_drift_of_the_whole_day(refere
     for start in range(0, len(day), 1000):  # as the scorer passes them: chunks, text as categoricals
         counter.add(day.iloc[start : start + 1000].astype(text))
 
-    assert counter.drifts() == measure_drift(reference, day, spec)
+    assert counter.drifts() == measure(reference, day, spec)
     itself = DriftCounter(build_reference(day, spec), spec)  # counted the way the reference counts
     itself.add(day.astype(text))
     assert all(drift.actual_shares == drift.reference_shares for drift in itself.drifts())
 
 
-def test_levels_use_the_spec_thresholds_inclusively(reference, day, spec):
-    measured = by_feature(measure_drift(reference, day, spec))["MonthlyCharges"].psi
-    at_threshold = spec.model_copy(update={"drift": Drift(psi_warn=measured / 2, psi_alert=measured)})
+def test_beyond_the_noise_the_spec_thresholds_grade_inclusively(reference, day, spec):
+    day["Contract"] = "Month-to-month"
+    contract = by_feature(measure(reference, day, spec))["Contract"]
+    assert contract.psi > contract.psi_noise
+    at = Drift(psi_warn=contract.psi / 2, psi_alert=contract.psi)
+    above = Drift(psi_warn=contract.psi / 2, psi_alert=contract.psi * 1.01)
 
-    assert by_feature(measure_drift(reference, day, at_threshold))["MonthlyCharges"].level == "alert"
+    assert (
+        by_feature(measure(reference, day, spec.model_copy(update={"drift": at})))["Contract"].level
+        == "alert"
+    )
+    assert (
+        by_feature(measure(reference, day, spec.model_copy(update={"drift": above})))["Contract"].level
+        == "warn"
+    )
 
 
 def test_feature_drift_is_json_able(reference, day, spec):
-    drift = measure_drift(reference, day, spec)[0]
+    drift = measure(reference, day, spec)[0]
     loaded = json.loads(json.dumps(drift.to_dict(), allow_nan=False))
 
     assert loaded["feature"] == "tenure"
@@ -257,17 +340,17 @@ def test_feature_drift_is_json_able(reference, day, spec):
 def test_a_feature_without_reference_is_skipped_with_a_warning(day, spec, caplog):
     reference = build_reference(day, only(spec, numeric=("tenure",)))
     with caplog.at_level(logging.WARNING, logger="include.monitoring.drift"):
-        drifts = measure_drift(reference, day, only(spec, numeric=("tenure", "MonthlyCharges")))
+        drifts = measure(reference, day, only(spec, numeric=("tenure", "MonthlyCharges")))
 
     assert [d.feature for d in drifts] == ["tenure"]
     assert "MonthlyCharges" in caplog.text
 
 
-def test_measure_drift_refuses_an_empty_day_or_a_missing_column(reference, day, spec):
+def test_drift_refuses_an_empty_day_or_a_missing_column(reference, day, spec):
     with pytest.raises(ValueError, match="no rows"):
-        measure_drift(reference, day.iloc[:0], spec)
+        measure(reference, day.iloc[:0], spec)
     with pytest.raises(ValueError, match="'tenure'"):
-        measure_drift(reference, day.drop(columns=["tenure"]), spec)
+        measure(reference, day.drop(columns=["tenure"]), spec)
 
 
 # --- psi --------------------------------------------------------------------------------------------
@@ -325,7 +408,7 @@ def test_levels_are_inclusive_at_each_threshold(value, level):
 
 
 def _drift(level: Level) -> FeatureDrift:
-    return FeatureDrift("x", "numeric", 0.0, level, (NULL,), (1.0,), (1.0,), 1)
+    return FeatureDrift("x", "numeric", 0.0, 0.0, level, (NULL,), (1.0,), (1.0,), 1)
 
 
 @pytest.mark.parametrize(

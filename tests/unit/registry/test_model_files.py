@@ -43,11 +43,23 @@ def test_every_family_round_trips(spec: UseCase, sample: pd.DataFrame, family: s
 
 def test_the_allow_list_is_exactly_what_the_pipelines_need(spec: UseCase, sample: pd.DataFrame) -> None:
     with_dates = spec.model_copy(update={"features": Features(numeric=("tenure",), datetime=("ds",))})
+    derived = Features(numeric=("tenure",), derived={"per_month": "TotalCharges / tenure"})
+    with_derived = spec.model_copy(update={"features": derived})
     needed: set[str] = set()
-    for use_case, family in [*((spec, f) for f in ESTIMATORS), (with_dates, "logistic_regression")]:
+    extra = [(with_dates, "logistic_regression"), (with_derived, "logistic_regression")]
+    for use_case, family in [*((spec, f) for f in ESTIMATORS), *extra]:
         data = dump_model(fitted(use_case, sample, family), {})
         needed |= set(sio.get_untrusted_types(data=data))
     assert needed == set(TRUSTED_TYPES)
+
+
+def test_a_model_with_derived_features_round_trips(spec: UseCase, sample: pd.DataFrame) -> None:
+    features = spec.features.model_copy(update={"derived": {"log_total": "log1p(TotalCharges)"}})
+    model = fitted(spec.model_copy(update={"features": features}), sample, "logistic_regression")
+    data = dump_model(model, {})
+    np.testing.assert_array_equal(
+        load_model(data, sha256_hex(data)).predict_proba(sample), model.predict_proba(sample)
+    )
 
 
 def test_a_tampered_file_is_refused_before_anything_is_read(

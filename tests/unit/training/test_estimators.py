@@ -96,3 +96,10 @@ def test_logistic_regression_reaches_published_auc_on_the_time_split(
     model = build_model(spec, "logistic_regression", {}).fit(*split_xy(train, spec))
     X, y = split_xy(holdout, spec)
     assert roc_auc_score(y, model.predict_proba(X)[:, 1]) >= 0.83
+
+
+def test_class_weighting_is_searched_for_every_family_that_has_it():
+    trials = sample_trials(["logistic_regression", "hist_gradient_boosting", "random_forest"], 8, 42)
+    for family in ("logistic_regression", "hist_gradient_boosting", "random_forest"):
+        weights = {t.params["class_weight"] for t in trials if t.family == family}
+        assert weights == {None, "balanced"}, family

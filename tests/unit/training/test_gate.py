@@ -1,3 +1,5 @@
+"""The gate's rules on given bounds: the floor, the primary's paired gain, the guard-rails."""
+
 from __future__ import annotations
 
 import json
@@ -7,163 +9,159 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from include.training.compare import Bound, SliceGain
 from include.training.gate import GateDecision, decide
 from include.usecases.spec import Gate, UseCase
 
-GATE = Gate(primary="roc_auc", min_improvement=0.0, floor=0.75, guardrails={"accuracy": 0.02})
-CHAMPION = {"roc_auc": 0.8450, "accuracy": 0.80}
+GATE = Gate(primary="roc_auc", min_improvement=0.005, floor=0.75, guardrails={"accuracy": 0.02})
+CANDIDATE = {"roc_auc": 0.86, "accuracy": 0.80}
+CHAMPION = {"roc_auc": 0.84, "accuracy": 0.80}
 
 
-def test_the_churn_gate_ranks_by_auc_and_guards_accuracy(spec: UseCase) -> None:
+def bound(metric: str, estimate: float, lower: float, upper: float) -> Bound:
+    return Bound(metric, estimate, lower, upper, 0.9)
+
+
+LEVELS = {"roc_auc": bound("roc_auc", 0.86, 0.84, 0.88), "accuracy": bound("accuracy", 0.8, 0.78, 0.82)}
+GAINS = {"roc_auc": bound("roc_auc", 0.02, 0.01, 0.03), "accuracy": bound("accuracy", 0.0, -0.01, 0.01)}
+
+
+def test_the_churn_gate_ranks_by_auc_guards_accuracy_at_90_percent(spec: UseCase) -> None:
     assert spec.gate.primary == "roc_auc"
     assert "accuracy" in spec.gate.guardrails
+    assert spec.gate.confidence == 0.9
 
 
-def test_without_a_champion_the_floor_alone_decides() -> None:
-    low_accuracy = {"roc_auc": 0.76, "accuracy": 0.40}
-    passed = decide(low_accuracy, None, GATE)
-    assert passed.passed
-    assert "no champion: the floor alone decides" in passed.reasons
-    rejected = decide({"roc_auc": 0.7499, "accuracy": 0.95}, None, GATE)
-    assert not rejected.passed
-    assert rejected.reasons == ("roc_auc 0.7499 < floor 0.7500",)
-
-
-def test_a_better_candidate_passes_with_every_check_listed() -> None:
-    decision = decide({"roc_auc": 0.8500, "accuracy": 0.79}, CHAMPION, GATE)
+def test_a_sure_gain_passes_with_every_check_and_its_interval_listed() -> None:
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, GAINS)
     assert decision.passed
     assert decision.reasons == (
-        "roc_auc 0.8500 >= floor 0.7500",
-        "roc_auc 0.8500 >= champion 0.8450 + 0.0000",
-        "accuracy 0.8000 -> 0.7900: fell 0.0100, within its tolerance 0.0200",
+        "roc_auc 0.8600, 90% bound 0.8400 >= floor 0.7500",
+        "roc_auc gain +0.0200 [+0.0100, +0.0300]: 90% bound +0.0100 >= min_improvement 0.0050",
+        "accuracy change +0.0000 [-0.0100, +0.0100]: fall up to 0.0100 at 90% bound, within its "
+        "tolerance 0.0200",
     )
 
 
-def test_a_worse_candidate_is_rejected_with_the_figures() -> None:
-    decision = decide({"roc_auc": 0.8412, "accuracy": 0.81}, CHAMPION, GATE)
+def test_a_gain_whose_lower_bound_is_below_min_improvement_is_rejected() -> None:
+    noisy = {**GAINS, "roc_auc": bound("roc_auc", 0.0004, -0.011, 0.012)}  # the demo's old promotion
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, noisy)
     assert not decision.passed
-    assert decision.reasons == ("roc_auc 0.8412 < champion 0.8450 + 0.0000",)
+    assert decision.reasons == (
+        "roc_auc gain +0.0004 [-0.0110, +0.0120]: 90% bound -0.0110 < min_improvement 0.0050",
+    )
 
 
-def test_a_tie_does_not_promote() -> None:
-    decision = decide(dict(CHAMPION), CHAMPION, GATE)
+def test_a_tie_does_not_promote_even_with_no_min_improvement() -> None:
+    tie = {**GAINS, "roc_auc": bound("roc_auc", 0.0, 0.0, 0.0)}
+    decision = decide(CANDIDATE, CHAMPION, GATE.model_copy(update={"min_improvement": 0.0}), LEVELS, tie)
     assert not decision.passed
-    assert decision.reasons == ("roc_auc 0.8450 equals champion 0.8450: a tie does not promote",)
+    assert decision.reasons == ("roc_auc gain +0.0000: a tie does not promote",)
 
 
-def test_a_tie_after_float_rounding_is_still_a_tie() -> None:
-    champion = {"roc_auc": 0.1 + 0.7, "accuracy": 0.8}  # 0.7999999999999999
-    assert not decide({"roc_auc": 0.8, "accuracy": 0.8}, champion, GATE).passed
-
-
-def test_an_improvement_below_min_improvement_is_rejected() -> None:
-    gate = GATE.model_copy(update={"min_improvement": 0.01})
-    small = decide({"roc_auc": 0.8500, "accuracy": 0.80}, CHAMPION, gate)
-    assert not small.passed
-    assert small.reasons == ("roc_auc 0.8500 < champion 0.8450 + 0.0100",)
-    assert decide({"roc_auc": 0.8550, "accuracy": 0.80}, CHAMPION, gate).passed
-
-
-def test_a_guardrail_fall_beyond_its_tolerance_is_rejected() -> None:
-    decision = decide({"roc_auc": 0.90, "accuracy": 0.77}, CHAMPION, GATE)
+def test_a_guardrail_whose_fall_may_exceed_its_tolerance_is_rejected() -> None:
+    falling = {**GAINS, "accuracy": bound("accuracy", -0.01, -0.025, 0.005)}
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, falling)
     assert not decision.passed
-    assert decision.reasons == ("accuracy 0.8000 -> 0.7700: fell 0.0300, more than its tolerance 0.0200",)
+    assert decision.reasons == (
+        "accuracy change -0.0100 [-0.0250, +0.0050]: fall up to 0.0250 at 90% bound, more than its "
+        "tolerance 0.0200",
+    )
 
 
-def test_a_fall_of_exactly_the_tolerance_passes() -> None:
-    assert 0.80 - 0.78 > 0.02  # float rounding, which must not decide
-    assert decide({"roc_auc": 0.90, "accuracy": 0.78}, CHAMPION, GATE).passed
+def test_without_a_champion_the_floor_decides_on_the_lower_bound() -> None:
+    assert decide(CANDIDATE, None, GATE, LEVELS, {}).passed
+    unsure = {**LEVELS, "roc_auc": bound("roc_auc", 0.76, 0.74, 0.78)}  # above the floor, not surely
+    decision = decide({**CANDIDATE, "roc_auc": 0.76}, None, GATE, unsure, {})
+    assert not decision.passed
+    assert decision.reasons == ("roc_auc 0.7600, 90% bound 0.7400 < floor 0.7500",)
+
+
+def test_log_loss_as_primary_mirrors_the_floor() -> None:
+    gate = Gate(primary="log_loss", floor=0.6, guardrails={"accuracy": 0.02})
+    levels = {"log_loss": bound("log_loss", 0.45, 0.40, 0.62), "accuracy": LEVELS["accuracy"]}
+    decision = decide({"log_loss": 0.45, "accuracy": 0.8}, None, gate, levels, {})
+    assert decision.reasons == ("log_loss 0.4500, 90% bound 0.6200 > floor 0.6000",)
 
 
 @pytest.mark.parametrize(
-    ("candidate", "champion", "reason"),
+    ("candidate", "champion", "levels", "gains", "reason"),
     [
-        ({"accuracy": 0.9}, CHAMPION, "roc_auc missing on the candidate"),
-        ({"roc_auc": math.nan, "accuracy": 0.9}, CHAMPION, "roc_auc missing on the candidate"),
-        ({"roc_auc": 0.9}, CHAMPION, "accuracy missing on the candidate"),
-        ({"roc_auc": 0.9}, None, "accuracy missing on the candidate"),
-        ({"roc_auc": 0.9, "accuracy": 0.9}, {"roc_auc": 0.8}, "accuracy missing on the champion"),
+        ({"accuracy": 0.9}, CHAMPION, LEVELS, GAINS, "roc_auc missing on the candidate"),
+        ({**CANDIDATE, "roc_auc": math.nan}, CHAMPION, LEVELS, GAINS, "roc_auc missing on the candidate"),
+        (CANDIDATE, {"roc_auc": 0.8}, LEVELS, GAINS, "accuracy missing on the champion"),
+        (CANDIDATE, CHAMPION, LEVELS, {"accuracy": GAINS["accuracy"]}, "roc_auc missing on the champion"),
         (
-            {"roc_auc": 0.9, "accuracy": 0.9},
-            {"roc_auc": None, "accuracy": 0.8},
-            "roc_auc missing on the champion",
+            CANDIDATE,
+            None,
+            {**LEVELS, "accuracy": bound("accuracy", 0.8, math.nan, math.nan)},
+            {},
+            "accuracy missing on the candidate",
         ),
     ],
 )
-def test_a_missing_metric_fails_and_is_named(
-    candidate: dict[str, float], champion: dict[str, float] | None, reason: str
-) -> None:
-    decision = decide(candidate, champion, GATE)
+def test_a_missing_figure_or_bound_fails_and_is_named(candidate, champion, levels, gains, reason) -> None:
+    decision = decide(candidate, champion, GATE, levels, gains)
     assert not decision.passed
     assert reason in decision.reasons
 
 
-def test_log_loss_as_primary_means_lower_is_better() -> None:
-    gate = Gate(primary="log_loss", min_improvement=0.01, floor=0.6, guardrails={"accuracy": 0.02})
-    champion = {"log_loss": 0.45, "accuracy": 0.8}
-    assert decide({"log_loss": 0.43, "accuracy": 0.8}, champion, gate).passed
-    assert decide({"log_loss": 0.44, "accuracy": 0.8}, champion, gate).passed  # exactly 0.01 better
-    worse = decide({"log_loss": 0.445, "accuracy": 0.8}, champion, gate)
-    assert worse.reasons == ("log_loss 0.4450 > champion 0.4500 - 0.0100",)
-    too_high = decide({"log_loss": 0.65, "accuracy": 0.8}, None, gate)
-    assert too_high.reasons == ("log_loss 0.6500 > floor 0.6000",)
-
-
-def test_the_decision_is_json_with_both_models_figures() -> None:
-    decision = decide({"roc_auc": 0.86, "accuracy": 0.8, "log_loss": math.nan}, CHAMPION, GATE)
+def test_the_decision_is_strict_json_with_both_models_and_the_bounds() -> None:
+    levels = {**LEVELS, "log_loss": bound("log_loss", math.nan, math.nan, math.nan)}
+    decision = decide({**CANDIDATE, "log_loss": math.nan}, CHAMPION, GATE, levels, GAINS)
     data = json.loads(json.dumps(decision.to_dict(), allow_nan=False))
-    assert data == {
-        "passed": True,
-        "reasons": list(decision.reasons),
-        "candidate": {"roc_auc": 0.86, "accuracy": 0.8, "log_loss": None},
-        "champion": CHAMPION,
-    }
     assert isinstance(decision, GateDecision)
+    assert data["candidate"] == {**CANDIDATE, "log_loss": None}
+    assert data["champion"] == CHAMPION
+    assert data["primary"] == "roc_auc"
+    assert data["differences"]["roc_auc"] == {
+        "metric": "roc_auc",
+        "estimate": 0.02,
+        "lower": 0.01,
+        "upper": 0.03,
+        "confidence": 0.9,
+    }
+    assert data["levels"]["log_loss"]["lower"] is None
 
 
-scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
-gates = st.builds(
-    lambda improvement, floor, tolerance: Gate(
-        primary="roc_auc", min_improvement=improvement, floor=floor, guardrails={"accuracy": tolerance}
-    ),
-    st.floats(min_value=0.0, max_value=0.1),
-    scores,
-    st.floats(min_value=0.0, max_value=0.1),
-)
+margins = st.floats(min_value=-0.05, max_value=0.05)
 
 
-@given(gate=gates, auc=scores, accuracy=scores)
-def test_a_candidate_equal_to_the_champion_never_passes(gate: Gate, auc: float, accuracy: float) -> None:
-    figures = {"roc_auc": auc, "accuracy": accuracy}
-    assert not decide(dict(figures), figures, gate).passed
-
-
-@given(
-    gate=gates,
-    champion=st.tuples(scores, scores),
-    gain=st.floats(min_value=-0.05, max_value=0.2),
-    fall=st.floats(min_value=-0.05, max_value=0.15),
-    raise_by=st.floats(min_value=0.0, max_value=0.5),
-)
-def test_raising_the_primary_never_turns_a_pass_into_a_fail(
-    gate: Gate, champion: tuple[float, float], gain: float, fall: float, raise_by: float
+@given(low=margins, width=st.floats(min_value=0.0, max_value=0.05), accuracy_low=margins)
+def test_a_pass_always_has_a_sure_gain_and_a_bounded_fall(
+    low: float, width: float, accuracy_low: float
 ) -> None:
-    incumbent = {"roc_auc": champion[0], "accuracy": champion[1]}
-    before = {"roc_auc": champion[0] + gain, "accuracy": champion[1] - fall}
-    after = {**before, "roc_auc": before["roc_auc"] + raise_by}
-    for old in (incumbent, None):
-        if decide(before, old, gate).passed:
-            assert decide(after, old, gate).passed
+    gains = {
+        "roc_auc": bound("roc_auc", low + width / 2, low, low + width),
+        "accuracy": bound("accuracy", accuracy_low + 0.01, accuracy_low, accuracy_low + 0.02),
+    }
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, gains)
+    if decision.passed:
+        assert low >= GATE.min_improvement - 1e-9
+        assert -accuracy_low <= GATE.guardrails["accuracy"] + 1e-9
+    raised = {**gains, "roc_auc": bound("roc_auc", low + width / 2 + 0.1, low + 0.1, low + width + 0.1)}
+    if decision.passed:
+        assert decide(CANDIDATE, CHAMPION, GATE, LEVELS, raised).passed
 
 
-@given(gate=gates, candidate=st.tuples(scores, scores), champion=st.tuples(scores, scores))
-def test_a_pass_always_beats_the_champion_and_the_floor(
-    gate: Gate, candidate: tuple[float, float], champion: tuple[float, float]
-) -> None:
-    new = {"roc_auc": candidate[0], "accuracy": candidate[1]}
-    old = {"roc_auc": champion[0], "accuracy": champion[1]}
-    if decide(new, old, gate).passed:
-        assert new["roc_auc"] > old["roc_auc"]
-        assert new["roc_auc"] >= old["roc_auc"] + gate.min_improvement - 1e-9
-        assert new["roc_auc"] >= gate.floor - 1e-9
-        assert old["accuracy"] - new["accuracy"] <= gate.guardrails["accuracy"] + 1e-9
+def _slice(value: str, rows: int, estimate: float) -> SliceGain:
+    return SliceGain("Contract", value, rows, bound("roc_auc", estimate, estimate - 0.05, estimate + 0.05))
+
+
+def test_a_large_slice_falling_beyond_its_tolerance_fails_a_small_one_is_not_judged() -> None:
+    slices = [_slice("Month-to-month", 600, 0.01), _slice("Two year", 99, -0.2)]
+    assert decide(CANDIDATE, CHAMPION, GATE, LEVELS, GAINS, slices).passed  # 99 < min_slice_rows 100
+    falling = [*slices, _slice("One year", 250, -0.06)]
+    decision = decide(CANDIDATE, CHAMPION, GATE, LEVELS, GAINS, falling)
+    assert not decision.passed
+    assert decision.reasons == (
+        "slice Contract=One year (250 rows): roc_auc change -0.0600 [-0.1100, -0.0100], more than "
+        "slice_tolerance 0.0500",
+    )
+    stored = decision.to_dict()["slices"][2]
+    assert (stored["column"], stored["value"], stored["rows"], stored["estimate"]) == (
+        "Contract",
+        "One year",
+        250,
+        -0.06,
+    )
