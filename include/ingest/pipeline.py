@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import reduce
 
 import pandas as pd
@@ -52,6 +52,7 @@ class IngestResult:
     counts: Counts
     partition_uri: str
     quarantine_uri: str | None
+    quarantine_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +103,24 @@ def build_partition(spec: UseCase, partition: Partition, raw: dict[str, pd.DataF
     _check_counts(spec, partition, counts, quarantine, failed_checks)
     frame = joined[[c for c in spec.columns]].assign(ds=pd.Timestamp(partition.ds).as_unit("us"))
     return BuiltPartition(frame.sort_values(key, ignore_index=True), quarantine, counts)
+
+
+def reason_counts(quarantine: pd.DataFrame, top: int = 10) -> dict[str, dict[str, int]]:
+    """Per source, the quarantined rows per reason (`column: problem`, the value left out), most first.
+
+    A row with several reasons counts once for each; the `top` most common reasons per source are kept.
+    """
+    if quarantine.empty:
+        return {}
+    reasons = quarantine.assign(reason=quarantine["reasons"].str.split("; ")).explode("reason")
+    # "MonthlyCharges: not a number: 'lots'" -> "MonthlyCharges: not a number"
+    reasons["reason"] = reasons["reason"].str.split(": ").str[:2].str.join(": ")
+    counts = reasons.groupby(["source", "reason"]).size().sort_values(ascending=False, kind="stable")
+    found: dict[str, dict[str, int]] = {}
+    for (source, reason), n in counts.items():
+        if len(found.setdefault(source, {})) < top:
+            found[source][reason] = int(n)
+    return found
 
 
 def _check_counts(
@@ -156,6 +175,7 @@ def ingest_partition(
         counts=built.counts,
         partition_uri=lake.uri(data_key),
         quarantine_uri=None if built.quarantine.empty else lake.uri(quarantine_key),
+        quarantine_reasons=reason_counts(built.quarantine),
     )
     record_ingest_run(platform, result, run_id)
     log.info(
@@ -183,6 +203,7 @@ def record_ingest_run(engine: sa.Engine, result: IngestResult, run_id: str) -> N
         "rows_written": result.counts.written,
         "partition_uri": result.partition_uri,
         "quarantine_uri": result.quarantine_uri,
+        "quarantine_reasons": result.quarantine_reasons,
     }
     with engine.begin() as conn:
         replace_rows(conn, ingest_runs, {"use_case": result.use_case, "ds": row["ds"]}, [row])

@@ -31,6 +31,7 @@ class IngestRun:
     partition_uri: str
     quarantine_uri: str | None
     recorded_at: dt.datetime
+    quarantine_reasons: dict[str, dict[str, int]] | None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class NewVersion:
     artifact_uri: str
     sha256: str
     fingerprint: str | None = None
+    curves: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class GateRecord:
     candidate_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
     decided_at: dt.datetime | None = None
+    champion_curves: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -241,8 +243,12 @@ class Registry:
         passed: bool,
         reasons: list[str],
         champion_metrics: dict[str, float] | None,
+        champion_curves: dict[str, Any] | None = None,
     ) -> None:
-        """Store the gate's decision (replacing an earlier one for the same candidate)."""
+        """Store the gate's decision (replacing an earlier one for the same candidate).
+
+        `champion_curves` are the champion's holdout curves on the candidate's holdout, for the UI page.
+        """
         row = {
             "use_case": candidate.use_case,
             "candidate_version": candidate.version,
@@ -253,6 +259,7 @@ class Registry:
             "reasons": reasons,
             "candidate_metrics": candidate.metrics,
             "champion_metrics": champion_metrics,
+            "champion_curves": champion_curves,
         }
         key = {"use_case": candidate.use_case, "candidate_version": candidate.version}
         with self.engine.begin() as conn:

@@ -119,6 +119,7 @@ def fit_and_register(
     from include.provenance import code_version, library_versions
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
+    from include.training.curves import holdout_curves
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
     from include.training.tuning import TrialResult, best_trial, fit_final
@@ -146,7 +147,8 @@ def fit_and_register(
     best = best_trial(trial_results, spec.gate.primary)
     model = fit_final(spec, best.trial, train, best.threshold)
     x_holdout, y_holdout = split_xy(holdout, spec)
-    metrics = evaluate(y_holdout, model.predict_proba(x_holdout), model.threshold)
+    holdout_proba = model.predict_proba(x_holdout)
+    metrics = evaluate(y_holdout, holdout_proba, model.threshold)
     data = dump_model(model, {"use_case": use_case, "ds": plan["ds"], "trial": best.trial.trial_id})
     uri, sha = store_model(lake, use_case, data)
     version = registry.register(
@@ -170,6 +172,7 @@ def fit_and_register(
             artifact_uri=uri,
             sha256=sha,
             fingerprint=fingerprint,
+            curves=holdout_curves(y_holdout, holdout_proba, model.threshold),
         )
     )
     registry.record_training_run(
@@ -189,6 +192,7 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
     from include.io.lake import read_frame
     from include.registry.model_files import load_version_model
     from include.registry.registry import OLDER_THAN_CHAMPION
+    from include.training.curves import holdout_curves
     from include.training.gate import decide
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
@@ -219,15 +223,17 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
         log.info("%s v%d: %s", use_case, version.version, reasons[0])
         alert_rejected(reasons)
         return False
-    champion_metrics = None
+    champion_metrics = champion_curves = None
     if champion is not None:
         x_holdout, y_holdout = split_xy(read_frame(lake, plan["holdout_key"]), spec)
         champion_model = load_version_model(lake, champion)
-        champion_metrics = evaluate(
-            y_holdout, champion_model.predict_proba(x_holdout), champion_model.threshold
-        )
+        champion_proba = champion_model.predict_proba(x_holdout)
+        champion_metrics = evaluate(y_holdout, champion_proba, champion_model.threshold)
+        champion_curves = holdout_curves(y_holdout, champion_proba, champion_model.threshold)
     decision = decide(version.metrics, champion_metrics, spec.gate)
-    registry.record_decision(version, champion, decision.passed, list(decision.reasons), champion_metrics)
+    registry.record_decision(
+        version, champion, decision.passed, list(decision.reasons), champion_metrics, champion_curves
+    )
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
     if not decision.passed:
         alert_rejected(list(decision.reasons))
