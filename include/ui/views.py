@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 
 from include.platform import queries
 from include.registry.registry import GateRecord, ModelVersion, Registry
-from include.training.metrics import direction
 from include.usecases.spec import UseCase
 
 # Record fields the decision's own fields already show; any other (added later) goes to `more`.
@@ -292,7 +292,7 @@ def version_detail(engine: sa.Engine, spec: UseCase, version: int) -> VersionDet
     registry = Registry(engine)
     found = registry.get(spec.name, version)
     record = registry.decision(spec.name, version)
-    chosen = max(found.trials, key=lambda t: t["primary_mean"] * direction(t["primary"]), default=None)
+    chosen = _best_trial(found.trials)
     return VersionDetail(
         use_case=spec.name,
         version=found.version,
@@ -313,7 +313,7 @@ def version_detail(engine: sa.Engine, spec: UseCase, version: int) -> VersionDet
         lineage=Lineage(
             dag_id=spec.train_dag_id,
             run_id=found.run_id,
-            run_path=f"/dags/{spec.train_dag_id}/runs/{found.run_id}",
+            run_path=f"/dags/{spec.train_dag_id}/runs/{quote(found.run_id, safe='')}",
             code_version=found.code_version,
             library_versions=found.library_versions,
             fingerprint=found.fingerprint,
@@ -321,6 +321,13 @@ def version_detail(engine: sa.Engine, spec: UseCase, version: int) -> VersionDet
             sha256=found.sha256,
         ),
     )
+
+
+def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trial the version was refitted from: the best CV mean of the primary metric."""
+    from include.training.metrics import direction
+
+    return max(trials, key=lambda t: t["primary_mean"] * direction(t["primary"]), default=None)
 
 
 def _trial(result: dict[str, Any], chosen: bool) -> TrialRow:
@@ -338,6 +345,8 @@ def _trial(result: dict[str, Any], chosen: bool) -> TrialRow:
 
 
 def _decision(record: GateRecord) -> GateDecision:
+    from include.training.metrics import direction  # sklearn: loaded by the API server on first use only
+
     champion = record.champion_metrics or {}
     metrics = []
     for name, value in record.candidate_metrics.items():
