@@ -199,14 +199,12 @@ def quarantine_reasons(engine: sa.Engine, use_case: str, top: int = 10) -> list[
 
     From the per-reason counts each run recorded at ingest (`ingest_runs.quarantine_reasons`).
     """
-    query = sa.select(ingest_runs.c.quarantine_reasons).where(
-        ingest_runs.c.use_case == use_case, ingest_runs.c.quarantine_reasons.is_not(None)
-    )
+    query = sa.select(ingest_runs.c.quarantine_reasons).where(ingest_runs.c.use_case == use_case)
     rows: dict[tuple[str, str], int] = {}
     days: dict[tuple[str, str], int] = {}
     with engine.connect() as conn:
         for (recorded,) in conn.execute(query):
-            for source, reasons in recorded.items():
+            for source, reasons in (recorded or {}).items():  # JSON null: recorded before 0013
                 for reason, n in reasons.items():
                     rows[source, reason] = rows.get((source, reason), 0) + n
                     days[source, reason] = days.get((source, reason), 0) + 1

@@ -187,6 +187,9 @@ def create_app() -> FastAPI:
         title="ML platform",
         description="The platform's registry, gate decisions, scoring and ingest records, per use case.",
         version="1",
+        # Swagger UI and ReDoc load scripts from a CDN: off (air-gapped installs); the document stays.
+        docs_url=None,
+        redoc_url=None,
     )
     for router in (use_cases_api, overview_api, versions_api, gate_api, scoring_api, ingest_api, home, pages):
         app.include_router(router)

@@ -103,7 +103,7 @@ def drift_heatmap(
     cell_w = max(3.0, min(24.0, 1000 / max(len(days), 1)))
     column = {day: i for i, day in enumerate(days)}
     row = {feature: i for i, feature in enumerate(features)}
-    width = label_width + cell_w * len(days) + 10
+    width = label_width + cell_w * len(days) + 70  # room for the last date label
     height = cell_h * len(features) + 30
     parts = [
         f'<svg class="chart heatmap" viewBox="0 0 {_f(width)} {height}" width="{_f(width)}" '
