@@ -140,7 +140,7 @@ def champion_timeline(
         return Markup('<p class="empty">No champion yet.</p>')
     first = min(since for _, since, _ in spans)
     total = max((last_day - first).days + 1, 1)
-    x = lambda day: 10 + (width - 20) * (day - first).days / total  # noqa: E731
+    x = lambda day: 10 + (width - 90) * (day - first).days / total  # noqa: E731  (room for a date label)
     parts = [
         f'<svg class="chart timeline" viewBox="0 0 {width} 56" width="{width}" height="56">'
         "<title>Champions over time</title>"
