@@ -35,12 +35,18 @@ from include.demo.airflow_api import (
     wait_for_runs,
 )
 from include.demo.seed import demo_dates
+from include.ui import page_urls
 
 log = logging.getLogger(__name__)
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
 # The first champion, then a candidate a month later that must beat it on its own holdout.
 TRAIN_AS_OF = ("2025-03-01", "2025-03-31")
+
+
+def demo_port() -> int:
+    """The demo's Airflow port: `PLATFORM_DEMO_PORT`, else 8080."""
+    return int(os.environ.get("PLATFORM_DEMO_PORT", "8080"))
 
 
 def demo_home() -> Path:
@@ -125,7 +131,7 @@ def queue_runs(env: dict[str, str], dag_id: str, days: tuple[str, ...]) -> list[
 def start(env: dict[str, str], dag_id: str) -> Iterator[AirflowApi]:
     """`airflow standalone` until the block ends, with `dag_id` unpaused once Airflow is healthy."""
     log.info("%s: starting Airflow (about 20-30 s)", dag_id)
-    with StandaloneAirflow(env, demo_home() / "logs" / "airflow.log") as airflow:
+    with StandaloneAirflow(env, demo_home() / "logs" / "airflow.log", demo_port()) as airflow:
         log.info("%s: Airflow is up at %s; unpausing", dag_id, airflow.url)
         api = AirflowApi(airflow.url, DEMO_USER, DEMO_PASSWORD)
         api.patch(f"/dags/{dag_id}", {"is_paused": False})
@@ -160,6 +166,7 @@ def run_demo(env: dict[str, str]) -> None:
     from include.demo.summary import print_summary
 
     print_summary(
+        f"http://127.0.0.1:{demo_port()}",
         {
             "churn_ingest backfill runs": ingest_states,
             **{
@@ -168,15 +175,17 @@ def run_demo(env: dict[str, str]) -> None:
             "churn_score backfill runs": score_states,
             "seconds: seed + migrate": round(prepared - started, 1),
             "seconds: Airflow (ingest, training, scoring)": round(finished - prepared, 1),
-        }
+        },
     )
 
 
 def serve(env: dict[str, str]) -> None:
     prepare(env)
-    airflow = StandaloneAirflow(env, demo_home() / "logs" / "airflow.log")
+    airflow = StandaloneAirflow(env, demo_home() / "logs" / "airflow.log", demo_port())
     airflow.start()
+    nav, page = page_urls(airflow.url, "churn")
     print(f"Airflow is up: {airflow.url}  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r}); Ctrl-C stops it.")
+    print(f"The ML platform page: {nav}  (menu entry 'ML platform'; the page alone: {page})")
     try:
         airflow.process.wait()
     except KeyboardInterrupt:

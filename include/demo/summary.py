@@ -6,6 +6,7 @@ from collections import Counter
 
 from include.config import Settings
 from include.io.connections import store_for
+from include.ui import page_urls
 
 
 def ingest_totals(use_case: str) -> dict:
@@ -29,7 +30,8 @@ def ingest_totals(use_case: str) -> dict:
     }
 
 
-def print_summary(facts: dict) -> None:
+def print_summary(airflow_url: str, facts: dict) -> None:
+    nav, page = page_urls(airflow_url, "churn")
     settings = Settings.from_env()
     lake = store_for(settings.lake_conn_id)
     totals = ingest_totals("churn")
@@ -66,7 +68,8 @@ def print_summary(facts: dict) -> None:
         *_indented(_drift_week()),
         "",
         "Next",
-        "  make up                                    Airflow's UI on the demo, http://127.0.0.1:8080",
+        f"  make up                                    Airflow's UI on the demo, {airflow_url}",
+        f"  the ML platform page (after make up)       {nav}  (the page alone: {page})",
         "  make airflow ARGS='dags test churn_ingest 2025-03-31'",
         '  python -m include.cli predictions churn --ds 2025-03-31   (after: eval "$(make -s demo-env)")',
         "  python -m include.cli drift churn --ds 2025-03-31",

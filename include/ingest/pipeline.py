@@ -13,9 +13,10 @@ import datetime as dt
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,7 @@ class IngestResult:
     counts: Counts
     partition_uri: str
     quarantine_uri: str | None
+    quarantine_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,17 +121,35 @@ def build_partition(
     return counts
 
 
-def quarantine_batches(stage: DayStage, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Every source's quarantined rows, in source order, as batches of the quarantine's schema."""
+def quarantine_batches(stage: DayStage, batch_rows: int, reasons: Counter) -> Iterator[pa.RecordBatch]:
+    """Every source's quarantined rows, in source order, as batches of the quarantine's schema.
+
+    `reasons` counts the rows per (source, reason) on the way (see `reason_counts`).
+    """
     for name in stage.columns:
         chunk: list[tuple] = []
         for row in stage.quarantine_rows(name):
+            reasons.update((name, _reason_kind(reason)) for reason in row[2].split("; "))
             chunk.append(row)
             if len(chunk) == batch_rows:
                 yield _quarantine_batch(name, chunk)
                 chunk = []
         if chunk:
             yield _quarantine_batch(name, chunk)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its value: "tenure: not an integer: 'x'" -> "tenure: not an integer"."""
+    return ": ".join(reason.split(": ")[:2])
+
+
+def reason_counts(reasons: Counter, top: int = 10) -> dict[str, dict[str, int]]:
+    """Per source, the `top` most common reasons with their rows (a row with two reasons counts twice)."""
+    found: dict[str, dict[str, int]] = {}
+    for (source, reason), n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        if len(found.setdefault(source, {})) < top:
+            found[source][reason] = n
+    return found
 
 
 def _quarantine_batch(source: str, rows: list[tuple]) -> pa.RecordBatch:
@@ -160,9 +180,11 @@ def ingest_partition(
         try:
             counts = build_partition(spec, partition, raw, stage)
             quarantined = sum(counts.quarantined.values())
+            reasons: Counter = Counter()
             # Quarantine first: a crash before the partition lands leaves the old partition in place.
             if quarantined:
-                write_parquet(lake, quarantine_key, QUARANTINE_SCHEMA, quarantine_batches(stage, rows), rows)
+                batches = quarantine_batches(stage, rows, reasons)
+                write_parquet(lake, quarantine_key, QUARANTINE_SCHEMA, batches, rows)
             else:
                 lake.delete(quarantine_key)
             ds = pa.scalar(dt.datetime.combine(partition.ds, dt.time()), pa.timestamp("us"))
@@ -176,6 +198,7 @@ def ingest_partition(
         counts=counts,
         partition_uri=lake.uri(data_key),
         quarantine_uri=lake.uri(quarantine_key) if quarantined else None,
+        quarantine_reasons=reason_counts(reasons),
     )
     record_ingest_run(platform, result, run_id)
     log.info(
@@ -203,6 +226,7 @@ def record_ingest_run(engine: sa.Engine, result: IngestResult, run_id: str) -> N
         "rows_written": result.counts.written,
         "partition_uri": result.partition_uri,
         "quarantine_uri": result.quarantine_uri,
+        "quarantine_reasons": result.quarantine_reasons,
     }
     with engine.begin() as conn:
         replace_rows(conn, ingest_runs, {"use_case": result.use_case, "ds": row["ds"]}, [row])

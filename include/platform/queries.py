@@ -31,6 +31,7 @@ class IngestRun:
     partition_uri: str
     quarantine_uri: str | None
     recorded_at: dt.datetime
+    quarantine_reasons: dict[str, dict[str, int]] | None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,26 @@ class DriftMeasure:
     reference_shares: list[float]
     actual_shares: list[float]
     rows: int
+
+
+@dataclass(frozen=True)
+class DriftCell:
+    """One feature's PSI and grade on one day: a cell of the drift heatmap."""
+
+    ds: dt.date
+    feature: str
+    psi: float
+    level: str
+
+
+@dataclass(frozen=True)
+class QuarantineReason:
+    """Rows quarantined for one reason from one source, summed over the ingest run records."""
+
+    source: str
+    reason: str
+    rows: int
+    days: int
 
 
 def row_as(cls: type[T], row: sa.RowMapping) -> T:
@@ -161,6 +182,38 @@ def drift_of(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> lis
         .order_by(drift_measures.c.ds, drift_measures.c.psi.desc(), drift_measures.c.feature)
     )
     return _select(engine, DriftMeasure, query)
+
+
+def drift_grid(engine: sa.Engine, use_case: str) -> list[DriftCell]:
+    """Every feature's PSI and grade on every day, by day then feature (no bucket shares: light)."""
+    columns = [drift_measures.c[f.name] for f in fields(DriftCell)]
+    query = (
+        sa.select(*columns)
+        .where(drift_measures.c.use_case == use_case)
+        .order_by(drift_measures.c.ds, drift_measures.c.feature)
+    )
+    return _select(engine, DriftCell, query)
+
+
+def quarantine_reasons(engine: sa.Engine, use_case: str, top: int = 10) -> list[QuarantineReason]:
+    """The `top` most common quarantine reasons over every ingest run record, per source and reason.
+
+    From the per-reason counts each run recorded at ingest (`ingest_runs.quarantine_reasons`).
+    """
+    query = sa.select(ingest_runs.c.quarantine_reasons).where(ingest_runs.c.use_case == use_case)
+    rows: dict[tuple[str, str], int] = {}
+    days: dict[tuple[str, str], int] = {}
+    with engine.connect() as conn:
+        for (recorded,) in conn.execute(query):
+            for source, reasons in (recorded or {}).items():  # JSON null: recorded before 0013
+                for reason, n in reasons.items():
+                    rows[source, reason] = rows.get((source, reason), 0) + n
+                    days[source, reason] = days.get((source, reason), 0) + 1
+    ranked = sorted(rows, key=lambda key: (-rows[key], key))[:top]
+    return [
+        QuarantineReason(source, reason, rows[source, reason], days[source, reason])
+        for source, reason in ranked
+    ]
 
 
 def worst_drift_by_day(engine: sa.Engine, use_case: str) -> list[DriftMeasure]:

@@ -25,6 +25,7 @@ ingest_runs = sa.Table(
     sa.Column("rows_written", sa.Integer, nullable=False),
     sa.Column("partition_uri", sa.Text, nullable=False),
     sa.Column("quarantine_uri", sa.Text),
+    sa.Column("quarantine_reasons", sa.JSON, comment="per source: rows per reason, the most common first"),
     sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
@@ -58,6 +59,7 @@ model_versions = sa.Table(
         sa.String(64),
         comment="window content, code, libraries and search: equal fingerprints, equal models",
     ),
+    sa.Column("curves", sa.JSON, comment="holdout ROC and PR points, confusion matrix at the threshold"),
     sa.UniqueConstraint("use_case", "run_id", name="uq_model_versions_run"),
     sa.Index("ix_model_versions_fingerprint", "use_case", "fingerprint"),
     sa.CheckConstraint(
@@ -115,6 +117,7 @@ gate_decisions = sa.Table(
     sa.Column("difference_lower", sa.Float, comment="its lower bound, paired bootstrap"),
     sa.Column("difference_upper", sa.Float, comment="its upper bound, paired bootstrap"),
     sa.Column("evidence", sa.JSON, comment="every gate metric's bounds: levels and paired differences"),
+    sa.Column("champion_curves", sa.JSON, comment="the champion's curves on the candidate's holdout"),
     sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 

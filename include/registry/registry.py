@@ -57,6 +57,7 @@ class NewVersion:
     artifact_uri: str
     sha256: str
     fingerprint: str | None = None
+    curves: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class GateRecord:
     difference_upper: float | None = None
     evidence: dict[str, Any] | None = None
     decided_at: dt.datetime | None = None
+    champion_curves: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,12 +245,17 @@ class Registry:
             self._set(conn, use_case, version, status, reason)
 
     def record_decision(
-        self, candidate: ModelVersion, champion: ModelVersion | None, decision: GateDecision
+        self,
+        candidate: ModelVersion,
+        champion: ModelVersion | None,
+        decision: GateDecision,
+        champion_curves: dict[str, Any] | None = None,
     ) -> None:
         """Store the gate's decision (replacing an earlier one for the same candidate).
 
         The primary metric's paired difference and its bounds get their own columns (none without a
-        champion); every bound the gate judged is kept in `evidence`.
+        champion); every bound the gate judged is kept in `evidence`. `champion_curves` are the
+        champion's curves on the candidate's holdout, for the UI page.
         """
         data = decision.to_dict()
         primary = decision.differences.get(decision.primary or "")
@@ -268,6 +275,7 @@ class Registry:
             "difference_lower": primary and primary.lower,
             "difference_upper": primary and primary.upper,
             "evidence": {k: data[k] for k in ("levels", "differences", "slices")},
+            "champion_curves": champion_curves,
         }
         key = {"use_case": candidate.use_case, "candidate_version": candidate.version}
         with self.engine.begin() as conn:

@@ -126,6 +126,7 @@ def fit_and_register(
     from include.provenance import code_version, library_versions
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
+    from include.training.curves import holdout_curves
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
     from include.training.tuning import TrialResult, best_trial, fit_final
@@ -153,7 +154,8 @@ def fit_and_register(
     best = best_trial(trial_results, spec.gate.primary)
     model = fit_final(spec, best.trial, train, best.threshold)
     x_holdout, y_holdout = split_xy(holdout, spec)
-    metrics = evaluate(y_holdout, model.predict_proba(x_holdout), model.threshold)
+    holdout_proba = model.predict_proba(x_holdout)
+    metrics = evaluate(y_holdout, holdout_proba, model.threshold)
     data = dump_model(model, {"use_case": use_case, "ds": plan["ds"], "trial": best.trial.trial_id})
     uri, sha = store_model(lake, use_case, data)
     version = registry.register(
@@ -177,6 +179,7 @@ def fit_and_register(
             artifact_uri=uri,
             sha256=sha,
             fingerprint=fingerprint,
+            curves=holdout_curves(y_holdout, holdout_proba, model.threshold),
         )
     )
     registry.record_training_run(
@@ -225,8 +228,8 @@ def gate(use_case: str, plan: dict[str, Any], candidate: dict[str, Any], context
         log.info("%s v%d: %s", use_case, version.version, reasons[0])
         alert_rejected(reasons)
         return False
-    decision = judge(spec, read_frame(lake, plan["holdout_key"]), lake, version, champion)
-    registry.record_decision(version, champion, decision)
+    decision, champion_curves = judge(spec, read_frame(lake, plan["holdout_key"]), lake, version, champion)
+    registry.record_decision(version, champion, decision, champion_curves)
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
     if not decision.passed:
         alert_rejected(list(decision.reasons))
@@ -239,8 +242,9 @@ def judge(
     lake: ObjectStore,
     candidate: ModelVersion,
     champion: ModelVersion | None,
-) -> GateDecision:
-    """Score both models' files on the holdout and decide on their paired bootstrap bounds.
+) -> tuple[GateDecision, dict[str, Any] | None]:
+    """Score both models' files on the holdout and decide on their paired bootstrap bounds; the
+    decision, and the champion's curves on that holdout (for the UI page; None without a champion).
 
     Both are loaded like every reader loads them (`load_version_model`, sha256 checked), so the gate
     judges the very files that will score; the resamples are seeded by `training.random_state`, so a
@@ -248,6 +252,7 @@ def judge(
     """
     from include.registry.model_files import load_version_model
     from include.training.compare import Scored, metric_bounds, slice_gains
+    from include.training.curves import holdout_curves
     from include.training.gate import decide
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
@@ -270,9 +275,10 @@ def judge(
         gate.resamples,
         spec.training.random_state,
     )
-    champion_metrics, slices = None, []
+    champion_metrics, champion_curves, slices = None, None, []
     if theirs is not None:
         champion_metrics = evaluate(y_holdout, theirs.proba, theirs.threshold)
+        champion_curves = holdout_curves(y_holdout, theirs.proba, theirs.threshold)
         columns = {column: holdout[column].tolist() for column in gate.slices}
         slices = slice_gains(
             y_holdout.to_numpy(),
@@ -284,7 +290,7 @@ def judge(
             gate.resamples,
             spec.training.random_state,
         )
-    return decide(candidate.metrics, champion_metrics, gate, levels, differences, slices)
+    return decide(candidate.metrics, champion_metrics, gate, levels, differences, slices), champion_curves
 
 
 def promote(use_case: str, candidate: dict[str, Any]) -> dict[str, Any]:

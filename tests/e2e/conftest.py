@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,9 +36,10 @@ from include.demo.seed import demo_dates, load_telco, seed, split_sources
 from include.io.stores import LocalStore
 from include.platform.schema import upgrade
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, free_port, postgres_database
+from tests.conftest import REPO, free_port, postgres_database, unavailable
 
 USER, PASSWORD = "admin", "e2e-admin"
+CHROMIUM = "/usr/bin/chromium"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ARTIFACTS = REPO / ".e2e-artifacts"
 
@@ -212,3 +214,21 @@ def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         env = prepare(home, metadata.render_as_string(hide_password=False), platform_db, conn)
         with running(home, env, ("churn_ingest", "churn_train", "churn_score")) as platform:
             yield platform
+
+
+@pytest.fixture
+def page():
+    """A headless Chromium page; Playwright's own browser download is never used."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed (requirements-dev.txt)")
+    if not shutil.which(CHROMIUM):
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield browser.new_page(viewport={"width": 1400, "height": 900})
+        browser.close()

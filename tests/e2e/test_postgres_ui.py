@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
 from urllib.parse import unquote
 
 import pytest
 
-from tests.conftest import unavailable
 from tests.e2e.conftest import ARTIFACTS, PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 DS = "2025-03-28"
-
-
-@pytest.fixture
-def page():
-    """A headless Chromium page; Playwright's own browser download is never used."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (requirements-dev.txt)")
-    if not shutil.which(CHROMIUM):
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield browser.new_page(viewport={"width": 1400, "height": 900})
-        browser.close()
 
 
 def test_the_trigger_form_runs_churn_ingest_for_the_day_typed_in(pg_platform, page, expected_rows):

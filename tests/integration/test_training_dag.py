@@ -24,6 +24,7 @@ from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.schema import upgrade
 from include.registry.registry import Registry
+from include.training.gate import GateDecision
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, register_model, run_dag, task_states, use_platform
 
@@ -100,7 +101,8 @@ def test_promote_swaps_only_from_the_champion_its_gate_judged(world):
     assert tasks["promote"] == "skipped"
     candidate = registry.versions("churn")[-1]
     # As if its gate had passed it against v1, and another run then promoted a newer model.
-    registry.record_decision(candidate, registry.get("churn", 1), True, ["passed (test)"], {"roc_auc": 0.7})
+    judged = GateDecision(True, ("passed (test)",), candidate.metrics, {"roc_auc": 0.7})
+    registry.record_decision(candidate, registry.get("churn", 1), judged)
     params = {"C": 1.0}
     interloper = register_model(
         registry, lake, SPEC, first_week, AS_OF, "logistic_regression", params, "other"

@@ -155,6 +155,11 @@ def test_counts_reconcile_per_source_and_the_run_record_says_so(demo):
     assert run["rows_quarantined"] == counts.quarantined
     assert run["rows_written"] == n - 2
     assert run["quarantine_uri"] == demo.lake.uri(QUARANTINE_KEY)
+    # The reasons per source, counted at ingest for the UI page (the value itself left out).
+    assert run["quarantine_reasons"] == {
+        "billing": {"TotalCharges: not a number": 2},
+        "snapshots": {"customerID: no valid row in billing for this id": 2},
+    }
 
 
 def test_rows_without_a_partner_in_the_other_source_are_quarantined_naming_it(demo):

@@ -2,7 +2,7 @@
 drift_measures.psi_noise, the PSI sampling noise reaches at the day's rows
 
 Revision ID: 0014
-Revises: 0002
+Revises: 0013
 Created: 2026-12-01 10:40:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0002"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

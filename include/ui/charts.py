@@ -1,0 +1,159 @@
+"""Charts as inline SVG, drawn on the server: no script, no font and no request leave the page.
+
+Each function takes plain values and returns markup; every mark carries its values in `data-*`
+attributes and a `<title>` (the tooltip), so a person can read them and a test can check them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+LEVEL_CLASS = {"ok": "ok", "warn": "warn", "alert": "alert"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One curve: its name (the legend), a CSS class, its points, and a marked point (the threshold)."""
+
+    name: str
+    css: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    marked: tuple[float, float] | None = None
+
+
+def _f(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def curve_chart(
+    title: str, x_label: str, y_label: str, series: Sequence[Series], diagonal: bool = False, size: int = 320
+) -> Markup:
+    """A unit-square line chart (ROC or precision-recall) of one or more curves."""
+    pad, plot = 40, size - 50
+    x = lambda v: pad + v * plot  # noqa: E731
+    y = lambda v: 10 + (1 - v) * plot  # noqa: E731
+    parts = [
+        f'<svg class="chart curve-chart" role="img" viewBox="0 0 {size} {size}" width="{size}" '
+        f'height="{size}" data-title="{escape(title)}"><title>{escape(title)}</title>',
+        f'<rect class="frame" x="{pad}" y="10" width="{plot}" height="{plot}"/>',
+    ]
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<text class="tick" x="{_f(x(tick))}" y="{size - 24}">{tick:g}</text>')
+        parts.append(
+            f'<text class="tick" x="{pad - 6}" y="{_f(y(tick) + 4)}" text-anchor="end">{tick:g}</text>'
+        )
+    parts.append(f'<text class="axis" x="{pad + plot / 2}" y="{size - 6}">{escape(x_label)}</text>')
+    parts.append(
+        f'<text class="axis" transform="rotate(-90)" x="{-(10 + plot / 2)}" y="12">{escape(y_label)}</text>'
+    )
+    if diagonal:
+        parts.append(f'<line class="chance" x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}"/>')
+    for i, s in enumerate(series):
+        points = " ".join(f"{_f(x(a))},{_f(y(b))}" for a, b in zip(s.xs, s.ys, strict=True))
+        parts.append(
+            f'<polyline class="curve {escape(s.css)}" data-series="{escape(s.name)}" '
+            f'data-points="{len(s.xs)}" points="{points}"><title>{escape(s.name)}</title></polyline>'
+        )
+        if s.marked:
+            mx, my = s.marked
+            parts.append(
+                f'<circle class="marker {escape(s.css)}" cx="{_f(x(mx))}" cy="{_f(y(my))}" r="4" '
+                f'data-x="{mx:.4f}" data-y="{my:.4f}"><title>{escape(s.name)} at its threshold: '
+                f"{x_label} {mx:.3f}, {y_label} {my:.3f}</title></circle>"
+            )
+        parts.append(
+            f'<g class="legend"><rect class="swatch {escape(s.css)}" x="{pad + plot - 150}" '
+            f'y="{plot - 14 - 16 * i}" width="10" height="10"/><text x="{pad + plot - 136}" '
+            f'y="{plot - 5 - 16 * i}">{escape(s.name)}</text></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def histogram(counts: Sequence[int], width: int = 100, height: int = 24, label: str = "") -> Markup:
+    """Bars of rows per tenth of [0, 1] (a score histogram)."""
+    top = max(counts, default=0) or 1
+    bar = width / max(len(counts), 1)
+    bins = len(counts)
+    parts = [
+        f'<svg class="chart histogram" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'data-bins="{bins}" data-rows="{sum(counts)}"><title>{escape(label)}</title>'
+    ]
+    for i, n in enumerate(counts):
+        h = height * n / top
+        parts.append(
+            f'<rect class="bar" x="{_f(i * bar)}" y="{_f(height - h)}" width="{_f(bar - 1)}" '
+            f'height="{_f(h)}" data-rows="{n}"><title>scores {i / bins:.1f}–{(i + 1) / bins:.1f}: '
+            f"{n} rows</title></rect>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def drift_heatmap(
+    features: Sequence[str], days: Sequence[dt.date], cells: Sequence[tuple[dt.date, str, float, str]]
+) -> Markup:
+    """Features (rows) × days (columns), each cell coloured by its grade (`ok`, `warn`, `alert`)."""
+    label_width, cell_h = 130, 14
+    cell_w = max(3.0, min(24.0, 1000 / max(len(days), 1)))
+    column = {day: i for i, day in enumerate(days)}
+    row = {feature: i for i, feature in enumerate(features)}
+    width = label_width + cell_w * len(days) + 70  # room for the last date label
+    height = cell_h * len(features) + 30
+    parts = [
+        f'<svg class="chart heatmap" viewBox="0 0 {_f(width)} {height}" width="{_f(width)}" '
+        f'height="{height}" data-features="{len(features)}" data-days="{len(days)}">'
+        "<title>Drift: PSI per feature and day, against the training rows of the day's model</title>"
+    ]
+    for feature, i in row.items():
+        parts.append(
+            f'<text class="feature" x="{label_width - 6}" y="{i * cell_h + 11}" text-anchor="end">'
+            f"{escape(feature)}</text>"
+        )
+    for ds, feature, psi, level in cells:
+        parts.append(
+            f'<rect class="cell {LEVEL_CLASS.get(level, "unknown")}" '
+            f'x="{_f(label_width + column[ds] * cell_w)}" y="{row[feature] * cell_h}" '
+            f'width="{_f(cell_w - 0.5)}" height="{cell_h - 1}" data-ds="{ds}" '
+            f'data-feature="{escape(feature)}" data-psi="{psi:.4f}" data-level="{escape(level)}">'
+            f"<title>{escape(feature)} on {ds}: PSI {psi:.3f} ({escape(level)})</title></rect>"
+        )
+    step = max(1, len(days) // 8)
+    for i in range(0, len(days), step):
+        parts.append(
+            f'<text class="tick" x="{_f(label_width + i * cell_w)}" y="{height - 8}">{days[i]}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def champion_timeline(
+    spans: Sequence[tuple[int, dt.date, dt.date | None]], last_day: dt.date, width: int = 900
+) -> Markup:
+    """A band per champion, from the first day it scored to the next champion's (or `last_day`)."""
+    if not spans:
+        return Markup('<p class="empty">No champion yet.</p>')
+    first = min(since for _, since, _ in spans)
+    total = max((last_day - first).days + 1, 1)
+    x = lambda day: 10 + (width - 90) * (day - first).days / total  # noqa: E731  (room for a date label)
+    parts = [
+        f'<svg class="chart timeline" viewBox="0 0 {width} 56" width="{width}" height="56">'
+        "<title>Champions over time</title>"
+    ]
+    for i, (version, since, until) in enumerate(spans):
+        end = until or last_day + dt.timedelta(days=1)
+        served = f"v{version}: champion from {since}" + (f" to {until}" if until else "")
+        parts.append(
+            f'<g class="span" data-version="{version}" data-since="{since}">'
+            f'<rect class="band b{i % 4}" x="{_f(x(since))}" y="6" width="{_f(max(x(end) - x(since), 2))}" '
+            f'height="24"><title>{served}</title></rect>'
+            f'<text x="{_f(x(since) + 4)}" y="23">v{version}</text>'
+            f'<text class="tick" x="{_f(x(since))}" y="48">{since}</text></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

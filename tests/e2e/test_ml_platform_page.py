@@ -1,0 +1,172 @@
+"""The ML platform page in Airflow's real UI: log in, open the navigation entry, check each page's
+charts against the JSON API, and screenshot every page (`.e2e-artifacts/ml-page-*.png`).
+
+Only Airflow's API server runs (the page reads the platform's tables, not DAG runs), on a platform
+database filled by `tests/unit/ui/platform_data.py`, or on the one `PLATFORM_UI_E2E_DB` names (a
+SQLite file: `.demo/platform.db` after `make demo` gives the README's screenshots).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.platform.schema import upgrade
+from include.usecases.spec import get_spec
+from tests.conftest import REPO, free_port
+from tests.e2e.conftest import AIRFLOW, ARTIFACTS, PASSWORD, USER, airflow_cli
+from tests.unit.ui import platform_data
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory):
+    """Airflow's API server alone, with the plugin, on a free port; its URL."""
+    home = tmp_path_factory.mktemp("ml_page")
+    platform_db = Path(os.environ.get("PLATFORM_UI_E2E_DB") or home / "platform.db")
+    if "PLATFORM_UI_E2E_DB" not in os.environ:
+        engine = sa.create_engine(f"sqlite:///{platform_db}")
+        upgrade(engine)
+        platform_data.fill(engine, get_spec("churn"), versions=3, days=31)
+        engine.dispose()
+    (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PLATFORM_"))}
+    env = {
+        **inherited,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "PYTHONPATH": str(REPO),
+        "AIRFLOW_CONN_PLATFORM_DB": json.dumps({"conn_type": "sqlite", "host": str(platform_db)}),
+    }
+    airflow_cli(env, "db", "migrate")
+    with (home / "api-server.log").open("ab") as out:
+        server = subprocess.Popen(
+            [AIRFLOW, "api-server"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(url + "/api/v2/monitor/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"the API server was not up after 120 s; see {home / 'api-server.log'}")
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def shot(browser_page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser_page.screenshot(path=ARTIFACTS / f"ml-page-{name}.png")
+
+
+def test_the_ml_platform_page_draws_what_the_api_serves(api_server, page) -> None:
+    page.goto(api_server + "/")
+    page.get_by_label("Username").fill(USER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(api_server + "/")
+    api = page.request  # the browser's session: the `_token` cookie the iframe sends too
+
+    def get(path: str):
+        response = api.get(f"{api_server}/ml/api/use-cases/churn/{path}")
+        assert response.status == 200, response.text()
+        return response.json()
+
+    page.get_by_role("link", name="ML platform").click()  # the navigation entry the plugin adds
+    page.wait_for_url(api_server + "/ml-platform")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name="churn").click()
+
+    champion = check_overview(frame, get("overview"))
+    shot(page, "1-overview")
+    frame.locator(f'#versions a[href$="/versions/{champion}"]').click()
+    check_version(frame, get(f"versions/{champion}"))
+    shot(page, "2-version")
+    frame.get_by_role("link", name="Gate decisions").click()
+    check_gate(frame, get("gate-decisions")["decisions"])
+    shot(page, "3-gate")
+    frame.get_by_role("link", name="Scoring").click()
+    check_scoring(frame, get("scoring"))
+    shot(page, "4-scoring")
+    frame.get_by_role("link", name="Ingest").click()
+    check_ingest(frame, get("ingest"))
+    shot(page, "5-ingest")
+
+
+def check_overview(frame, overview: dict) -> int:
+    """The champion, the timeline, every version; the champion's number."""
+    champion = overview["champion"]["version"]
+    frame.locator("#champion").wait_for()
+    assert frame.locator("#champion").get_attribute("data-version") == str(champion)
+    assert frame.locator("tr[data-version]").count() == len(overview["versions"])
+    assert frame.locator("svg.timeline g.span").count() == len(overview["champions"])
+    return champion
+
+
+def check_version(frame, version: dict) -> None:
+    """Both curves, drawn from the stored points, and the confusion matrix at the threshold."""
+    frame.locator("svg.curve-chart").first.wait_for()
+    candidate = frame.locator("svg.curve-chart").first.locator("polyline.candidate")
+    assert candidate.get_attribute("data-points") == str(len(version["curves"]["roc"]["fpr"]))
+    if version["champion_curves"]:
+        judged = frame.locator("svg.curve-chart").first.locator("polyline.champion")
+        assert judged.get_attribute("data-points") == str(len(version["champion_curves"]["roc"]["fpr"]))
+        assert frame.locator("polyline.champion").count() == 2  # ROC and precision-recall
+    confusion = frame.locator("#confusion")
+    for cell, count in version["curves"]["confusion"].items():
+        assert confusion.get_attribute(f"data-{cell}") == str(count)
+    assert frame.locator("#trials tr[data-trial]").count() == len(version["trials"])
+
+
+def check_gate(frame, decisions: list[dict]) -> None:
+    """One section per decision, both models' metrics."""
+    frame.locator("section.decision").first.wait_for()
+    assert frame.locator("section.decision").count() == len(decisions)
+    first = frame.locator("section.decision").first
+    assert first.get_attribute("data-candidate") == str(decisions[0]["candidate_version"])
+    assert first.locator("tr[data-metric]").count() == len(decisions[0]["metrics"])
+
+
+def check_scoring(frame, scoring: dict) -> None:
+    """A row per scored day with its histogram; the heatmap's cells carry each PSI and grade."""
+    heatmap = frame.locator("svg.heatmap")
+    heatmap.wait_for()
+    assert frame.locator("#scored-days tr[data-ds]").count() == len(scoring["days"])
+    assert frame.locator("#scored-days svg.histogram").count() == len(scoring["days"])
+    assert heatmap.locator("rect.cell").count() == len(scoring["drift"])
+    cell = scoring["drift"][-1]
+    drawn = heatmap.locator(f'rect[data-ds="{cell["ds"]}"][data-feature="{cell["feature"]}"]')
+    assert drawn.get_attribute("data-psi") == f"{cell['psi']:.4f}"
+    assert drawn.get_attribute("class") == f"cell {cell['level']}"
+
+
+def check_ingest(frame, ingest: dict) -> None:
+    """A row per ingested day, and the top quarantine reasons."""
+    frame.locator("#ingested-days").wait_for()
+    assert frame.locator("#ingested-days tr[data-ds]").count() == len(ingest["days"])
+    if ingest["top_reasons"]:
+        assert frame.locator("#quarantine-reasons tr").count() == len(ingest["top_reasons"]) + 1

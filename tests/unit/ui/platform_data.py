@@ -1,0 +1,171 @@
+"""A platform database with a use case's history, for the UI page's tests and its timing.
+
+`fill` writes, through the registry and the run-record tables, `versions` trained versions (every
+other one promoted, the rest rejected by the gate), and `days` daily ingest and scoring records with
+a drift measure per feature: the page's data at the scale of a year of nightly runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import sqlalchemy as sa
+
+from include.platform.tables import drift_measures, ingest_runs, replace_rows, score_runs
+from include.registry.registry import NewVersion, Registry
+from include.training.curves import holdout_curves
+from include.training.gate import GateDecision
+from include.usecases.spec import UseCase
+
+FIRST_DAY = dt.date(2025, 1, 1)
+TRIALS = 8
+FAMILY = "random_forest"
+
+
+def _metrics(quality: float) -> dict[str, float]:
+    return {
+        "accuracy": 0.70 + quality / 4,
+        "precision": 0.5 + quality / 4,
+        "recall": 0.6 + quality / 4,
+        "f1": 0.55 + quality / 4,
+        "roc_auc": 0.75 + quality / 5,
+        "pr_auc": 0.6 + quality / 4,
+        "log_loss": 0.5 - quality / 4,
+    }
+
+
+def _curves(rng: np.random.Generator, quality: float, threshold: float) -> dict:
+    y = rng.integers(0, 2, 1000)
+    p = np.clip(0.5 * (1 - quality) * rng.random(1000) + y * quality + rng.normal(0, 0.2, 1000), 0, 1)
+    return holdout_curves(y, p, threshold)
+
+
+def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) -> None:
+    """Write `versions` versions with their gate decisions and `days` days of run records."""
+    rng = np.random.default_rng(7)
+    registry = Registry(engine)
+    champion = None
+    for n in range(1, versions + 1):
+        ds = FIRST_DAY + dt.timedelta(days=(n - 1) * max(days // versions, 1))
+        quality = 0.3 + 0.4 * n / versions + (-0.2 if n % 2 == 0 and n > 1 else 0)
+        trials = [
+            {
+                "trial": {
+                    "trial_id": f"random_forest-{t}",
+                    "family": "random_forest",
+                    "params": {"depth": t},
+                },
+                "primary": "roc_auc",
+                "primary_mean": 0.7 + t / 100,
+                "primary_std": 0.01,
+                "metrics": _metrics(quality),
+                "threshold": 0.3,
+                "duration_seconds": 1.5,
+            }
+            for t in range(TRIALS)
+        ]
+        version = registry.register(
+            NewVersion(
+                use_case=spec.name,
+                run_id=f"scheduled__{ds}T03:00:00+00:00",
+                ds=ds,
+                window_start=ds - dt.timedelta(days=59),
+                window_end=ds,
+                holdout_start=ds - dt.timedelta(days=13),
+                holdout_end=ds,
+                family=FAMILY,
+                params={"depth": TRIALS - 1},
+                threshold=0.3,
+                metrics=_metrics(quality),
+                cv_metrics=_metrics(quality),
+                trials=trials,
+                reference=None,
+                library_versions={"python": "3.11.7", "scikit-learn": "1.9.1"},
+                code_version="src-0123456789abcdef",
+                artifact_uri=f"file:///lake/models/{spec.name}/{n:064x}.skops",
+                sha256=f"{n:064x}",
+                fingerprint=f"{n:064x}",
+                curves=_curves(rng, quality, 0.3),
+            )
+        )
+        passed = champion is None or version.metrics["roc_auc"] > champion.metrics["roc_auc"]
+        reasons = ["roc_auc above the champion's" if passed else "roc_auc not better than the champion's"]
+        champion_curves = None if champion is None else _curves(rng, 0.5, champion.threshold)
+        decision = GateDecision(passed, tuple(reasons), version.metrics, champion and champion.metrics)
+        registry.record_decision(version, champion, decision, champion_curves)
+        if passed:
+            registry.promote(spec.name, version.version, champion and champion.version)
+            champion = registry.get(spec.name, version.version)
+    features = list(spec.features.all)
+    with engine.begin() as conn:
+        for i in range(days):
+            ds = FIRST_DAY + dt.timedelta(days=i)
+            key = {"use_case": spec.name, "ds": ds}
+            bad = i % 30 == 5
+            replace_rows(conn, ingest_runs, key, [_ingest_row(spec, ds, bad)])
+            psi = rng.gamma(1.5, 0.05, len(features))
+            levels = ["alert" if v >= 0.25 else "warn" if v >= 0.1 else "ok" for v in psi]
+            replace_rows(conn, score_runs, key, [_score_row(spec, ds, registry, max(levels, key=_rank))])
+            replace_rows(
+                conn,
+                drift_measures,
+                key,
+                [
+                    {
+                        **key,
+                        "feature": f,
+                        "model_version": 1,
+                        "kind": "numeric",
+                        "psi": float(v),
+                        "level": level,
+                        "buckets": [],
+                        "reference_shares": [],
+                        "actual_shares": [],
+                        "rows": 80,
+                    }
+                    for f, v, level in zip(features, psi, levels, strict=True)
+                ],
+            )
+
+
+def _rank(level: str) -> int:
+    return ["ok", "warn", "alert"].index(level)
+
+
+def _ingest_row(spec: UseCase, ds: dt.date, bad: bool) -> dict:
+    sources = [s.name for s in spec.sources]
+    quarantined = dict.fromkeys(sources, 2 if bad else 0)
+    return {
+        "use_case": spec.name,
+        "ds": ds,
+        "run_id": f"scheduled__{ds}T00:00:00+00:00",
+        "rows_read": dict.fromkeys(sources, 80),
+        "rows_quarantined": quarantined,
+        "rows_joined": 78 if bad else 80,
+        "rows_written": 78 if bad else 80,
+        "partition_uri": f"file:///lake/raw/{spec.name}/ds={ds}/part-0.parquet",
+        "quarantine_uri": None,
+        "quarantine_reasons": {"billing": {"TotalCharges: not a number": 2}} if bad else None,
+    }
+
+
+def _score_row(spec: UseCase, ds: dt.date, registry: Registry, drift: str) -> dict:
+    model = registry.champion_as_of(spec.name, ds) or registry.get(spec.name, 1)
+    return {
+        "use_case": spec.name,
+        "ds": ds,
+        "run_id": f"scheduled__{ds}T00:00:00+00:00",
+        "model_version": model.version,
+        "model_sha256": model.sha256,
+        "threshold": model.threshold,
+        "rows_in": 80,
+        "rows_scored": 79,
+        "rows_rejected": 1,
+        "rejected_reasons": {"no entity id": 1},
+        "score_mean": 0.26,
+        "positive_rate": 0.3,
+        "score_histogram": [20, 15, 10, 8, 7, 6, 5, 4, 3, 1],
+        "drift_level": drift,
+        "predictions_uri": f"file:///lake/predictions/{spec.name}/ds={ds}/part-0.parquet",
+    }
