@@ -121,15 +121,18 @@ def build_partition(
     return counts
 
 
-def quarantine_batches(stage: DayStage, batch_rows: int, reasons: Counter) -> Iterator[pa.RecordBatch]:
+def quarantine_batches(
+    stage: DayStage, batch_rows: int, reasons: Counter | None = None
+) -> Iterator[pa.RecordBatch]:
     """Every source's quarantined rows, in source order, as batches of the quarantine's schema.
 
-    `reasons` counts the rows per (source, reason) on the way (see `reason_counts`).
+    `reasons`, when given, counts the rows per (source, reason) on the way (see `reason_counts`).
     """
     for name in stage.columns:
         chunk: list[tuple] = []
         for row in stage.quarantine_rows(name):
-            reasons.update((name, _reason_kind(reason)) for reason in row[2].split("; "))
+            if reasons is not None:
+                reasons.update((name, _reason_kind(reason)) for reason in row[2].split("; "))
             chunk.append(row)
             if len(chunk) == batch_rows:
                 yield _quarantine_batch(name, chunk)

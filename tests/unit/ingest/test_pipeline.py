@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import assign_days, demo_dates, load_telco, seed
+from include.demo.seed import DRIFT_COLUMN, demo_dates, load_telco, seed, split_sources
 from include.ingest import pipeline
 from include.ingest.pipeline import IngestResult, ingest_partition, read_sources
 from include.ingest.validate import IngestError
@@ -71,10 +71,12 @@ def spec() -> UseCase:
 
 
 @pytest.fixture(scope="module")
-def telco_days() -> pd.DataFrame:
-    """The shipped CSV as text, with the day the seed assigns each customer."""
+def telco_days(spec) -> pd.DataFrame:
+    """The shipped CSV as text as the seed sends it (billing drifts from `DRIFT_FROM`), with each
+    customer's day."""
     telco = load_telco()
-    return telco.assign(day=assign_days(telco[ID], demo_dates()))
+    _, billing = split_sources(spec, telco, demo_dates())
+    return telco.assign(day=billing["ds"], **{DRIFT_COLUMN: billing[DRIFT_COLUMN]})
 
 
 @pytest.fixture
