@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from include.io.stores import check_key
+
 SPEC_DIR = Path(__file__).parent
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
@@ -67,6 +69,18 @@ class Source(_Model):
     # files
     prefix: str | None = None
     format: Literal["csv", "parquet"] = "csv"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_in_store(cls, value: str | None) -> str | None:
+        # Checked with {ds} filled in, so only the date varies at run time; the store checks again.
+        if value is not None:
+            try:
+                filled = value.format(ds="2000-01-01")
+            except (IndexError, KeyError, ValueError):
+                raise ValueError(f"`prefix`: {value!r} has braces other than {{ds}}") from None
+            check_key(filled, "`prefix`", shown=value)
+        return value
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Source:

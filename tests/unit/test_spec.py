@@ -144,3 +144,34 @@ def test_load_specs_rejects_two_files_with_the_same_name(tmp_path, churn_dict):
 def test_get_spec_for_an_unknown_use_case_names_it(tmp_path):
     with pytest.raises(SpecError, match="'fraud'"):
         get_spec("fraud", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "problem"),
+    [
+        ("../../../../tmp/x/ds={ds}/", "`..` segment"),
+        ("billing/../../ds={ds}/", "`..` segment"),
+        ("billing/./ds={ds}/", "`.` or `..`"),
+        ("billing//ds={ds}/", "empty"),
+        ("/etc/ds={ds}/", "absolute"),
+        ("~/ds={ds}/", "absolute"),
+        ("billing\\..\\..\\ds={ds}\\", "backslash"),
+        ("C:/billing/ds={ds}/", "drive or URL scheme"),
+        ("s3://other-bucket/ds={ds}/", "drive or URL scheme"),
+        ("billing/ds={ds}/\x00", "control character"),
+        ("billing/{0}/ds={ds}/", "braces other than {ds}"),
+    ],
+)
+def test_a_files_prefix_outside_the_store_is_refused_naming_the_file_and_key(
+    tmp_path, churn_dict, prefix: str, problem: str
+):
+    raw = copy.deepcopy(churn_dict)
+    raw["sources"][1]["prefix"] = prefix
+    path = write_spec(tmp_path, raw)
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+
+    message = str(caught.value)
+    assert message.startswith("broken.yaml: sources.1.prefix: ")
+    assert "`prefix`" in message and problem in message
