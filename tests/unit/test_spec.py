@@ -125,20 +125,37 @@ def test_load_specs_reads_every_file_of_a_folder(tmp_path, churn_dict):
     shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
     write_spec(tmp_path, {**churn_dict, "name": "upsell"}, "upsell.yaml")
 
-    assert [s.name for s in load_specs(tmp_path)] == ["churn", "upsell"]
+    folder = load_specs(tmp_path)
+    assert [s.name for s in folder.specs] == ["churn", "upsell"]
+    assert folder.errors == []
 
 
-def test_load_specs_rejects_two_files_with_the_same_name(tmp_path, churn_dict):
+def test_load_specs_refuses_both_files_claiming_one_name_and_keeps_the_others(tmp_path, churn_dict):
     shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
     write_spec(tmp_path, churn_dict, "churn_copy.yaml")
+    write_spec(tmp_path, {**churn_dict, "name": "upsell"}, "upsell.yaml")
 
-    with pytest.raises(SpecError) as caught:
-        load_specs(tmp_path)
+    folder = load_specs(tmp_path)
 
-    message = str(caught.value)
+    assert [s.name for s in folder.specs] == ["upsell"]
+    [error] = folder.errors
+    message = str(error)
     assert "'churn'" in message
     assert "churn.yaml" in message
     assert "churn_copy.yaml" in message
+
+
+def test_one_bad_spec_file_does_not_hide_the_others(tmp_path, churn_dict):
+    """Finding 4: the first bad file used to raise, and every use case's DAGs disappeared."""
+    write_spec(tmp_path, {**churn_dict, "name": "alpha", "colour": "red"}, "alpha.yaml")
+    shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
+    (tmp_path / "garbled.yaml").write_text("name: [unclosed\n")
+
+    folder = load_specs(tmp_path)
+
+    assert [s.name for s in folder.specs] == ["churn"]
+    assert [str(e).split(":")[0] for e in folder.errors] == ["alpha.yaml", "garbled.yaml"]
+    assert "colour" in str(folder.errors[0])
 
 
 def test_get_spec_for_an_unknown_use_case_names_it(tmp_path):
