@@ -32,7 +32,8 @@ class SpecError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are refused: a `floor: .nan` would make every gate comparison false.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
