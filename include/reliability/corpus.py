@@ -250,8 +250,15 @@ def run_sql(case: Case, world) -> dict[str, Any]:
                     {**update, "rowid": rowid},
                 )
             if insert := case.body.get("insert"):
+                # As text, verbatim: what a source system that writes its own date strings stores.
                 inserted = "9999-ZZZZZ"
-                conn.execute(table.insert().values({**original, **insert, "customerID": inserted}))
+                values = {**original, **insert, "customerID": inserted}
+                columns = ", ".join(f'"{c}"' for c in values)
+                binds = ", ".join(f":{c}" for c in values)
+                conn.execute(
+                    sa.text(f"INSERT INTO customer_snapshots ({columns}) VALUES ({binds})"),
+                    values,
+                )
         return _day_read(world, [inserted] if inserted else None)
     finally:
         with engine.begin() as conn:

@@ -7,8 +7,11 @@ connections a task body resolves, so a subprocess started with it runs the real 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,3 +89,18 @@ def task_context(ds: str, run_id: str, **params: Any) -> dict[str, Any]:
         "dag_run": None,
         "outlet_events": defaultdict(SimpleNamespace),
     }
+
+
+@contextlib.contextmanager
+def pg_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database `<prefix>_<random>` on the server of `admin_url`, dropped after; its URL."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

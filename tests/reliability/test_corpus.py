@@ -36,7 +36,10 @@ def world(tmp_path_factory):
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param(c, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)] if c.xfail else [])
+        pytest.param(
+            c,
+            marks=[pytest.mark.xfail(reason=c.xfail, raises=AssertionError, strict=True)] if c.xfail else [],
+        )
         for c in CASES
     ],
     ids=[f"{c.kind}/{c.id}" for c in CASES],
