@@ -19,7 +19,7 @@ demo airflow up demo-env: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}
 demo airflow up demo-env: export AIRFLOW_CONN_CHURN_SOURCE_FILES := {"conn_type": "fs", "extra": {"path": "$(DEMO)/bucket"}}
 
-.PHONY: venv demo test test-e2e bench lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e test-reliability reliability bench lint airflow up demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test: lint ## Lint and the whole test suite.
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
 	$(BIN)/pytest -m e2e tests/e2e
+
+reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
+	$(BIN)/python -m include.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
+
+test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls).
+	$(BIN)/python -m include.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
 
 bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL.
 	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)')

@@ -88,6 +88,8 @@ def task_context(ds: str, run_id: str, **params: Any) -> dict[str, Any]:
         "logical_date": None,
         "dag_run": None,
         "outlet_events": defaultdict(SimpleNamespace),
+        # What an alert reads of the task instance (a rejected candidate alerts from the gate).
+        "ti": SimpleNamespace(dag_id="reliability", task_id="task", run_id=run_id, log_url=""),
     }
 
 
