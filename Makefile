@@ -25,7 +25,7 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_F
 # The scoring service's bearer token on the demo (README, "Real-time scoring"); never a production value.
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_SERVING := {"conn_type": "http", "password": "demo-serving-token"}
 
-.PHONY: venv demo test test-e2e bench bench-serving serve lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e test-reliability reliability bench bench-serving serve lint airflow up demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ test: lint ## Lint and the whole test suite.
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
 	$(BIN)/pytest -m e2e tests/e2e
+
+reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
+	$(BIN)/python -m include.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
+
+test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls).
+	$(BIN)/python -m include.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
 
 bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL; STAGE=ingest for one stage.
 	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s))

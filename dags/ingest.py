@@ -52,5 +52,5 @@ def ingest_dag(spec: UseCase):
     return ingest_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir):
+for _spec in load_specs(SETTINGS.spec_dir).specs:
     globals()[_spec.ingest_dag_id] = ingest_dag(_spec)

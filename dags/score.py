@@ -90,5 +90,5 @@ def score_dag(spec: UseCase):
     return score_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir):
+for _spec in load_specs(SETTINGS.spec_dir).specs:
     globals()[_spec.score_dag_id] = score_dag(_spec)

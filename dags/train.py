@@ -129,5 +129,5 @@ def train_dag(spec: UseCase):
     return train_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir):
+for _spec in load_specs(SETTINGS.spec_dir).specs:
     globals()[_spec.train_dag_id] = train_dag(_spec)

@@ -9,6 +9,7 @@ logs a warning, and a failed POST is logged.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,13 +21,27 @@ from include.partition import PartitionError, partition_from_context
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10
+# A webhook gets the gist; the task log has the whole exception. Capped because an exception may
+# quote data (a file's header, a value), which must not leave the platform in bulk.
+MAX_REASON_CHARS = 500
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def exception_text(exception: object) -> str:
-    """The failure's reason: the exception's type and message."""
+    """The failure's reason: the exception's type and message, made safe to send (`safe_text`)."""
     if isinstance(exception, BaseException):
-        return f"{type(exception).__name__}: {exception}"
-    return str(exception or "unknown error")
+        return safe_text(f"{type(exception).__name__}: {exception}")
+    return safe_text(str(exception or "unknown error"))
+
+
+def safe_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` as one printable line with Airflow's known secrets masked, cut at `limit` characters."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    line = " ".join(_UNPRINTABLE.sub(" ", str(redact(text))).split())
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit} more characters in the task log)"
 
 
 def alert_message(
@@ -49,7 +64,7 @@ def alert_message(
         ds = partition_from_context(context, tz).key
     except PartitionError:
         ds = ti.run_id
-    reason = "; ".join(reasons)
+    reason = safe_text("; ".join(reasons))
     return {
         "event": event,
         "dag_id": ti.dag_id,

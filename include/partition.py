@@ -17,6 +17,7 @@ The rule, in order:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -88,9 +89,36 @@ def resolve_partition(
     return Partition(day_named_by(instant, tz), tz)
 
 
+def check_params(params: Any) -> None:
+    """Refuse a run whose params hold a non-finite number anywhere (a JSON `NaN` or `Infinity`).
+
+    Python's JSON parser, and so a run's conf, accepts them, and JSON Schema's bounds let NaN
+    through (every comparison with it is false): refused here, naming the param, before any work.
+
+    Raises:
+        PartitionError: naming the param (and the item, inside a list or a mapping).
+    """
+    for name, value in dict(params).items():
+        _check_finite(value, str(name))
+
+
+def _check_finite(value: Any, name: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PartitionError(
+            f"param {name}: {value!r} is not a finite number (JSON NaN and Infinity are refused)"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{name}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{name}[{i}]")
+
+
 def partition_from_context(context: Any, tz: str = "UTC") -> Partition:
-    """The day an Airflow task instance processes, from its context."""
+    """The day an Airflow task instance processes, from its context; its params checked first."""
     params = context.get("params") or {}
+    check_params(params)
     dag_run = context.get("dag_run")
     return resolve_partition(
         params.get("ds"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -17,6 +18,41 @@ from pathlib import Path
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def check_key(key: str, name: str = "key", shown: str | None = None) -> str:
+    """`key` if it names an object (or a prefix, ending in `/`) inside its store's root.
+
+    A key is relative and `/`-separated: no leading `/` or `~`, no drive or URL scheme, no empty, `.`
+    or `..` segment, no backslash and no control character.
+
+    Args:
+        key: the key or prefix.
+        name: what the key is, for the error (a spec's `prefix`).
+        shown: the value to quote in the error, when `key` was derived from it.
+
+    Raises:
+        ValueError: naming `name`, the value and what is wrong with it.
+    """
+    problem = None
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        problem = "holds a control character"
+    elif "\\" in key:
+        problem = "holds a backslash (keys are /-separated)"
+    elif key.startswith(("/", "~")):
+        problem = "is absolute (keys are relative to the store's root)"
+    elif _SCHEME.match(key):
+        problem = "names a drive or URL scheme (keys are relative to the store's root)"
+    elif key:
+        segments = key.split("/")
+        inner = segments[:-1] if key.endswith("/") else segments
+        if any(s in ("", ".", "..") for s in inner):
+            problem = "has an empty, `.` or `..` segment (it must stay inside the store's root)"
+    if problem:
+        raise ValueError(f"{name}: {shown if shown is not None else key!r} {problem}")
+    return key
 
 
 class ObjectStore(Protocol):
@@ -47,6 +83,14 @@ class LocalStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
+    def _path(self, key: str) -> Path:
+        """The file of `key`, refused when it lies outside the root (a `..`, or a symlink out)."""
+        path = self.root / check_key(key)
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise ValueError(f"key {key!r} resolves outside the store's root {root}")
+        return path
+
     def uri(self, key: str = "") -> str:
         return f"file://{self.root.resolve() / key}"
 
@@ -55,20 +99,26 @@ class LocalStore:
         return _key_under(uri, self.uri() + "/")
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix
+        base = self._path(prefix)
         # An empty prefix means the whole store: never fall back to the folder above the root.
         folder = base if not prefix or prefix.endswith("/") or base.is_dir() else base.parent
         if not folder.is_dir():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
+        root = self.root.resolve()
+        # A symlink under the root may point anywhere: list only what resolves inside it.
+        keys = (
+            p.relative_to(self.root).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and p.resolve().is_relative_to(root)
+        )
         return sorted(k for k in keys if k.startswith(prefix) and ".tmp-" not in k)
 
     def read_bytes(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        return self._path(key).read_bytes()
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        path = self.root / key
+        path = self._path(key)
         if not path.is_file():
             raise FileNotFoundError(f"{self.uri(key)} does not exist")
         yield path
@@ -81,7 +131,7 @@ class LocalStore:
 
     def _replace(self, key: str, write) -> None:
         # Write beside the target, then rename: os.replace is atomic within one file system.
-        target = self.root / key
+        target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
         try:
@@ -91,7 +141,7 @@ class LocalStore:
             tmp.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
+        self._path(key).unlink(missing_ok=True)
 
 
 class S3Store:
@@ -102,8 +152,12 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
 
+    def _key(self, key: str) -> str:
+        """The object key of `key` under the store's prefix; S3 does not resolve `..`, so refuse it."""
+        return self.prefix + check_key(key)
+
     def uri(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{self.prefix}{key}"
+        return f"s3://{self.bucket}/{self._key(key)}"
 
     def key_of(self, uri: str) -> str:
         """The key of a URI made by `uri` (the inverse)."""
@@ -112,31 +166,31 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         keys = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
             keys += [obj["Key"][len(self.prefix) :] for obj in page.get("Contents", [])]
         return sorted(keys)
 
     def read_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         """The object downloaded (in parts, never whole in memory) to a temporary file."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(key).name
-            self.client.download_file(self.bucket, self.prefix + key, str(path))
+            self.client.download_file(self.bucket, self._key(key), str(path))
             yield path
 
     # S3 makes an object visible only once its upload (single or multipart) completes, so a PUT to
     # the final key is already all-or-nothing: a temporary key and a copy would add nothing.
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def put_file(self, key: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self.prefix + key)
+        self.client.upload_file(str(path), self.bucket, self._key(key))
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 def _key_under(uri: str, base: str) -> str:

@@ -134,6 +134,9 @@ def load_model(data: bytes, expected_sha256: str) -> FittedModel:
     actual = sha256_hex(data)
     if not hmac.compare_digest(actual, expected_sha256.strip().lower()):
         raise ModelFileError(f"checksum mismatch: expected sha256 {expected_sha256}, the data has {actual}")
+    if not data:
+        # skops reads b"" as "no data given" and raises a bare ValueError.
+        raise ModelFileError("not a model file written by this platform (skops): the file is empty")
     try:
         untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
         if untrusted:

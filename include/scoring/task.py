@@ -28,21 +28,77 @@ def _platform() -> sa.Engine:
 
 
 def partition_ready(use_case: str, context: Any) -> bool:
-    """Whether the day's ingest has recorded its partition (the sensor's poke)."""
+    """Whether the day's ingest has recorded its partition, and the lake agrees (the sensor's poke)."""
+    from include.io.connections import store_for
     from include.platform.tables import ingest_runs
 
     spec, ds = _day(use_case, context)
     with _platform().connect() as conn:
         found = conn.execute(
-            sa.select(ingest_runs.c.rows_written).where(
-                (ingest_runs.c.use_case == use_case) & (ingest_runs.c.ds == ds)
-            )
+            sa.select(
+                ingest_runs.c.rows_written,
+                ingest_runs.c.rows_quarantined,
+                ingest_runs.c.partition_uri,
+                ingest_runs.c.quarantine_uri,
+            ).where((ingest_runs.c.use_case == use_case) & (ingest_runs.c.ds == ds))
         ).first()
     if found is None:
         log.info(
             "%s, ds=%s: no partition yet; %s has not ingested that day", use_case, ds, spec.ingest_dag_id
         )
-    return found is not None
+        return False
+    problem = record_disagreement(store_for(Settings.from_env().lake_conn_id), use_case, ds, found)
+    if problem:
+        log.warning(
+            "%s, ds=%s: the ingest run record disagrees with the lake (%s); waiting for a rerun of %s",
+            use_case,
+            ds,
+            problem,
+            spec.ingest_dag_id,
+        )
+    return problem is None
+
+
+def record_disagreement(lake, use_case: str, ds: dt.date, record: Any) -> str | None:
+    """How the day's partition and quarantine in the lake differ from its run record, if they do.
+
+    Args:
+        lake: the lake's store.
+        use_case: the use case.
+        ds: the day.
+        record: the run record's `rows_written`, `rows_quarantined` (per source), `partition_uri`
+            and `quarantine_uri`.
+
+    Returns:
+        None when both objects hold the rows the record counts, else what differs.
+    """
+    from include.io.lake import QUARANTINE_ZONE, partition_key
+
+    quarantined = sum(record.rows_quarantined.values())
+    quarantine_key = partition_key(QUARANTINE_ZONE, use_case, ds)
+    expected = [(lake.key_of(record.partition_uri), record.rows_written, "partition")]
+    if record.quarantine_uri is None:
+        if lake.list_keys(quarantine_key):
+            return f"a quarantine {lake.uri(quarantine_key)} exists, the record has none"
+    else:
+        expected.append((lake.key_of(record.quarantine_uri), quarantined, "quarantine"))
+    for key, rows, what in expected:
+        found = _parquet_rows(lake, key)
+        if found is None:
+            return f"{what} {lake.uri(key)} is missing"
+        if found != rows:
+            return f"{what} {lake.uri(key)} holds {found} rows, the record says {rows}"
+    return None
+
+
+def _parquet_rows(lake, key: str) -> int | None:
+    """The row count in a Parquet object's footer; None when there is no such object."""
+    import pyarrow.parquet as pq
+
+    if key not in lake.list_keys(key):
+        return None
+    with lake.local_path(key) as path:
+        return pq.read_metadata(path).num_rows
 
 
 def choose_version(registry, spec: UseCase, ds: dt.date, requested: int | None):

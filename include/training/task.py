@@ -53,11 +53,12 @@ def plan_training(use_case: str, context: Any) -> dict[str, Any]:
     `fit_and_register` recognises a model it has made before.
     """
     from include.io.lake import RAW_ZONE, read_days, training_key, write_frame
-    from include.partition import partition_from_context
+    from include.partition import check_params, partition_from_context
     from include.provenance import training_fingerprint
     from include.training.split import DATE_COLUMN, split_holdout
 
     params = context["params"]
+    check_params(params)  # before the overrides are applied: a NaN there fails naming the param
     spec = _spec_with(use_case, params)
     ds = partition_from_context(context, spec.schedule.timezone).ds
     lake, _ = _lake_and_registry()

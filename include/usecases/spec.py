@@ -7,13 +7,19 @@ DAG file's import with a message that names the file and the key.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from include.io.stores import check_key
+
+log = logging.getLogger(__name__)
 
 SPEC_DIR = Path(__file__).parent
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -26,7 +32,8 @@ class SpecError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are refused: a `floor: .nan` would make every gate comparison false.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
@@ -67,6 +74,18 @@ class Source(_Model):
     # files
     prefix: str | None = None
     format: Literal["csv", "parquet"] = "csv"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_in_store(cls, value: str | None) -> str | None:
+        # Checked with {ds} filled in, so only the date varies at run time; the store checks again.
+        if value is not None:
+            try:
+                filled = value.format(ds="2000-01-01")
+            except (IndexError, KeyError, ValueError):
+                raise ValueError(f"`prefix`: {value!r} has braces other than {{ds}}") from None
+            check_key(filled, "`prefix`", shown=value)
+        return value
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Source:
@@ -341,17 +360,40 @@ def load_spec(path: Path | str) -> UseCase:
         raise SpecError(f"{path.name}: {_describe(exc)}") from exc
 
 
-def load_specs(folder: Path | str = SPEC_DIR) -> list[UseCase]:
-    """Every `*.yaml` spec in `folder`, sorted by file name; names must be unique."""
+@dataclass(frozen=True)
+class SpecFolder:
+    """A folder's specs: the valid ones, and one error per file that cannot be used.
+
+    A bad file fails its own DAGs only: the DAG files build the valid specs' DAGs, and
+    `dags/spec_errors.py` raises `errors` as its import error, which Airflow shows.
+    """
+
+    specs: list[UseCase]
+    errors: list[SpecError]
+
+
+def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
+    """Every `*.yaml` spec in `folder`, sorted by file name; a name claimed twice is an error of both."""
     paths = sorted(Path(folder).glob("*.yaml"))
-    specs = [load_spec(p) for p in paths]
+    loaded: dict[str, UseCase] = {}
+    errors: list[SpecError] = []
+    for path in paths:
+        try:
+            loaded[path.name] = load_spec(path)
+        except SpecError as exc:
+            log.error("%s", exc)
+            errors.append(exc)
     files: dict[str, list[str]] = {}
-    for path, spec in zip(paths, specs, strict=True):
-        files.setdefault(spec.name, []).append(path.name)
-    repeated = [f"name {n!r} in {', '.join(f)}" for n, f in files.items() if len(f) > 1]
-    if repeated:
-        raise SpecError(f"use case names repeat across spec files: {'; '.join(repeated)}")
-    return specs
+    for file, spec in loaded.items():
+        files.setdefault(spec.name, []).append(file)
+    for name, claiming in files.items():
+        if len(claiming) > 1:
+            errors.append(
+                SpecError(f"{', '.join(claiming)}: use case name {name!r} repeats across spec files")
+            )
+            for file in claiming:
+                del loaded[file]
+    return SpecFolder(list(loaded.values()), errors)
 
 
 def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:

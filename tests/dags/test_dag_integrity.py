@@ -104,3 +104,21 @@ def test_a_bad_spec_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
     errors = load_dagbag().import_errors
     assert errors, "a bad spec must fail the DAG import"
     assert any("gate.flor" in message for message in errors.values())
+
+
+def test_a_bad_spec_fails_its_own_dags_only(tmp_path, monkeypatch):
+    """Finding 4: each DAG file loaded every spec and the first bad one raised, so every use case's
+    DAGs disappeared. Now the good specs' DAGs load and the bad file is an import error naming it."""
+    good = yaml.safe_load((REPO / "include/usecases/churn.yaml").read_text())
+    bad = {**good, "name": "upsell", "gate": {**good["gate"], "flor": 0.7}}
+    (tmp_path / "churn.yaml").write_text(yaml.safe_dump(good))
+    (tmp_path / "upsell.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("PLATFORM_SPEC_DIR", str(tmp_path))
+
+    dagbag = load_dagbag()
+
+    assert set(DAG_IDS) <= set(dagbag.dags)
+    assert not any(dag_id.startswith("upsell") for dag_id in dagbag.dags)
+    [(path, message)] = dagbag.import_errors.items()
+    assert path.endswith("spec_errors.py")
+    assert "upsell.yaml: gate.flor" in message

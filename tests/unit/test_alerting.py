@@ -110,3 +110,20 @@ def test_every_task_alerts_on_failure_to_the_configured_connection(receiver, mon
     callback = default_args(get_spec("churn"), Settings.from_env())["on_failure_callback"]
     callback(task_context(exception=RuntimeError("boom")))
     assert receiver.received[0]["json"]["reason"] == "RuntimeError: boom"
+
+
+def test_an_exception_quoting_data_is_one_capped_line_with_secrets_masked():
+    from airflow.sdk._shared.secrets_masker import mask_secret
+
+    from include.alerting import MAX_REASON_CHARS, exception_text
+
+    mask_secret("hunter2-planted")
+    foreign = "root:x:0:0:root:/root:/bin/bash\n" * 1000 + "password=hunter2-planted\x1b[31m"
+    text = exception_text(ValueError(f"file /tmp/x: unknown columns {foreign}"))
+
+    assert "\n" not in text and "\x1b" not in text
+    assert "hunter2-planted" not in text
+    assert len(text) <= MAX_REASON_CHARS + 60
+    assert text.endswith("more characters in the task log)")
+    message = alert_message("failed", task_context(), [text + "\n" + foreign])
+    assert len(message["reason"]) <= MAX_REASON_CHARS + 60 and "\n" not in message["text"]

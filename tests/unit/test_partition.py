@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -153,3 +154,32 @@ def test_an_asset_triggered_run_takes_the_newest_day_of_its_events():
 def test_an_event_with_a_malformed_ds_is_refused_naming_it():
     with pytest.raises(PartitionError, match="triggering asset event's ds"):
         resolve_partition(None, None, None, event_ds="31/03/2025")
+
+
+@pytest.mark.parametrize(
+    ("conf", "named"),
+    [
+        ('{"min_improvement": NaN}', "param min_improvement: nan"),
+        ('{"min_improvement": Infinity}', "param min_improvement: inf"),
+        ('{"ds": null, "weights": [1, -Infinity]}', "param weights[1]: -inf"),
+        ('{"extra": {"k": NaN}}', "param extra.k: nan"),
+    ],
+)
+def test_a_non_finite_number_in_the_conf_is_refused_naming_the_param(conf, named):
+    """Finding 6: JSON NaN passes a number Param's bounds; the run then failed with another message."""
+    import json
+
+    context = {"params": json.loads(conf), "logical_date": utc(2025, 3, 31), "dag_run": None}
+
+    with pytest.raises(PartitionError, match=re.escape(named)):
+        partition_from_context(context)
+
+
+def test_training_refuses_a_nan_min_improvement_before_any_work(monkeypatch):
+    from include.training import task
+
+    monkeypatch.setattr(task, "_lake_and_registry", lambda: pytest.fail("no I/O before the check"))
+    context = {"params": {"ds": "2025-03-31", "min_improvement": float("nan")}, "run_id": "manual"}
+
+    with pytest.raises(PartitionError, match="param min_improvement: nan is not a finite number"):
+        task.plan_training("churn", context)

@@ -125,20 +125,37 @@ def test_load_specs_reads_every_file_of_a_folder(tmp_path, churn_dict):
     shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
     write_spec(tmp_path, {**churn_dict, "name": "upsell"}, "upsell.yaml")
 
-    assert [s.name for s in load_specs(tmp_path)] == ["churn", "upsell"]
+    folder = load_specs(tmp_path)
+    assert [s.name for s in folder.specs] == ["churn", "upsell"]
+    assert folder.errors == []
 
 
-def test_load_specs_rejects_two_files_with_the_same_name(tmp_path, churn_dict):
+def test_load_specs_refuses_both_files_claiming_one_name_and_keeps_the_others(tmp_path, churn_dict):
     shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
     write_spec(tmp_path, churn_dict, "churn_copy.yaml")
+    write_spec(tmp_path, {**churn_dict, "name": "upsell"}, "upsell.yaml")
 
-    with pytest.raises(SpecError) as caught:
-        load_specs(tmp_path)
+    folder = load_specs(tmp_path)
 
-    message = str(caught.value)
+    assert [s.name for s in folder.specs] == ["upsell"]
+    [error] = folder.errors
+    message = str(error)
     assert "'churn'" in message
     assert "churn.yaml" in message
     assert "churn_copy.yaml" in message
+
+
+def test_one_bad_spec_file_does_not_hide_the_others(tmp_path, churn_dict):
+    """Finding 4: the first bad file used to raise, and every use case's DAGs disappeared."""
+    write_spec(tmp_path, {**churn_dict, "name": "alpha", "colour": "red"}, "alpha.yaml")
+    shutil.copy(CHURN_YAML, tmp_path / "churn.yaml")
+    (tmp_path / "garbled.yaml").write_text("name: [unclosed\n")
+
+    folder = load_specs(tmp_path)
+
+    assert [s.name for s in folder.specs] == ["churn"]
+    assert [str(e).split(":")[0] for e in folder.errors] == ["alpha.yaml", "garbled.yaml"]
+    assert "colour" in str(folder.errors[0])
 
 
 def test_get_spec_for_an_unknown_use_case_names_it(tmp_path):
@@ -205,3 +222,34 @@ def test_the_label_compares_after_the_columns_type():
     _, y = split_xy(frame, spec)
 
     assert y.tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "problem"),
+    [
+        ("../../../../tmp/x/ds={ds}/", "`..` segment"),
+        ("billing/../../ds={ds}/", "`..` segment"),
+        ("billing/./ds={ds}/", "`.` or `..`"),
+        ("billing//ds={ds}/", "empty"),
+        ("/etc/ds={ds}/", "absolute"),
+        ("~/ds={ds}/", "absolute"),
+        ("billing\\..\\..\\ds={ds}\\", "backslash"),
+        ("C:/billing/ds={ds}/", "drive or URL scheme"),
+        ("s3://other-bucket/ds={ds}/", "drive or URL scheme"),
+        ("billing/ds={ds}/\x00", "control character"),
+        ("billing/{0}/ds={ds}/", "braces other than {ds}"),
+    ],
+)
+def test_a_files_prefix_outside_the_store_is_refused_naming_the_file_and_key(
+    tmp_path, churn_dict, prefix: str, problem: str
+):
+    raw = copy.deepcopy(churn_dict)
+    raw["sources"][1]["prefix"] = prefix
+    path = write_spec(tmp_path, raw)
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+
+    message = str(caught.value)
+    assert message.startswith("broken.yaml: sources.1.prefix: ")
+    assert "`prefix`" in message and problem in message

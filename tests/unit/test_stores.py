@@ -132,3 +132,43 @@ def test_listing_everything_in_a_store(store, tmp_path):
     store.put_bytes("a.csv", b"x")
 
     assert store.list_keys("") == ["a.csv", "b/x.csv"]
+
+
+@pytest.mark.parametrize("key", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "a\\..\\x", "a//b"])
+def test_local_store_refuses_a_key_outside_its_root(store, key):
+    (store.root.parent / "outside.txt").write_text("secret")
+    store.root.mkdir(parents=True, exist_ok=True)
+
+    for call in (store.read_bytes, store.delete, store.list_keys, lambda k: store.put_bytes(k, b"x")):
+        with pytest.raises(ValueError, match=r"key|outside|absolute|backslash|segment"):
+            call(key)
+    assert (store.root.parent / "outside.txt").read_text() == "secret"
+
+
+def test_local_store_does_not_follow_a_symlink_out_of_its_root(store, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "passwd.csv").write_text("root:x:0:0\n")
+    (store.root / "billing").mkdir(parents=True)
+    (store.root / "billing" / "link").symlink_to(outside)
+
+    assert store.list_keys("billing/") == []
+    with pytest.raises(ValueError, match="resolves outside the store's root"):
+        store.read_bytes("billing/link/passwd.csv")
+
+
+def test_s3_store_refuses_keys_s3_would_not_resolve():
+    calls = []
+
+    class Client:
+        def get_object(self, **kwargs):
+            calls.append(kwargs)
+            return {"Body": __import__("io").BytesIO(b"x")}
+
+    store = stores.S3Store(Client(), "lake", "tenant-a")
+    assert store.read_bytes("raw/x") == b"x"
+    assert calls == [{"Bucket": "lake", "Key": "tenant-a/raw/x"}]
+    for key in ("../tenant-b/raw/x", "/raw/x", "raw/./x", "raw\\x"):
+        with pytest.raises(ValueError):
+            store.read_bytes(key)
+    assert len(calls) == 1

@@ -100,3 +100,45 @@ def test_a_file_that_is_not_a_model_is_refused() -> None:
 def test_metadata_must_be_json(spec: UseCase, sample: pd.DataFrame) -> None:
     with pytest.raises(TypeError):
         dump_model(fitted(spec, sample, "dummy"), {"when": object()})
+
+
+def _zip_of(name: str, data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94.",
+        b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00PAR1",
+        b'{"pipeline": "LogisticRegression", "threshold": 0.5}',
+        b"",
+        _zip_of("model.pkl", b"not skops"),
+    ],
+    ids=["pickle", "parquet", "json", "empty", "zip-not-skops"],
+)
+def test_a_model_file_replaced_by_another_format_fails_naming_the_version(tmp_path, content) -> None:
+    """Finding 6: a file of another format failed as BadZipFile, naming no version. Even with the
+    registry's checksum updated to match (a replaced file and record), it is refused by version."""
+    from types import SimpleNamespace
+
+    from include.io.stores import LocalStore
+    from include.registry.model_files import ModelFileError, load_version_model
+
+    lake = LocalStore(tmp_path)
+    lake.put_bytes("models/churn/v3.skops", content)
+    version = SimpleNamespace(
+        use_case="churn",
+        version=3,
+        artifact_uri=lake.uri("models/churn/v3.skops"),
+        sha256=sha256_hex(content),
+    )
+
+    with pytest.raises(ModelFileError, match=r"^churn v3 \(file://.*v3\.skops\): not a model file"):
+        load_version_model(lake, version)

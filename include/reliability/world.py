@@ -1,0 +1,108 @@
+"""A small platform on disk for the reliability suite and its tests: seeded sources, a lake, tables.
+
+The sources are the demo's (the real Telco rows over 90 days: a SQLite table and a folder of daily
+CSV files), the lake a folder, the platform tables SQLite or a PostgreSQL URL. `env` holds the
+connections a task body resolves, so a subprocess started with it runs the real task code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+
+PLATFORM_CONN, LAKE_CONN = "rel_platform", "rel_lake"
+
+
+@dataclass(frozen=True)
+class World:
+    """Where everything lives, and the environment that points the task code at it."""
+
+    root: Path
+    platform_url: str
+    env: dict[str, str]
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def bucket(self) -> Path:
+        return self.root / "bucket"
+
+    def platform(self) -> sa.Engine:
+        return sa.create_engine(self.platform_url)
+
+
+def connection(url: str) -> dict[str, Any]:
+    """An Airflow connection (as `AIRFLOW_CONN_*` JSON fields) for a SQLAlchemy URL."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return {"conn_type": "sqlite", "host": parsed.database}
+    fields = {"host": parsed.host, "port": parsed.port, "login": parsed.username, "schema": parsed.database}
+    if parsed.password:
+        fields["password"] = parsed.password
+    return {"conn_type": "postgres", **fields}
+
+
+def make_world(root: Path, platform_url: str | None = None) -> World:
+    """Seed the churn sources under `root`, migrate the platform tables; the world."""
+    from include.demo.seed import seed
+    from include.io.stores import LocalStore
+    from include.platform.schema import upgrade
+    from include.usecases.spec import get_spec
+
+    root.mkdir(parents=True, exist_ok=True)
+    source_url = f"sqlite:///{root / 'source.db'}"
+    platform_url = platform_url or f"sqlite:///{root / 'platform.db'}"
+    engine = sa.create_engine(source_url)
+    seed(engine, LocalStore(root / "bucket"), get_spec("churn"))
+    engine.dispose()
+    platform = sa.create_engine(platform_url)
+    upgrade(platform)
+    platform.dispose()
+    conns = {
+        PLATFORM_CONN: connection(platform_url),
+        LAKE_CONN: {"conn_type": "fs", "extra": {"path": str(root / "lake")}},
+        "churn_source_db": connection(source_url),
+        "churn_source_files": {"conn_type": "fs", "extra": {"path": str(root / "bucket")}},
+    }
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in conns.items()}
+    env |= {"PLATFORM_DB_CONN_ID": PLATFORM_CONN, "PLATFORM_LAKE_CONN_ID": LAKE_CONN}
+    return World(root, platform_url, env)
+
+
+def task_context(ds: str, run_id: str, **params: Any) -> dict[str, Any]:
+    """What a task body reads from Airflow's context: the params, the run id, the outlet events."""
+    return {
+        "params": {"ds": ds, **params},
+        "run_id": run_id,
+        "logical_date": None,
+        "dag_run": None,
+        "outlet_events": defaultdict(SimpleNamespace),
+        # What an alert reads of the task instance (a rejected candidate alerts from the gate).
+        "ti": SimpleNamespace(dag_id="reliability", task_id="task", run_id=run_id, log_url=""),
+    }
+
+
+@contextlib.contextmanager
+def pg_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database `<prefix>_<random>` on the server of `admin_url`, dropped after; its URL."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
