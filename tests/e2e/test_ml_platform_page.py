@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from include.platform.schema import upgrade
+from include.ui import NAV_ROUTE
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, free_port
 from tests.e2e.conftest import AIRFLOW, ARTIFACTS, PASSWORD, USER, airflow_cli
@@ -97,7 +99,7 @@ def test_the_ml_platform_page_draws_what_the_api_serves(api_server, page) -> Non
         return response.json()
 
     page.get_by_role("link", name="ML platform").click()  # the navigation entry the plugin adds
-    page.wait_for_url(api_server + "/ml-platform")
+    page.wait_for_url(re.compile(rf"/plugin/{NAV_ROUTE}"))  # Airflow's route of the external view
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="churn").click()
 
