@@ -21,18 +21,9 @@ import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, create_model
 from pydantic_core import PydanticCustomError
 
+from include.ingest.checks import ARROW_TYPES  # what an ingested partition holds
 from include.scoring.score import to_frame
 from include.usecases.spec import Column, UseCase
-
-# The Arrow type of each spec column type: what an ingested partition holds (include/ingest/validate.py).
-ARROW_TYPES = {
-    "string": pa.large_string(),
-    "integer": pa.int64(),
-    "float": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.timestamp("us"),
-    "datetime": pa.timestamp("us", tz="UTC"),
-}
 
 
 def _one_of(allowed: tuple[Any, ...]):
