@@ -159,8 +159,8 @@ def app_from_env() -> FastAPI:
     from include.usecases.spec import get_spec, load_specs
 
     settings, platform = ServingSettings.from_env(), Settings.from_env()
-    specs = [get_spec(name, platform.spec_dir) for name in settings.use_cases] or load_specs(
-        platform.spec_dir
+    specs = [get_spec(name, platform.spec_dir) for name in settings.use_cases] or list(
+        load_specs(platform.spec_dir).specs
     )
     service = ScoringService(specs, ChampionSource.from_settings(), settings.engine, settings.poll_seconds)
     log.info("serving %s (engine %s)", [s.name for s in specs], settings.engine)

@@ -45,7 +45,7 @@ User = Annotated[Any, Depends(current_user)]
 
 
 def _readable(user: Any) -> list[views.UseCaseLink]:
-    specs = load_specs(Settings.from_env().spec_dir)
+    specs = load_specs(Settings.from_env().spec_dir).specs
     return [views.UseCaseLink(name=s.name, description=s.description) for s in specs if may_read(user, s)]
 
 
