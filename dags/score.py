@@ -79,9 +79,14 @@ def score_dag(spec: UseCase):
 
         @task(outlets=[retrain_asset(spec.name)])
         def request_retrain(scored: dict, **context) -> dict:
-            from include.scoring.task import request_retrain
+            from airflow.exceptions import AirflowSkipException
 
-            return request_retrain(spec.name, scored, context)
+            from include.scoring.task import RetrainBlocked, request_retrain
+
+            try:
+                return request_retrain(spec.name, scored, context)
+            except RetrainBlocked as blocked:
+                raise AirflowSkipException(str(blocked)) from blocked
 
         scored = score()
         wait_for_partition() >> scored

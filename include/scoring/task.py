@@ -237,17 +237,39 @@ def retrain_due(use_case: str, scored: dict[str, Any]) -> bool:
     return due
 
 
-def request_retrain(use_case: str, scored: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Record the request and tag the retrain asset's event with the drifting day and features."""
-    from include.assets import retrain_asset
-    from include.platform.tables import replace_rows, retrain_requests
+class RetrainBlocked(Exception):
+    """Another day's request, recorded since `retrain_due` looked, holds this one back (cooldown)."""
 
+
+def request_retrain(use_case: str, scored: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Record the request and tag the retrain asset's event with the drifting day and features.
+
+    The cooldown is checked again in the transaction that records the request, one writer per use
+    case at a time, so days scored at once (a backfill) cannot both ask.
+
+    Raises:
+        RetrainBlocked: when a request recorded meanwhile puts this day inside the cooldown.
+    """
+    from include.assets import retrain_asset
+    from include.io.bulk import is_postgres
+    from include.monitoring.drift import should_retrain
+    from include.platform.tables import partition_lock, replace_rows, retrain_requests
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
     ds = dt.date.fromisoformat(scored["ds"])
     key = {"use_case": use_case, "ds": ds}
-    with _platform().begin() as conn:
+    platform = _platform()
+    with platform.begin() as conn:
+        if is_postgres(platform):
+            conn.execute(partition_lock(retrain_requests, {"use_case": use_case}))
+        # Writing first takes SQLite's write lock too, so the check below sees every other request.
         replace_rows(
             conn, retrain_requests, key, [{**key, "run_id": context["run_id"], "features": scored["alerts"]}]
         )
+        others = (retrain_requests.c.use_case == use_case) & (retrain_requests.c.ds != ds)
+        last = conn.execute(sa.select(sa.func.max(retrain_requests.c.ds)).where(others)).scalar()
+        if not should_retrain({ds: scored["drift_level"]}, ds, last, spec.drift.cooldown_days):
+            raise RetrainBlocked(f"{use_case}, ds={ds}: the request of {last} holds it (cooldown)")
     extra = {"ds": scored["ds"], "features": scored["alerts"]}
     context["outlet_events"][retrain_asset(use_case)].extra = extra
     return extra

@@ -69,10 +69,16 @@ def world(platform, tmp_path, monkeypatch):
     return platform, lake, registry
 
 
+def ordinary_day(lake, day: dt.date) -> None:
+    """Replace `day`'s partition (in the demo data's drift week) with a pre-drift day's rows."""
+    rows = read_frame(lake, f"raw/churn/ds={TRAINING_DAYS[-1]}/part-0.parquet")
+    write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", rows)
+
+
 def big_day(lake) -> pd.DataFrame:
-    """Every ingested row as one day."""
+    """Every ingested customer as one day (once, though `ordinary_day` may have copied a day)."""
     rows, _ = read_days(lake, "raw", "churn", TRAINING_DAYS[0], DAYS[-1])
-    return rows
+    return rows.drop_duplicates(SPEC.entity_id, ignore_index=True)
 
 
 class Outlets(dict):
@@ -237,7 +243,7 @@ def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
 
 def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(world):
     from include.assets import retrain_asset
-    from include.scoring.task import request_retrain, retrain_due
+    from include.scoring.task import RetrainBlocked, request_retrain, retrain_due
 
     platform, lake, _ = world
     drifted = big_day(lake)
@@ -246,6 +252,7 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
 
     for day in DAYS[1:]:
         write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
+    ordinary_day(lake, DAYS[0])
 
     stable = score(DAYS[0])
     assert stable["drift_level"] != "alert"
@@ -263,6 +270,9 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
     assert next_day["drift_level"] == "alert"
     assert not retrain_due("churn", next_day)  # within the 7-day cooldown
     assert not retrain_due("churn", first)  # nor does a rerun of the same day ask again
+    with pytest.raises(RetrainBlocked, match="the request of 2025-03-30 holds it"):
+        # A run that passed retrain_due before the first request was recorded (days scored at once).
+        request_retrain("churn", next_day, {"run_id": "score-race", "outlet_events": Outlets()})
     with platform.connect() as conn:
         assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[1]]
 
@@ -313,6 +323,7 @@ def retrain_events() -> list[dict]:
 @pytest.mark.parametrize("platform", ["postgres"], indirect=True)
 def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, world):
     platform, lake, _ = world
+    ordinary_day(lake, DAYS[0])
     state, tasks = run_score_dag(DAYS[0])
     assert state == "success"
     assert tasks["wait_for_partition"] == tasks["score"] == "success"
