@@ -24,7 +24,7 @@ from include.io.stores import LocalStore
 from include.monitoring.drift import build_reference
 from include.partition import Partition
 from include.platform.schema import upgrade
-from include.platform.tables import drift_measures, predictions, retrain_requests, score_runs
+from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
 from include.registry.model_files import dump_model, store_model
 from include.registry.registry import NewVersion, Registry
 from include.scoring.score import ScoreError
@@ -377,6 +377,11 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     drifted["Contract"] = "Two year"
     for day in DAYS[1:]:
         write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
+    # The run records follow (as a real ingest's would): the sensor waits while they disagree.
+    with platform.begin() as conn:
+        conn.execute(
+            sa.update(ingest_runs).where(ingest_runs.c.ds.in_(DAYS[1:])).values(rows_written=len(drifted))
+        )
     before = len(retrain_events())
     state, tasks = run_score_dag(DAYS[1])
     assert (state, tasks["request_retrain"]) == ("success", "success")
