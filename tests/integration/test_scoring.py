@@ -22,7 +22,7 @@ from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.schema import upgrade
-from include.platform.tables import drift_measures, predictions, retrain_requests, score_runs
+from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
 from include.registry.registry import Registry
 from include.scoring.score import ScoreError
 from include.usecases.spec import get_spec
@@ -69,10 +69,13 @@ def world(platform, tmp_path, monkeypatch):
     return platform, lake, registry
 
 
-def ordinary_day(lake, day: dt.date) -> None:
-    """Replace `day`'s partition (in the demo data's drift week) with a pre-drift day's rows."""
+def ordinary_day(lake, platform, day: dt.date) -> None:
+    """Replace `day`'s partition (in the demo data's drift week) with a pre-drift day's rows, and its
+    run record's row count with it (the scoring sensor waits while the two disagree)."""
     rows = read_frame(lake, f"raw/churn/ds={TRAINING_DAYS[-1]}/part-0.parquet")
     write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", rows)
+    with platform.begin() as conn:
+        conn.execute(sa.update(ingest_runs).where(ingest_runs.c.ds == day).values(rows_written=len(rows)))
 
 
 def big_day(lake) -> pd.DataFrame:
@@ -252,7 +255,7 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
 
     for day in DAYS[1:]:
         write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
-    ordinary_day(lake, DAYS[0])
+    ordinary_day(lake, platform, DAYS[0])
 
     stable = score(DAYS[0])
     assert stable["drift_level"] != "alert"
@@ -323,7 +326,7 @@ def retrain_events() -> list[dict]:
 @pytest.mark.parametrize("platform", ["postgres"], indirect=True)
 def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, world):
     platform, lake, _ = world
-    ordinary_day(lake, DAYS[0])
+    ordinary_day(lake, platform, DAYS[0])
     state, tasks = run_score_dag(DAYS[0])
     assert state == "success"
     assert tasks["wait_for_partition"] == tasks["score"] == "success"
@@ -334,6 +337,11 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     drifted["Contract"] = "Two year"
     for day in DAYS[1:]:
         write_frame(lake, f"raw/churn/ds={day}/part-0.parquet", drifted)
+    # The run records follow (as a real ingest's would): the sensor waits while they disagree.
+    with platform.begin() as conn:
+        conn.execute(
+            sa.update(ingest_runs).where(ingest_runs.c.ds.in_(DAYS[1:])).values(rows_written=len(drifted))
+        )
     before = len(retrain_events())
     state, tasks = run_score_dag(DAYS[1])
     assert (state, tasks["request_retrain"]) == ("success", "success")
