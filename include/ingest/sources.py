@@ -97,8 +97,8 @@ def _files(
         # Read through plain reads, not a memory map: a mapped file's pages would count as the task's
         # memory as they are read (a 5 M-row CSV: +300 MB).
         with store.local_path(key) as path, pa.OSFile(str(path)) as file:
-            reader = _open(file, source, where)
-            check_columns(reader.schema.names, columns, where)
+            reader, names = _open(file, source, where)
+            check_columns(names, columns, where)
             for table in row_groups(_checked(reader, where, source.format), batch_rows):
                 yield from table.select(columns).combine_chunks().to_batches()
     log.info("source %s, ds=%s: %d files", source.name, partition.key, len(keys))
@@ -111,22 +111,25 @@ def _checked(reader: pa.RecordBatchReader, where: str, kind: str) -> Iterator[pa
             yield reader.read_next_batch()
         except StopIteration:
             return
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise IngestError(f"{where}: unreadable {kind}: {exc}") from exc
 
 
-def _open(file: pa.NativeFile, source: Source, where: str) -> pa.RecordBatchReader:
-    """A file's batches; a CSV with every value as text, blanks kept (never null)."""
+def _open(file: pa.NativeFile, source: Source, where: str) -> tuple[pa.RecordBatchReader, list[str]]:
+    """A file's batches and its column names; a CSV with every value as text, blanks kept (never null)."""
     try:
         if source.format == "csv":
-            return pacsv.open_csv(
+            reader = pacsv.open_csv(
                 file,
                 read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(source.columns, pa.large_string()), strings_can_be_null=False
                 ),
             )
-        parquet = pq.ParquetFile(file)
-        return pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches())
-    except (pa.ArrowException, OSError) as exc:  # any parser error means the same thing: unreadable
+        else:
+            parquet = pq.ParquetFile(file)
+            reader = pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches())
+        # The names are decoded here: a binary file fails now, naming itself, not in the caller.
+        return reader, reader.schema.names
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # any parser error: unreadable
         raise IngestError(f"{where}: unreadable {source.format}: {exc}") from exc
