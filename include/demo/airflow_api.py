@@ -116,7 +116,8 @@ class LocalAirflow:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline, said = started + timeout, started
         while time.monotonic() < deadline:
             try:
                 self.check_running()
@@ -125,6 +126,9 @@ class LocalAirflow:
                 raise
             if self._healthy():
                 return
+            if time.monotonic() - said >= 10:
+                said = time.monotonic()
+                log.info("waiting for Airflow to report healthy: %d s", said - started)
             time.sleep(1)
         self.stop()
         raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_dir}")

@@ -70,11 +70,11 @@ def prepare(env: dict[str, str]) -> None:
     upgrade(engine_for("platform_db"))
     log.info("seeded the sources: %(rows)d customers over %(days)d days, %(files)d billing files", counts)
     for args in (["db", "migrate"], ["dags", "reserialize"]):
-        log.info("airflow %s", " ".join(args))
         _airflow(args, env)
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> None:
+    log.info("airflow %s", " ".join(args))  # each call takes 5-15 s: say what is going on
     logs = demo_home() / "logs"
     logs.mkdir(exist_ok=True)
     with (logs / "cli.log").open("ab") as out:
