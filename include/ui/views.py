@@ -181,34 +181,13 @@ class GateDecisions(BaseModel):
     decisions: list[GateDecision]
 
 
-class ScoreDay(BaseModel):
-    ds: dt.date
-    run_id: str
-    model_version: int
-    rows_in: int
-    rows_scored: int
-    rows_rejected: int
-    rejected_reasons: dict[str, int]
-    score_mean: float | None
-    positive_rate: float | None
-    score_histogram: list[int]
-    drift_level: str
-
-
-class DriftCell(BaseModel):
-    ds: dt.date
-    feature: str
-    psi: float
-    level: str
-
-
 class Scoring(BaseModel):
     use_case: str
     psi_warn: float
     psi_alert: float
-    days: list[ScoreDay]
+    days: list[queries.ScoreRun]
     features: list[str]
-    drift: list[DriftCell]
+    drift: list[queries.DriftCell]
 
 
 class IngestDay(BaseModel):
@@ -415,9 +394,9 @@ def scoring(engine: sa.Engine, spec: UseCase) -> Scoring:
         use_case=spec.name,
         psi_warn=spec.drift.psi_warn,
         psi_alert=spec.drift.psi_alert,
-        days=[ScoreDay(**{k: getattr(r, k) for k in ScoreDay.model_fields}) for r in runs],
+        days=runs,
         features=sorted({c.feature for c in grid}),
-        drift=[DriftCell(**_plain(c)) for c in grid],
+        drift=grid,
     )
 
 
