@@ -108,14 +108,7 @@ class LocalAirflow:
                 raise RuntimeError(f"port {self.port} is taken: is another Airflow running? Stop it first.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in self.components:
-            with self.log_file(component).open("ab") as out:
-                self.processes[component] = subprocess.Popen(
-                    ["airflow", component],
-                    env=self.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self._spawn(component, self.env)
         started = time.monotonic()
         deadline, said = started + timeout, started
         while time.monotonic() < deadline:
@@ -132,6 +125,23 @@ class LocalAirflow:
             time.sleep(1)
         self.stop()
         raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_dir}")
+
+    def _spawn(self, component: str, env: dict[str, str]) -> None:
+        with self.log_file(component).open("ab") as out:
+            self.processes[component] = subprocess.Popen(
+                ["airflow", component], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def crash(self, component: str) -> None:
+        """SIGKILL one component's whole process group, as a lost machine would: no cleanup, and the
+        tasks it ran (a scheduler's LocalExecutor children) die with it."""
+        process = self.processes[component]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, component: str, **settings: str) -> None:
+        """Start `component` again (after `crash`), with `settings` added to its environment."""
+        self._spawn(component, {**self.env, **settings})
 
     def check_running(self) -> None:
         """Raise if a component has exited (a crashed scheduler would otherwise look like a slow run)."""
