@@ -187,10 +187,8 @@ class DayStage:
         if read_reason is not None and read_reason.null_count < len(read_reason):
             unplaced = read_reason.is_valid()
             arrays[self.key] = pc.if_else(unplaced, pa.scalar(None, arrays[self.key].type), arrays[self.key])
-            joined = pc.binary_join_element_wise(
-                read_reason, checked.head, pa.scalar("; ", pa.large_string()), null_handling="skip"
-            )
-            arrays[HEAD] = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.large_string()), joined)
+            both = pc.binary_join_element_wise(read_reason, checked.head, pa.scalar("; ", pa.large_string()))
+            arrays[HEAD] = pc.coalesce(both, read_reason, checked.head)
         return pa.table(arrays)
 
     def assemble(self) -> dict[str, SourceCounts]:
