@@ -95,7 +95,7 @@ class Source(_Model):
         for key in needed:
             if getattr(self, key) is None:
                 raise ValueError(f"a {self.kind} source needs `{key}`")
-        if self.kind == "sql" and "recursive" in self.model_fields_set:
+        if self.kind == "sql" and self.recursive:
             raise ValueError("`recursive` is for a files source, not a sql one")
         named = [("table", self.table), ("date_column", self.date_column)]
         for key, name in named + [("columns", c) for c in self.columns]:

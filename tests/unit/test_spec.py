@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.usecases.spec import SPEC_DIR, SpecError, get_spec, load_spec, load_specs
+from include.usecases.spec import SPEC_DIR, SpecError, UseCase, get_spec, load_spec, load_specs
 
 CHURN_YAML = SPEC_DIR / "churn.yaml"
 
@@ -44,6 +44,13 @@ def test_churn_spec_loads_with_its_dag_ids():
 def test_the_unchanged_dict_round_trips(tmp_path, churn_dict):
     # Guards the helpers below: a dump of the untouched spec must load, so each failure is the mutation's.
     assert load_spec(write_spec(tmp_path, churn_dict)) == load_spec(CHURN_YAML)
+
+
+def test_a_spec_dumped_with_its_defaults_validates_again():
+    # What a task does with a run's overrides (include/training/task.py): every default is then set.
+    spec = load_spec(CHURN_YAML)
+
+    assert UseCase.model_validate(spec.model_dump()) == spec
 
 
 def _unknown_top_level_key(raw: dict) -> None:
