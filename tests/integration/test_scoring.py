@@ -329,7 +329,7 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     ordinary_day(lake, platform, DAYS[0])
     state, tasks = run_score_dag(DAYS[0])
     assert state == "success"
-    assert tasks["wait_for_partition"] == tasks["score"] == "success"
+    assert tasks["wait_for_partition"] == tasks["score_shard"] == tasks["publish"] == "success"
     assert tasks["request_retrain"] == "skipped"  # no alert on an ordinary day
     assert len(day_predictions(platform, DAYS[0])) > 0
 
