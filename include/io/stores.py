@@ -2,6 +2,8 @@
 
 The lake and the file sources both live in a store. Keys are `/`-separated paths relative to the
 store's root. Writes are all-or-nothing: a reader sees the old object or the new one, never a part.
+`open` gives a seekable file that reads only the byte ranges asked for (ranged GETs on S3), so a
+Parquet reader fetches its footer and the row groups it reads, not the whole object.
 """
 
 from __future__ import annotations
