@@ -85,6 +85,10 @@ def _files_prefix_without_ds(raw: dict) -> None:
     raw["sources"][1]["prefix"] = "billing/"
 
 
+def _no_rows_per_shard(raw: dict) -> None:
+    raw["scoring"]["shard_rows"] = 0
+
+
 def _table_not_an_identifier(raw: dict) -> None:
     raw["sources"][0]["table"] = "customer_snapshots; DROP TABLE users"
 
@@ -108,6 +112,7 @@ def _recursive_not_a_boolean(raw: dict) -> None:
         (_accuracy_not_gated, ["gate", "accuracy", "guard-rail"]),
         (_holdout_not_inside_window, ["training", "holdout_days", "window_days"]),
         (_files_prefix_without_ds, ["sources.1", "`prefix`", "{ds}"]),
+        (_no_rows_per_shard, ["scoring.shard_rows", "greater than 0"]),
         (_table_not_an_identifier, ["sources.0", "`table`", "'customer_snapshots; DROP TABLE users'"]),
         (_recursive_on_a_sql_source, ["sources.0", "`recursive`", "files source"]),
         (_recursive_not_a_boolean, ["sources.1.recursive", "boolean"]),
