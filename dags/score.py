@@ -16,8 +16,8 @@ For the run's day (`ds`), once the day's partition is ingested (`wait_for_partit
   drift, and removes the staging. Readers see the old day or the new one, never a mix of shards.
 
 **Drift.** Each day's features are compared with the champion's training rows (PSI per feature,
-`drift_measures`). Over the spec's alert level, `request_retrain` emits the retrain Asset event that
-schedules the training DAG, at most once per `drift.cooldown_days`.
+`drift_measures`). When a feature has alerted on `drift.alert_days` consecutive days, `request_retrain`
+emits the retrain Asset event that schedules the training DAG, at most once per `drift.cooldown_days`.
 
 **Which day.** The same daily data-interval timetable as ingest (UTC): the run for `[ds, ds + 1 day)`
 starts when that day is over and its first task waits for the day's ingest. A manual run takes the

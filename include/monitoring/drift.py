@@ -15,7 +15,9 @@ the day's (the reference is a sample too), from seeded multinomial draws. Split 
 quantile. The spec's `drift.psi_warn` / `drift.psi_alert` are the sizes worth a word beyond the noise:
 a feature warns when its PSI is beyond the noise and at least `psi_warn`, and alerts when it is
 beyond the stricter noise quantile and at least `psi_alert`.
-`should_retrain` turns the day's worst level into a retrain decision that respects a cooldown.
+`persisting_alerts` keeps the features that alerted on `drift.alert_days` consecutive scored days
+(a real shift persists; a noise alert, rare as it is, seldom repeats the next day), and
+`should_retrain` turns them into a retrain decision that respects a cooldown.
 
 Buckets, fixed when the reference is built so that both share vectors line up:
 
@@ -41,7 +43,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -437,35 +439,60 @@ class DriftCounter:
         return drifts
 
 
+def persisting_alerts(
+    alerts_by_day: Mapping[dt.date, Collection[str]], today: dt.date, alert_days: int
+) -> frozenset[str]:
+    """The features that alerted on each of `alert_days` consecutive days, `today` among them.
+
+    A day missing from `alerts_by_day` was not scored and breaks a run. `today` may be any day of the
+    run, not only its last: a backfill that scores a run's later day first still finds the run when
+    it scores the earlier one.
+
+    Args:
+        alerts_by_day: the features graded "alert" on each scored day (empty: scored, none alerted),
+            for the days within ``alert_days - 1`` of `today`.
+        today: the day being scored.
+        alert_days: the spec's ``drift.alert_days`` (>= 1; 1: every alert counts).
+
+    Raises:
+        ValueError: when `alert_days` is below 1.
+    """
+    if alert_days < 1:
+        raise ValueError(f"alert_days must be >= 1, got {alert_days}")
+    found: set[str] = set()
+    for last in (today + dt.timedelta(days=n) for n in range(alert_days)):
+        run = [last - dt.timedelta(days=n) for n in range(alert_days)]
+        if all(day in alerts_by_day for day in run):
+            found |= set.intersection(*(set(alerts_by_day[day]) for day in run))
+    return frozenset(found)
+
+
 def should_retrain(
-    levels_by_day: Mapping[dt.date, str],
+    persisting: Collection[str],
     today: dt.date,
     last_retrain_trigger: dt.date | None,
     cooldown_days: int,
 ) -> bool:
     """Whether today's drift should trigger a retrain.
 
-    True exactly when ``levels_by_day[today] == "alert"`` and no trigger blocks today. A trigger on
-    day ``D`` blocks days ``D .. D + cooldown_days - 1``, so ``D + cooldown_days`` may trigger again
-    (with 7: a Monday trigger allows the next one on the following Monday; with 0 nothing is blocked).
-    A trigger later than `today` also blocks it, so a backfill of an older day never retrains behind
-    a newer trigger. A day with no entry in `levels_by_day` (not measured) does not trigger.
+    True exactly when some feature's alert persists (`persisting_alerts`) and no trigger blocks today.
+    A trigger on day ``D`` blocks days ``D .. D + cooldown_days - 1``, so ``D + cooldown_days`` may
+    trigger again (with 7: a Monday trigger allows the next one on the following Monday; with 0
+    nothing is blocked). A trigger later than `today` also blocks it, so a backfill of an older day
+    never retrains behind a newer trigger.
 
     Args:
-        levels_by_day: the worst drift level of each scored day.
+        persisting: the features whose alert persists, with `today` in the run.
         today: the day being scored.
         last_retrain_trigger: the day of the last trigger, or None when there has been none.
         cooldown_days: the spec's ``drift.cooldown_days`` (>= 0).
 
     Raises:
-        ValueError: on a negative cooldown or an unknown level for today.
+        ValueError: on a negative cooldown.
     """
     if cooldown_days < 0:
         raise ValueError(f"cooldown_days must be >= 0, got {cooldown_days}")
-    level = levels_by_day.get(today, "ok")
-    if level not in LEVELS:
-        raise ValueError(f"unknown drift level {level!r} on {today}; expected one of {LEVELS}")
-    if level != "alert":
+    if not persisting:
         return False
     if last_retrain_trigger is None:
         return True

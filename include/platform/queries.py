@@ -249,6 +249,29 @@ def retrain_request_records(engine: sa.Engine, use_case: str) -> list[RetrainReq
     return _select(engine, RetrainRequest, query)
 
 
+def alerts_by_day(
+    conn: sa.Connection, use_case: str, first: dt.date, last: dt.date
+) -> dict[dt.date, frozenset[str]]:
+    """The features graded "alert" on each scored day in [first, last]; a scored day with none has an
+    empty set, a day not scored is missing."""
+    scored = conn.execute(
+        sa.select(score_runs.c.ds).where(
+            (score_runs.c.use_case == use_case) & score_runs.c.ds.between(first, last)
+        )
+    ).scalars()
+    alerts: dict[dt.date, set[str]] = {ds: set() for ds in scored}
+    alerting = conn.execute(
+        sa.select(drift_measures.c.ds, drift_measures.c.feature).where(
+            (drift_measures.c.use_case == use_case)
+            & drift_measures.c.ds.between(first, last)
+            & (drift_measures.c.level == "alert")
+        )
+    )
+    for ds, feature in alerting:
+        alerts.setdefault(ds, set()).add(feature)
+    return {ds: frozenset(features) for ds, features in alerts.items()}
+
+
 def as_plain(value: Any) -> Any:
     """A typed record (or a list of them) as JSON-able dicts: dates as ISO text."""
     if isinstance(value, list):

@@ -383,23 +383,43 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
     return publish(use_case, resolved, plan, results, context)
 
 
-def retrain_due(use_case: str, scored: dict[str, Any]) -> bool:
-    """Whether the day's drift alert should schedule a retrain, given the cooldown since the last one."""
-    from include.monitoring.drift import should_retrain
+def _persisting(conn: sa.Connection, spec: UseCase, ds: dt.date) -> frozenset[str]:
+    """The features whose alert has lasted `drift.alert_days` scored days, `ds` among them."""
+    from include.monitoring.drift import persisting_alerts
+    from include.platform.queries import alerts_by_day
+
+    reach = dt.timedelta(days=spec.drift.alert_days - 1)
+    return persisting_alerts(
+        alerts_by_day(conn, spec.name, ds - reach, ds + reach), ds, spec.drift.alert_days
+    )
+
+
+def _last_request(conn: sa.Connection, use_case: str, besides: dt.date | None = None) -> dt.date | None:
+    """The day of the use case's latest retrain request (other than `besides`'s)."""
     from include.platform.tables import retrain_requests
+
+    which = retrain_requests.c.use_case == use_case
+    if besides is not None:
+        which &= retrain_requests.c.ds != besides
+    return conn.execute(sa.select(sa.func.max(retrain_requests.c.ds)).where(which)).scalar()
+
+
+def retrain_due(use_case: str, scored: dict[str, Any]) -> bool:
+    """Whether the day's drift should schedule a retrain: an alert that persists, past the cooldown."""
+    from include.monitoring.drift import should_retrain
 
     spec = get_spec(use_case, Settings.from_env().spec_dir)
     ds = dt.date.fromisoformat(scored["ds"])
     with _platform().connect() as conn:
-        last = conn.execute(
-            sa.select(sa.func.max(retrain_requests.c.ds)).where(retrain_requests.c.use_case == use_case)
-        ).scalar()
-    due = should_retrain({ds: scored["drift_level"]}, ds, last, spec.drift.cooldown_days)
+        last, persisting = _last_request(conn, use_case), _persisting(conn, spec, ds)
+    due = should_retrain(persisting, ds, last, spec.drift.cooldown_days)
     log.info(
-        "%s, ds=%s: drift %s, last retrain request %s, cooldown %d days: %s",
+        "%s, ds=%s: drift %s, alerting %d days running: %s; last retrain request %s, cooldown %d days: %s",
         use_case,
         ds,
         scored["drift_level"],
+        spec.drift.alert_days,
+        sorted(persisting) or "none",
         last,
         spec.drift.cooldown_days,
         "retrain" if due else "no retrain",
@@ -412,7 +432,7 @@ class RetrainBlocked(Exception):
 
 
 def request_retrain(use_case: str, scored: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Record the request and tag the retrain asset's event with the drifting day and features.
+    """Record the request and tag the retrain asset's event with the day and its persisting features.
 
     The cooldown is checked again in the transaction that records the request, one writer per use
     case at a time, so days scored at once (a backfill) cannot both ask.
@@ -432,14 +452,16 @@ def request_retrain(use_case: str, scored: dict[str, Any], context: Any) -> dict
     with platform.begin() as conn:
         if is_postgres(platform):
             conn.execute(partition_lock(retrain_requests, {"use_case": use_case}))
+        persisting = _persisting(conn, spec, ds)
+        features = {name: psi for name, psi in scored["alerts"].items() if name in persisting}
         # Writing first takes SQLite's write lock too, so the check below sees every other request.
         replace_rows(
-            conn, retrain_requests, key, [{**key, "run_id": context["run_id"], "features": scored["alerts"]}]
+            conn, retrain_requests, key, [{**key, "run_id": context["run_id"], "features": features}]
         )
-        others = (retrain_requests.c.use_case == use_case) & (retrain_requests.c.ds != ds)
-        last = conn.execute(sa.select(sa.func.max(retrain_requests.c.ds)).where(others)).scalar()
-        if not should_retrain({ds: scored["drift_level"]}, ds, last, spec.drift.cooldown_days):
-            raise RetrainBlocked(f"{use_case}, ds={ds}: the request of {last} holds it (cooldown)")
-    extra = {"ds": scored["ds"], "features": scored["alerts"]}
+        last = _last_request(conn, use_case, besides=ds)
+        if not should_retrain(persisting, ds, last, spec.drift.cooldown_days):
+            why = f"the request of {last} holds it (cooldown)" if persisting else "no alert persists"
+            raise RetrainBlocked(f"{use_case}, ds={ds}: {why}")
+    extra = {"ds": scored["ds"], "features": features}
     context["outlet_events"][retrain_asset(use_case)].extra = extra
     return extra

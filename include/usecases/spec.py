@@ -215,6 +215,8 @@ class Drift(_Model):
     psi_warn: float = Field(0.1, gt=0)
     psi_alert: float = Field(0.25, gt=0)
     cooldown_days: int = Field(7, ge=0)
+    # A retrain is asked for when one feature alerts on this many consecutive scored days.
+    alert_days: int = Field(2, ge=1)
     # Chance that a day drawn from the training distribution gets any warn / any alert (split across
     # features): a feature is graded only beyond the PSI sampling noise reaches at the day's rows.
     false_alarm_rate: float = Field(0.05, gt=0, lt=1)

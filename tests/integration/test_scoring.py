@@ -246,7 +246,7 @@ def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
     assert lake.read_bytes(f"predictions/churn/ds={DAYS[2]}/part-0.parquet") == lake_before
 
 
-def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(world):
+def test_drift_that_persists_requests_a_retrain_then_the_cooldown_holds(world):
     from include.assets import retrain_asset
     from include.scoring.task import RetrainBlocked, request_retrain, retrain_due
 
@@ -266,20 +266,22 @@ def test_drift_over_the_alert_level_requests_a_retrain_then_the_cooldown_holds(w
     first = score(DAYS[1])
     assert first["drift_level"] == "alert"
     assert set(first["alerts"]) >= {"Contract", "MonthlyCharges"}
-    assert retrain_due("churn", first)
-    outlets = Outlets()
-    request_retrain("churn", first, {"run_id": "score-drift", "outlet_events": outlets})
-    assert outlets[retrain_asset("churn")].extra["ds"] == DAYS[1].isoformat()
+    assert not retrain_due("churn", first)  # one day's alert: drift.alert_days is 2
 
-    next_day = score(DAYS[2])
-    assert next_day["drift_level"] == "alert"
-    assert not retrain_due("churn", next_day)  # within the 7-day cooldown
-    assert not retrain_due("churn", first)  # nor does a rerun of the same day ask again
-    with pytest.raises(RetrainBlocked, match="the request of 2025-03-30 holds it"):
-        # A run that passed retrain_due before the first request was recorded (days scored at once).
-        request_retrain("churn", next_day, {"run_id": "score-race", "outlet_events": Outlets()})
+    second = score(DAYS[2])
+    assert retrain_due("churn", second)
+    outlets = Outlets()
+    request_retrain("churn", second, {"run_id": "score-drift", "outlet_events": outlets})
+    extra = outlets[retrain_asset("churn")].extra
+    assert extra["ds"] == DAYS[2].isoformat() and set(extra["features"]) >= {"Contract", "MonthlyCharges"}
+
+    assert not retrain_due("churn", second)  # a rerun of the same day does not ask again
+    assert not retrain_due("churn", first)  # the run now holds DAYS[1] too, but behind a newer request
+    with pytest.raises(RetrainBlocked, match="the request of 2025-03-31 holds it"):
+        # A run that passed retrain_due before the request was recorded (days scored at once).
+        request_retrain("churn", first, {"run_id": "score-race", "outlet_events": Outlets()})
     with platform.connect() as conn:
-        assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[1]]
+        assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[2]]
 
 
 def test_the_cli_shows_a_scored_day_and_its_drift(world, capsys):
@@ -345,15 +347,13 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
             sa.update(ingest_runs).where(ingest_runs.c.ds.in_(DAYS[1:])).values(rows_written=len(drifted))
         )
     before = len(retrain_events())
-    state, tasks = run_score_dag(DAYS[1])
+    state, tasks = run_score_dag(DAYS[1])  # drifting, for one day so far
+    assert (state, tasks["retrain_due"], tasks["request_retrain"]) == ("success", "success", "skipped")
+    state, tasks = run_score_dag(DAYS[2])  # the second day running: the drift persists
     assert (state, tasks["request_retrain"]) == ("success", "success")
     events = retrain_events()
     assert len(events) == before + 1
-    assert events[-1]["ds"] == DAYS[1].isoformat() and "Contract" in events[-1]["features"]
-
-    state, tasks = run_score_dag(DAYS[2])  # drifting still, but inside the cooldown
-    assert (state, tasks["retrain_due"], tasks["request_retrain"]) == ("success", "success", "skipped")
-    assert len(retrain_events()) == before + 1
+    assert events[-1]["ds"] == DAYS[2].isoformat() and "Contract" in events[-1]["features"]
 
 
 def test_two_runs_of_the_same_day_at_once_leave_one_prediction_set(world):
