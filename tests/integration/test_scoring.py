@@ -561,3 +561,17 @@ def test_the_score_dag_maps_one_task_per_shard_named_by_its_place(airflow_db, wo
     assert shards == [(i, f"shard {i + 1} of 4", "success") for i in range(4)]
     assert len(day_predictions(platform, DAYS[2])) == rows
     assert lake.list_keys("staging/") == []
+
+
+def test_a_day_with_no_row_to_score_fails_at_the_publish_and_writes_nothing(world):
+    platform, lake, _ = world
+    key = f"raw/churn/ds={DAYS[2]}/part-0.parquet"
+    rows = read_frame(lake, key)
+    write_frame(lake, key, rows.assign(customerID=""))
+    with pytest.raises(
+        ScoreError, match=rf"no row to score \({len(rows)} in, .*'customerID is missing': {len(rows)}"
+    ):
+        score(DAYS[2])
+    assert day_predictions(platform, DAYS[2]).empty
+    with platform.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(score_runs)).scalar() == 0
