@@ -1,6 +1,10 @@
 """The platform's command line, for people and scripts: a printer over the shared read queries.
 
     python -m include.cli models churn [--json]    versions, status, aliases, ds, primary metric, sha256
+    python -m include.cli models churn --version N [--json]
+                                                   one version: family, parameters, holdout metrics with
+                                                   the gate's bounds, data window, every trial, and the
+                                                   permutation importance of each feature
     python -m include.cli gate churn [--json]      gate decisions: both sides' metrics, the paired gain
                                                    with its confidence bounds, and the reason
     python -m include.cli runs churn [--json]      ingest run records: rows read, quarantined, written
@@ -76,6 +80,140 @@ def models(use_case: str) -> Rows:
         }
         for v in registry.versions(use_case)
     ]
+
+
+def version_detail(use_case: str, version: int) -> dict[str, Any]:
+    """One version: what it is, what it was trained on, how it scored and what it relies on.
+
+    Raises:
+        LookupError: naming the use case and its known versions, when it has no such version.
+    """
+    registry = _registry()
+    found = registry.get(use_case, version)
+    decision = registry.decision(use_case, version)
+    evidence = (decision.evidence if decision else None) or {}
+    levels, differences = evidence.get("levels", {}), evidence.get("differences", {})
+
+    def metric_row(name: str, value: float) -> dict[str, Any]:
+        level, gain = levels.get(name, {}), differences.get(name, {})
+        return {
+            "metric": name,
+            "value": value,
+            "lower": level.get("lower"),
+            "upper": level.get("upper"),
+            "gain": gain.get("estimate"),
+            "gain_lower": gain.get("lower"),
+            "gain_upper": gain.get("upper"),
+        }
+
+    return {
+        "use_case": use_case,
+        "version": found.version,
+        "status": found.status,
+        "status_reason": found.status_reason,
+        "family": found.family,
+        "params": found.params,
+        "ds": found.ds.isoformat(),
+        "window": [found.window_start.isoformat(), found.window_end.isoformat()],
+        "holdout": [found.holdout_start.isoformat(), found.holdout_end.isoformat()],
+        "rows": found.row_counts,
+        "threshold": found.threshold,
+        "metrics": [metric_row(name, value) for name, value in found.metrics.items()],
+        "gate": None
+        if decision is None
+        else {
+            "passed": decision.passed,
+            "champion_version": decision.champion_version,
+            "confidence": decision.confidence,
+            "reasons": decision.reasons,
+        },
+        "trials": [
+            {
+                "trial_id": t["trial"]["trial_id"],
+                "family": t["trial"]["family"],
+                "params": t["trial"]["params"],
+                "metric": t["primary"],
+                "cv_mean": t["primary_mean"],
+                "cv_std": t["primary_std"],
+                "chosen": (t["trial"]["family"], t["trial"]["params"]) == (found.family, found.params),
+            }
+            for t in found.trials
+        ],
+        "importance": found.importance,
+    }
+
+
+def version_text(detail: dict[str, Any]) -> str:
+    """`version_detail` for people: a heading, the windows, then the metrics, trials and importance."""
+
+    def count(key: str) -> str:
+        return f", {detail['rows'][key]:,} rows" if detail["rows"] else ""
+
+    def bounds(low: float | None, high: float | None, sign: str = "") -> str:
+        return "" if low is None else f"[{low:{sign}.4f}, {high:{sign}.4f}]"
+
+    gate = detail["gate"]
+    lines = [
+        f"{detail['use_case']} v{detail['version']}: {detail['status']}, {detail['family']}, "
+        f"trained as of {detail['ds']}",
+        *([f"reason: {detail['status_reason']}"] if detail["status_reason"] else []),
+        f"parameters: {json.dumps(detail['params'], sort_keys=True)}",
+        f"data window {detail['window'][0]} .. {detail['window'][1]}{count('train')} for training; "
+        f"holdout {detail['holdout'][0]} .. {detail['holdout'][1]}{count('holdout')}; "
+        f"threshold {detail['threshold']:.4f}",
+        "",
+    ]
+    if gate is None:
+        lines += ["holdout metrics (not judged by the gate yet)"]
+    else:
+        against = f"v{gate['champion_version']}" if gate["champion_version"] else "no champion"
+        level = f"{gate['confidence']:.0%} bounds" if gate["confidence"] else "no bounds stored"
+        lines += [
+            f"holdout metrics; gate: {'passed' if gate['passed'] else 'rejected'} against {against}, {level}"
+        ]
+    metrics = [
+        {
+            "metric": m["metric"],
+            "value": m["value"],
+            "bounds": bounds(m["lower"], m["upper"]),
+            "gain": "" if m["gain"] is None else f"{m['gain']:+.4f}",
+            "gain bounds": bounds(m["gain_lower"], m["gain_upper"], "+"),
+        }
+        for m in detail["metrics"]
+    ]
+    lines += [format_table(metrics, list(metrics[0])), ""]
+    if gate:
+        lines += ["gate reasons:", *(f"  {reason}" for reason in gate["reasons"]), ""]
+    trials = [
+        {
+            "trial": t["trial_id"] + (" (chosen)" if t["chosen"] else ""),
+            "family": t["family"],
+            "parameters": json.dumps(t["params"], sort_keys=True),
+            f"CV {t['metric']} mean ± std": f"{t['cv_mean']:.4f} ± {t['cv_std']:.4f}",
+        }
+        for t in detail["trials"]
+    ]
+    lines += [f"trials ({len(trials)})", format_table(trials, list(trials[0])) if trials else "none", ""]
+    importance = detail["importance"]
+    if importance is None:
+        lines += ["permutation importance: not stored for this version (trained before it was kept)"]
+    else:
+        lines += [
+            f"permutation importance: fall of holdout {importance['metric']} when a feature is shuffled "
+            f"({importance['n_repeats']} repeats, {importance['rows']:,} rows)",
+            format_table(
+                [
+                    {
+                        "feature": f["feature"] + (" (derived)" if f["derived"] else ""),
+                        "mean": f["mean"],
+                        "std": f["std"],
+                    }
+                    for f in importance["features"]
+                ],
+                ["feature", "mean", "std"],
+            ),
+        ]
+    return "\n".join(lines)
 
 
 def gate(use_case: str) -> Rows:
@@ -222,6 +360,17 @@ def database(action: str) -> int:
     return 0
 
 
+def show_version(use_case: str, version: int, as_json: bool) -> int:
+    """Print one version (`version_detail`); 2, with the known versions on stderr, when there is none."""
+    try:
+        detail = version_detail(use_case, version)
+    except LookupError as missing:
+        print(missing, file=sys.stderr)
+        return 2
+    print(json.dumps(detail, indent=2) if as_json else version_text(detail))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -231,11 +380,15 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--json", action="store_true", help="JSON for scripts")
         if name in ("predictions", "drift"):
             sub.add_argument("--ds", type=parse_ds, help="one day, YYYY-MM-DD")
+        if name == "models":
+            sub.add_argument("--version", type=int, help="one version in full: trials, bounds, importance")
     db = commands.add_parser("db", help="the platform tables' schema")
     db.add_argument("action", choices=("upgrade", "current"))
     args = parser.parse_args(argv)
     if args.command == "db":
         return database(args.action)
+    if getattr(args, "version", None) is not None:
+        return show_version(args.use_case, args.version, args.json)
     day = {"ds": args.ds} if getattr(args, "ds", None) else {}
     rows = READERS[args.command][1](args.use_case, **day)
     if args.json:

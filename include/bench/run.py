@@ -1,10 +1,13 @@
-"""Measure the scoring and ingest paths on N generated rows: `python -m include.bench [--rows N]`.
+"""Measure the scoring and ingest paths on N generated rows, and training on big windows:
+`python -m include.bench [--rows N] [--stage scoring|ingest|train ...]`.
 
-In a fresh PostgreSQL database (created, then dropped), on the same data: the project's path end to
-end, the naive pandas path, and each raw bulk stage alone, each in its own process so that every
-path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard and its publish) and
-as K shards scored one after another, each in its own process, then their publish; and the day's
-replacement in PostgreSQL, the partition swap against DELETE + COPY into a plain table. Prints a
+Scoring and ingest, in a fresh PostgreSQL database (created, then dropped), on the same data: the
+project's path end to end, the naive pandas path, and each raw bulk stage alone, each in its own
+process so that every path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard
+and its publish) and as K shards scored one after another, each in its own process, then their
+publish; and the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
+plain table. Training (`include.bench.training`): the churn spec's default search on windows of
+`--train-rows` rows (50 k, 200 k and 1 M), each in its own process; it needs no database. Prints a
 table and writes the figures to `--out` as JSON.
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from include.bench import training
 from include.bench.data import PARAMS, Bench, prepare
 from include.platform.tables import predictions
 from include.usecases.spec import get_spec
@@ -184,11 +188,14 @@ def sharded_table(summary: dict[str, Any]) -> str:
 
 
 def save(out: Path, rows: int, results: dict[str, Any]) -> None:
-    """Write this run's stages into `out`, keeping the stages it did not measure, and file every stage's
-    figures under `by_rows` too, so that runs at 1 M and 5 M rows sit side by side."""
+    """Write this run's stages into `out`, keeping the stages it did not measure, and file the scoring
+    and ingest figures under `by_rows` too, so that runs at 1 M and 5 M rows sit side by side
+    (training holds its own sizes)."""
     saved = json.loads(out.read_text()) if out.exists() else {}
     by_rows = saved.pop("by_rows", {})
-    by_rows.setdefault(str(rows), {}).update(results)
+    measured_at_rows = {stage: results[stage] for stage in LABELS if stage in results}
+    if measured_at_rows:
+        by_rows.setdefault(str(rows), {}).update({**measured_at_rows, "machine": results["machine"]})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**saved, **results, "by_rows": by_rows}, indent=2))
 
@@ -203,41 +210,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
     parser.add_argument(
         "--stage",
-        choices=sorted([*LABELS, SHARDED]),
+        choices=[*sorted(LABELS), SHARDED, "train"],
         action="append",
-        help="measure only this stage (repeatable)",
+        help="measure only this stage (repeatable; default: scoring, ingest and sharded_scoring)",
     )
     parser.add_argument(
         "--shards", type=int, help="K for sharded_scoring (default: as the DAG plans the day)"
     )
+    parser.add_argument(
+        "--train-rows",
+        type=int,
+        action="append",
+        help="a training window's rows (repeatable; default 50,000, 200,000 and 1,000,000)",
+    )
+    parser.add_argument(
+        "--max-trial-rows",
+        type=training.trial_cap,
+        default=get_spec("churn").training.max_trial_rows,
+        help="training: rows each trial is cross-validated on (default: the churn spec's; none: all)",
+    )
     args = parser.parse_args(argv)
-    wanted = args.stage or [*LABELS, SHARDED]
-    stages = {stage: LABELS[stage] for stage in wanted if stage in LABELS}
+    chosen = args.stage or [*LABELS, SHARDED]
+    stages = {stage: LABELS[stage] for stage in chosen if stage in LABELS}
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()[0]
-    with bench_database(args.pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        bench = Bench(url, Path(tmp), args.rows, get_spec("churn").scoring.batch_rows, args.family)
-        bench = prepare(bench)
-        results: dict[str, Any] = {
-            stage: summarise(stage, args.rows, {name: run_path(bench, f"{stage}.{name}") for name in labels})
-            for stage, labels in stages.items()
-        }
-        if SHARDED in wanted:
-            planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
-            results[SHARDED] = sharded(bench, args.shards or planned)
+    results: dict[str, Any] = {}
+    batch_rows = get_spec("churn").scoring.batch_rows
+    if stages or SHARDED in chosen:
+        with bench_database(args.pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            bench = prepare(Bench(url, Path(tmp), args.rows, batch_rows, args.family))
+            for stage, labels in stages.items():
+                paths = {name: run_path(bench, f"{stage}.{name}") for name in labels}
+                results[stage] = summarise(stage, args.rows, paths)
+            if SHARDED in chosen:
+                planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
+                results[SHARDED] = sharded(bench, args.shards or planned)
     if "scoring" in results:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
+    if "train" in chosen:
+        results["training"] = training.summarise(args.train_rows or training.SIZES, args.max_trial_rows)
     results["machine"] = {
         "cpus": os.cpu_count(),
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "family": args.family,
-        "batch_rows": bench.batch_rows,
+        "batch_rows": batch_rows,
     }
     save(args.out, args.rows, results)
     report = [table(stage, results[stage]) for stage in stages]
     if SHARDED in results:
         report.append(sharded_table(results[SHARDED]))
+    if "training" in results:
+        report.append(training.table(results["training"]))
     print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
     return results
 

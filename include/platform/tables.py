@@ -64,6 +64,8 @@ model_versions = sa.Table(
         comment="window content, code, libraries and search: equal fingerprints, equal models",
     ),
     sa.Column("curves", sa.JSON, comment="holdout ROC and PR points, confusion matrix at the threshold"),
+    sa.Column("importance", sa.JSON, comment="permutation importance per feature on the holdout"),
+    sa.Column("row_counts", sa.JSON, comment="rows of the training part and of the holdout"),
     sa.UniqueConstraint("use_case", "run_id", name="uq_model_versions_run"),
     sa.Index("ix_model_versions_fingerprint", "use_case", "fingerprint"),
     sa.CheckConstraint(

@@ -58,6 +58,8 @@ class NewVersion:
     sha256: str
     fingerprint: str | None = None
     curves: dict[str, Any] | None = None
+    importance: dict[str, Any] | None = None
+    row_counts: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,10 +208,21 @@ class Registry:
             return [row_as(TrainingRun, r) for r in rows]
 
     def get(self, use_case: str, version: int) -> ModelVersion:
+        """One version.
+
+        Raises:
+            LookupError: naming the use case and its known versions, when it has no such version.
+        """
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(model_versions).where(_key(use_case, version))).mappings().first()
-        if row is None:
-            raise LookupError(f"{use_case}: no model version {version}")
+            if row is None:
+                known = conn.execute(
+                    sa.select(model_versions.c.version)
+                    .where(model_versions.c.use_case == use_case)
+                    .order_by(model_versions.c.version)
+                ).scalars()
+                listed = ", ".join(f"v{n}" for n in known) or "none registered"
+                raise LookupError(f"{use_case}: no model version {version} (known versions: {listed})")
         return row_as(ModelVersion, row)
 
     def versions(self, use_case: str) -> list[ModelVersion]:

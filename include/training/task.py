@@ -116,7 +116,8 @@ def run_trial(
 def fit_and_register(
     use_case: str, plan: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any], run_id: str
 ) -> dict[str, Any]:
-    """Refit the best trial on the whole training part, score the holdout, store the model, register it.
+    """Refit the best trial on the whole training part, score the holdout, store the model, register it
+    with its holdout metrics, curves and permutation importance.
 
     A run whose fingerprint an earlier run's version already has (the same window content, code,
     libraries and search) makes the same model: it registers nothing, and is recorded against that
@@ -128,6 +129,7 @@ def fit_and_register(
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
     from include.training.curves import holdout_curves
+    from include.training.importance import permutation_importances
     from include.training.metrics import evaluate
     from include.training.preprocess import split_xy
     from include.training.tuning import TrialResult, best_trial, fit_final
@@ -181,6 +183,10 @@ def fit_and_register(
             sha256=sha,
             fingerprint=fingerprint,
             curves=holdout_curves(y_holdout, holdout_proba, model.threshold),
+            importance=permutation_importances(
+                model, x_holdout, y_holdout, spec.gate.primary, spec.training.random_state
+            ),
+            row_counts={"train": len(train), "holdout": len(holdout)},
         )
     )
     registry.record_training_run(

@@ -71,14 +71,27 @@ class TrialResult:
         return cls(**{**data, "trial": Trial.from_dict(data["trial"]), "metrics": dict(data["metrics"])})
 
 
+def trial_rows(spec: UseCase, train_frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows a trial is cross-validated on: all of the training part, or, beyond
+    `training.max_trial_rows`, a sample of that many seeded by `training.random_state` (the same
+    sample for every trial), in their original order so the folds stay in time."""
+    cap = spec.training.max_trial_rows
+    if cap is None or len(train_frame) <= cap:
+        return train_frame
+    rng = np.random.default_rng(spec.training.random_state)
+    keep = np.sort(rng.choice(len(train_frame), cap, replace=False))
+    return train_frame.iloc[keep]
+
+
 def _fold_predictions(
     spec: UseCase, trial: Trial, train_frame: pd.DataFrame
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Labels and out-of-fold positive-class probabilities of each fold's validation rows."""
     if DATE_COLUMN not in train_frame.columns:
         raise ValueError(f"the training frame has no date column {DATE_COLUMN!r}")
-    X, y = split_xy(train_frame, spec)
-    folds = time_series_folds(train_frame[DATE_COLUMN], spec.training.cv_folds)
+    frame = trial_rows(spec, train_frame)
+    X, y = split_xy(frame, spec)
+    folds = time_series_folds(frame[DATE_COLUMN], spec.training.cv_folds)
     predictions = []
     for n, (train_rows, valid_rows) in enumerate(folds):
         classes = sorted(y.iloc[train_rows].unique().tolist())
@@ -99,7 +112,7 @@ def _pooled(predictions: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 
 
 def run_trial(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> TrialResult:
-    """Cross-validate one trial over time on the training part.
+    """Cross-validate one trial over time on the training part (`trial_rows` of it).
 
     The threshold is chosen on the pooled out-of-fold predictions; the per-fold scores of the primary
     metric (for its mean and standard deviation) and the pooled metrics all use that threshold.

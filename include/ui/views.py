@@ -105,6 +105,22 @@ class TrialRow(BaseModel):
     chosen: bool
 
 
+class FeatureImportance(BaseModel):
+    feature: str
+    derived: bool
+    mean: float
+    std: float
+
+
+class Importance(BaseModel):
+    """Permutation importance on the holdout, stored at training: the fall of `metric` per feature."""
+
+    metric: str
+    n_repeats: int
+    rows: int
+    features: list[FeatureImportance]
+
+
 class Lineage(BaseModel):
     dag_id: str
     run_id: str
@@ -172,6 +188,7 @@ class VersionDetail(BaseModel):
     decision: GateDecision | None
     champion_curves: Curves | None
     trials: list[TrialRow]
+    importance: Importance | None
     lineage: Lineage
 
 
@@ -302,6 +319,7 @@ def version_detail(engine: sa.Engine, spec: UseCase, version: int) -> VersionDet
         decision=None if record is None else _decision(record),
         champion_curves=None if record is None else record.champion_curves,
         trials=[_trial(t, t is chosen) for t in found.trials],
+        importance=found.importance,
         lineage=Lineage(
             dag_id=spec.train_dag_id,
             run_id=found.run_id,

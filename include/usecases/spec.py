@@ -173,6 +173,10 @@ class Training(_Model):
     n_trials: int = Field(4, ge=1)
     estimators: tuple[Literal[ESTIMATORS], ...] = ESTIMATORS  # type: ignore[valid-type]
     random_state: int = 42
+    # Rows each trial is cross-validated on: a larger training part is sampled (seeded) down to this,
+    # so the search stops growing with the window; the chosen trial is refitted on every row.
+    # null: every trial on every row.
+    max_trial_rows: int | None = Field(100_000, ge=1000)
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:

@@ -43,6 +43,7 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
     }
     assert results["scoring"]["project_lake_s"] > 0
 
+<<<<<<< HEAD
     sharded = results[SHARDED]
     assert (sharded["rows"], sharded["shards"]) == (ROWS, 4)
     assert {name: path["rows"] for name, path in sharded["paths"].items()} == dict.fromkeys(
@@ -62,3 +63,35 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
         "swap_speedup",
     ):
         assert sharded[name] > 0, name
+=======
+
+def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path):
+    """`make bench STAGE=train` at two tiny sizes, the larger over a lowered trial cap; no database."""
+    from include.training.estimators import sample_trials
+    from include.usecases.spec import get_spec
+
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"scoring": {"rows": 5}, "by_rows": {"5": {"scoring": {"rows": 5}}}}))
+    sizes, cap = (1_500, 3_000), 2_000
+    argv = ["--stage", "train", "--max-trial-rows", str(cap), "--out", str(out)]
+    main([*argv, *(arg for rows in sizes for arg in ("--train-rows", str(rows)))])
+    results = json.loads(out.read_text())
+
+    assert results["scoring"] == {"rows": 5} and results["by_rows"] == {"5": {"scoring": {"rows": 5}}}
+    training = results["training"]
+    assert training["max_trial_rows"] == cap
+    training_spec = get_spec("churn").training
+    search = sample_trials(training_spec.estimators, training_spec.n_trials, training_spec.random_state)
+    for rows in sizes:
+        figures = training["sizes"][str(rows)]
+        assert figures["rows"] == figures["train_rows"] + figures["holdout_rows"] == rows
+        assert figures["trial_rows"] == min(figures["train_rows"], cap)
+        assert list(figures["trials"]) == [t.trial_id for t in search]
+        assert figures["best"]["trial_id"] in figures["trials"]
+        assert 0.6 < figures["holdout_roc_auc"] <= figures["teacher_roc_auc"] + 0.05
+        assert list(figures["stages_s"]) == ["split", "trials", "final_fit", "holdout", "importance"]
+        assert figures["stages_s"]["trials"] > 0 and figures["top_feature"] in get_spec("churn").features.all
+    assert training["sizes"]["3000"]["trial_rows"] == cap < training["sizes"]["3000"]["train_rows"]
+    [(name, ratio)] = training["time_ratios"].items()
+    assert name == "3000/1500" and ratio["rows"] == 2.0 and ratio["seconds"] > 0
+>>>>>>> explain

@@ -153,3 +153,62 @@ def test_a_healthy_training_run_logs_no_warning_flood_and_no_error(world):
     assert any("churn: champion v1 -> v2" in line for line in lines)
     assert [line for line in lines if "DeprecatedImportWarning" in line] == []
     assert [line for line in lines if "[error" in line] == []
+
+
+def test_the_cli_shows_a_trained_version_in_full(world, capsys):
+    """`models churn --version N`: family, parameters, metrics with the gate's bounds, the windows and
+    rows, every trial, and the permutation importance stored at training, most important first."""
+    from include import cli
+
+    registry, _, _ = world
+    _, tasks = train(AS_OF)
+    assert tasks["promote"] == "success"
+    version = registry.champion("churn")
+    capsys.readouterr()
+
+    assert cli.main(["models", "churn", "--version", str(version.version), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["family"], shown["params"]) == (version.family, version.params)
+    assert shown["window"] == [DAYS[0].isoformat(), AS_OF.isoformat()]
+    assert shown["holdout"] == [
+        (AS_OF - dt.timedelta(days=SPEC.training.holdout_days - 1)).isoformat(),
+        AS_OF.isoformat(),
+    ]
+    train_part, holdout = shown["rows"]["train"], shown["rows"]["holdout"]
+    assert holdout == version.curves["rows"] and train_part > holdout
+    primary = {m["metric"]: m for m in shown["metrics"]}["roc_auc"]
+    assert primary["lower"] < primary["value"] < primary["upper"]
+    assert primary["gain_lower"] < primary["gain"] < primary["gain_upper"]  # against v1
+    trials = shown["trials"]
+    assert [t["trial_id"] for t in trials] == ["logistic_regression-0", "logistic_regression-1"]
+    assert [t["trial_id"] for t in trials if t["chosen"]] == [
+        t["trial"]["trial_id"] for t in version.trials if t["trial"]["params"] == version.params
+    ]
+    assert all(t["cv_std"] > 0 for t in trials)
+    importance = shown["importance"]
+    assert (importance["metric"], importance["n_repeats"], importance["rows"]) == ("roc_auc", 5, holdout)
+    features = [f["feature"] for f in importance["features"]]
+    assert sorted(features) == sorted(SPEC.features.all)
+    means = [f["mean"] for f in importance["features"]]
+    assert means == sorted(means, reverse=True) and means[0] > 0
+
+    assert cli.main(["models", "churn", "--version", str(version.version)]) == 0
+    text = capsys.readouterr().out
+    assert f"churn v{version.version}: champion, logistic_regression, trained as of {AS_OF}" in text
+    assert f"{train_part:,} rows for training" in text and f"{holdout:,} rows" in text
+    assert "gate: passed against v1, 90% bounds" in text
+    for trial in trials:
+        assert f"{trial['cv_mean']:.4f} ± {trial['cv_std']:.4f}" in text
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("permutation importance")) + 2
+    assert [line.split()[0] for line in lines[start : start + len(features)]] == features
+
+
+def test_an_unknown_version_names_the_use_case_and_the_known_versions(world, capsys):
+    from include import cli
+
+    capsys.readouterr()
+    assert cli.main(["models", "churn", "--version", "7"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == "churn: no model version 7 (known versions: v1)"

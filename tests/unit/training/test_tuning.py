@@ -11,7 +11,7 @@ from include.training.estimators import Trial, sample_trials
 from include.training.metrics import evaluate
 from include.training.preprocess import split_xy
 from include.training.split import DATE_COLUMN
-from include.training.tuning import TrialResult, best_trial, fit_final, run_trial
+from include.training.tuning import TrialResult, best_trial, fit_final, run_trial, trial_rows
 from include.usecases.spec import ESTIMATORS, METRICS, UseCase
 
 LOGISTIC = Trial("logistic_regression-0", "logistic_regression", {"C": 1.0})
@@ -131,3 +131,38 @@ def test_the_tuned_logistic_model_generalises_to_the_holdout(
     metrics = evaluate(y, model.predict_proba(X), model.threshold)
     assert metrics["roc_auc"] >= 0.83  # published results on this data: about 0.84-0.85
     assert metrics["accuracy"] >= 0.7
+
+
+def capped(spec: UseCase, rows: int | None) -> UseCase:
+    raw = spec.model_dump()
+    raw["training"]["max_trial_rows"] = rows
+    return UseCase.model_validate(raw)
+
+
+def test_trials_use_every_row_up_to_the_cap(spec: UseCase, train: pd.DataFrame) -> None:
+    assert trial_rows(spec, train) is train  # the churn window is far below the default cap
+    assert trial_rows(capped(spec, None), train) is train
+    assert trial_rows(capped(spec, len(train)), train) is train
+
+
+def test_beyond_the_cap_trials_use_one_seeded_sample_in_time_order(
+    spec: UseCase, train: pd.DataFrame
+) -> None:
+    small = capped(spec, 2000)
+    sample = trial_rows(small, train)
+
+    assert len(sample) == 2000 and sample.index.is_unique
+    assert sample.index.isin(train.index).all()
+    assert list(sample.index) == sorted(sample.index, key=list(train.index).index)
+    assert sample.equals(trial_rows(small, train))
+    on_cap, on_sample = run_trial(small, LOGISTIC, train), run_trial(spec, LOGISTIC, sample)
+    assert (on_cap.primary_mean, on_cap.metrics, on_cap.threshold) == (
+        on_sample.primary_mean,
+        on_sample.metrics,
+        on_sample.threshold,
+    )
+
+
+def test_a_cap_below_a_thousand_rows_is_refused(spec: UseCase) -> None:
+    with pytest.raises(ValueError, match="max_trial_rows"):
+        capped(spec, 10)

@@ -42,6 +42,17 @@ def _curves(rng: np.random.Generator, quality: float, threshold: float) -> dict:
     return holdout_curves(y, p, threshold)
 
 
+def _importance(spec: UseCase, n: int) -> dict | None:
+    """Every feature's importance, the first feature most important; none stored for version 1."""
+    if n == 1:
+        return None
+    features = [
+        {"feature": name, "derived": False, "mean": round(0.05 / (rank + 1), 6), "std": 0.001}
+        for rank, name in enumerate(spec.features.all)
+    ]
+    return {"metric": "roc_auc", "n_repeats": 5, "rows": 1000, "features": features}
+
+
 def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) -> None:
     """Write `versions` versions with their gate decisions and `days` days of run records."""
     rng = np.random.default_rng(7)
@@ -88,6 +99,7 @@ def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) ->
                 sha256=f"{n:064x}",
                 fingerprint=f"{n:064x}",
                 curves=_curves(rng, quality, 0.3),
+                importance=_importance(spec, n),
             )
         )
         passed = champion is None or version.metrics["roc_auc"] > champion.metrics["roc_auc"]

@@ -118,7 +118,10 @@ def viewer(client, auth_manager):
 def test_an_unknown_use_case_or_version_is_404_for_a_signed_in_user(viewer) -> None:
     assert viewer.get("/api/use-cases/nope/overview").status_code == 404
     missing = viewer.get("/api/use-cases/churn/versions/99")
-    assert (missing.status_code, missing.json()["detail"]) == (404, "churn: no model version 99")
+    assert (missing.status_code, missing.json()["detail"]) == (
+        404,
+        "churn: no model version 99 (known versions: v1, v2, v3)",
+    )
 
 
 def test_the_overview_names_the_champion_its_history_and_every_version(viewer) -> None:
@@ -145,6 +148,10 @@ def test_a_version_carries_its_stored_curves_and_its_judges(viewer, engine) -> N
     assert body["champion_curves"]["rows"] == 1000
     assert sum(body["curves"]["confusion"].values()) == 1000
     assert [t["chosen"] for t in body["trials"]].count(True) == 1
+    importance = body["importance"]
+    assert (importance["metric"], importance["rows"]) == ("roc_auc", 1000)
+    assert [f["feature"] for f in importance["features"]] == list(get_spec("churn").features.all)
+    assert viewer.get("/api/use-cases/churn/versions/1").json()["importance"] is None
     assert body["trials"][-1] == {**body["trials"][-1], "trial_id": "random_forest-7", "chosen": True}
     assert (
         body["lineage"]["run_path"] == "/dags/churn_train/runs/scheduled__2025-01-21T03%3A00%3A00%2B00%3A00"
@@ -210,6 +217,9 @@ def test_pages_draw_the_curves_and_the_heatmap_with_their_values(viewer) -> None
     version = viewer.get("/churn/versions/3").text
     assert version.count('class="curve candidate"') == 2 and version.count('class="curve champion"') == 2
     assert 'data-series="v1 (champion)"' in version
+    shown = re.findall(r'<tr data-feature="([^"]+)"><td>[^<]+</td><td class="num">([0-9.]+)</td>', version)
+    assert shown[:2] == [("tenure", "0.0500"), ("MonthlyCharges", "0.0250")]
+    assert "Not stored for this version" in viewer.get("/churn/versions/1").text
     scoring = viewer.get("/churn/scoring").text
     features = len(get_spec("churn").features.all)
     assert scoring.count('<rect class="cell ') == 31 * features

@@ -2,7 +2,7 @@
 day plus a DEFAULT one, every existing row kept in its day's partition (SQLite: unchanged)
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Created: 2026-12-08 10:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from include.platform.tables import day_partition, default_partition
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,134 @@
+"""Permutation importance of a fitted model on its holdout: what each feature is worth to it.
+
+A feature's importance is how much the spec's primary metric falls when that feature's values are
+shuffled across the holdout rows (`sklearn.inspection.permutation_importance`, seeded), the mean
+and standard deviation over `n_repeats` shuffles. The model's raw input columns are shuffled as
+they arrive (so a column a derived feature reads counts through it too); each derived feature is
+shuffled on its own, after it is computed, and counted under its own name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from include.registry.model_files import FittedModel
+from include.training.compare import Scored, weighted_metric
+from include.training.metrics import direction
+
+logger = logging.getLogger(__name__)
+
+N_REPEATS = 5
+# Holdout rows shuffled at most (a seeded sample beyond): the cost stays flat as windows grow.
+MAX_ROWS = 10_000
+DIGITS = 6
+
+
+def _scorer(metric: str, threshold: float):
+    """A scorer for `permutation_importance`: `metric` at the model's threshold, higher is better.
+
+    Measured as the gate measures it (`weighted_metric` under unit weights: scikit-learn's figure,
+    without its per-call input checks, which cost more than the metric on a few thousand rows).
+    """
+
+    def score(estimator: Any, X: Any, y: np.ndarray) -> float:
+        scored = Scored(estimator.predict_proba(X)[:, 1], threshold)
+        return direction(metric) * float(weighted_metric(metric, y, scored, np.ones((1, len(y))))[0])
+
+    return score
+
+
+class _DerivedGiven:
+    """The fitted pipeline's model step on its design matrix, with the derived features' columns
+    taken from X: shuffling a column of X shuffles one derived feature and nothing else.
+
+    The derived features are imputed and scaled column by column, so shuffling a derived feature's
+    output column is shuffling the feature itself.
+    """
+
+    def __init__(self, model: FittedModel, design: np.ndarray, columns: slice) -> None:
+        self.model, self.design, self.columns = model, design, columns
+
+    def fit(self, X: Any, y: Any) -> _DerivedGiven:
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        design = self.design.copy()
+        design[:, self.columns] = X
+        return self.model.pipeline.named_steps["model"].predict_proba(design)
+
+
+def _importances(result: Any, names: list[str], derived: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "feature": name,
+            "derived": derived,
+            "mean": round(float(mean), DIGITS),
+            "std": round(float(std), DIGITS),
+        }
+        for name, mean, std in zip(names, result.importances_mean, result.importances_std, strict=True)
+    ]
+
+
+def permutation_importances(
+    model: FittedModel,
+    X: pd.DataFrame,
+    y: pd.Series,
+    metric: str,
+    random_state: int,
+    n_repeats: int = N_REPEATS,
+    max_rows: int = MAX_ROWS,
+) -> dict[str, Any]:
+    """Each input column's and each derived feature's permutation importance on the holdout.
+
+    Args:
+        model: the fitted model (its pipeline and threshold).
+        X: the holdout's feature columns (`split_xy`); y: its 0/1 labels.
+        metric: the metric whose fall measures importance (the gate's primary).
+        random_state: seeds the row sample and the shuffles.
+        n_repeats: shuffles per feature.
+        max_rows: at most this many holdout rows are used (a seeded sample beyond).
+
+    Returns:
+        `{"metric", "n_repeats", "rows", "features": [{"feature", "derived", "mean", "std"}]}`, the
+        features by mean importance, highest first (a mean near 0 or below: the model does not
+        rely on the feature).
+
+    Raises:
+        ValueError: when the rows hold a single class, or X and y differ in length.
+    """
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows and y {len(y)}")
+    started = time.perf_counter()
+    if len(X) > max_rows:
+        keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))
+        X, y = X.iloc[keep], y.iloc[keep]
+    labels = y.to_numpy()
+    score = _scorer(metric, model.threshold)
+    common = {"scoring": score, "n_repeats": n_repeats, "random_state": random_state, "n_jobs": 1}
+    raw = permutation_importance(model.pipeline, X, labels, **common)
+    features = _importances(raw, list(X.columns), derived=False)
+    preprocess = model.pipeline.named_steps["preprocess"]
+    columns = preprocess.output_indices_.get("derived", slice(0, 0))
+    if columns.stop > columns.start:
+        design = preprocess.transform(X)
+        design = np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype="float64")
+        given = _DerivedGiven(model, design, columns)
+        derived = permutation_importance(given, design[:, columns], labels, **common)
+        names = list(preprocess.named_transformers_["derived"].named_steps["derive"].expressions)
+        features += _importances(derived, names, derived=True)
+    features.sort(key=lambda f: (-f["mean"], f["feature"]))
+    logger.info(
+        "Permutation importance of %d features (%s, %d repeats, %d rows) in %.1f s",
+        len(features),
+        metric,
+        n_repeats,
+        len(X),
+        time.perf_counter() - started,
+    )
+    return {"metric": metric, "n_repeats": n_repeats, "rows": len(X), "features": features}
