@@ -43,7 +43,6 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
     }
     assert results["scoring"]["project_lake_s"] > 0
 
-<<<<<<< HEAD
     sharded = results[SHARDED]
     assert (sharded["rows"], sharded["shards"]) == (ROWS, 4)
     assert {name: path["rows"] for name, path in sharded["paths"].items()} == dict.fromkeys(
@@ -63,7 +62,7 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
         "swap_speedup",
     ):
         assert sharded[name] > 0, name
-=======
+
 
 def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path):
     """`make bench STAGE=train` at two tiny sizes, the larger over a lowered trial cap; no database."""
@@ -94,4 +93,3 @@ def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path)
     assert training["sizes"]["3000"]["trial_rows"] == cap < training["sizes"]["3000"]["train_rows"]
     [(name, ratio)] = training["time_ratios"].items()
     assert name == "3000/1500" and ratio["rows"] == 2.0 and ratio["seconds"] > 0
->>>>>>> explain
