@@ -96,7 +96,7 @@ def train_dag(spec: UseCase):
 
             return sample_trials(spec.name, params)
 
-        @task(map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
+        @task(queue=SETTINGS.train_queue, map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
         def trial(plan: dict, trial: dict, params: dict) -> dict:
             from include.training.task import run_trial
 

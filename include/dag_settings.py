@@ -26,6 +26,7 @@ def default_args(spec: UseCase, settings: Settings) -> dict:
         "owner": spec.owner,
         "retries": settings.task_retries,
         "retry_delay": dt.timedelta(minutes=5),
+        "queue": settings.default_queue,
         "on_failure_callback": PlatformAlert(settings.alerts_conn_id, spec.schedule.timezone),
     }
 

@@ -122,3 +122,18 @@ def test_a_bad_spec_fails_its_own_dags_only(tmp_path, monkeypatch):
     [(path, message)] = dagbag.import_errors.items()
     assert path.endswith("spec_errors.py")
     assert "upsell.yaml: gate.flor" in message
+
+
+def test_training_trials_go_to_the_train_queue_and_the_rest_to_default(dagbag):
+    for dag_id in DAG_IDS:
+        for task in dagbag.dags[dag_id].tasks:
+            expected = "train" if (dag_id, task.task_id) == ("churn_train", "trial") else "default"
+            assert task.queue == expected, f"{dag_id}.{task.task_id}"
+
+
+def test_queues_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PLATFORM_TRAIN_QUEUE", "gpu")
+    monkeypatch.setenv("PLATFORM_DEFAULT_QUEUE", "batch")
+    dags = load_dagbag().dags
+    assert dags["churn_train"].get_task("trial").queue == "gpu"
+    assert dags["churn_train"].get_task("plan").queue == "batch"
