@@ -25,7 +25,7 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_F
 # The scoring service's bearer token on the demo (README, "Real-time scoring"); never a production value.
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_SERVING := {"conn_type": "http", "password": "demo-serving-token"}
 
-.PHONY: venv demo test test-e2e test-reliability reliability bench bench-serving serve lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e test-celery test-reliability reliability bench bench-serving serve lint airflow up up-celery demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ airflow: venv ## The Airflow CLI in the demo's environment: make airflow ARGS='d
 
 up: venv ## Airflow (UI, scheduler, ...) on the demo's environment.
 	$(BIN)/python -m include.demo.run --serve
+
+up-celery: venv ## Airflow on the CeleryExecutor: http://127.0.0.1:8091, admin / admin, two workers (WORKERS=N); README "Scale out".
+	$(BIN)/python -m include.scaleout $(if $(WORKERS),--workers $(WORKERS)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 demo-env: ## Print the demo's environment, for `eval "$(make -s demo-env)"`.
 	@env | grep -E '^(AIRFLOW|PLATFORM|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"

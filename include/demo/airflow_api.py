@@ -101,6 +101,26 @@ class LocalAirflow:
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
 
+    def command(self, component: str) -> list[str]:
+        """The command line that runs `component`."""
+        return ["airflow", component]
+
+    def component_env(self, component: str) -> dict[str, str]:
+        """The environment `component` runs in: the one every component shares."""
+        return self.env
+
+    def launch(self, component: str) -> subprocess.Popen:
+        """Start one component in its own session, logging to its file (also to restart one)."""
+        with self.log_file(component).open("ab") as out:
+            self.processes[component] = subprocess.Popen(
+                self.command(component),
+                env=self.component_env(component),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.processes[component]
+
     def start(self, timeout: float = 120) -> None:
         """Start every component and wait until the API reports them healthy."""
         with socket.socket() as probe:
@@ -108,14 +128,7 @@ class LocalAirflow:
                 raise RuntimeError(f"port {self.port} is taken: is another Airflow running? Stop it first.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in self.components:
-            with self.log_file(component).open("ab") as out:
-                self.processes[component] = subprocess.Popen(
-                    ["airflow", component],
-                    env=self.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self.launch(component)
         started = time.monotonic()
         deadline, said = started + timeout, started
         while time.monotonic() < deadline:
@@ -192,6 +205,17 @@ class StandaloneAirflow(LocalAirflow):
     @property
     def process(self) -> subprocess.Popen | None:
         return self.processes.get("standalone")
+
+
+def airflow_cli(args: list[str], env: dict[str, str], log_path: Path) -> None:
+    """One Airflow CLI call in `env`, its output appended to `log_path`; raises naming the log if it fails."""
+    log.info("airflow %s", " ".join(args))  # each call takes 5-15 s: say what is going on
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        airflow = str(Path(sys.executable).parent / "airflow")
+        done = subprocess.run([airflow, *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode:
+        raise RuntimeError(f"airflow {' '.join(args)} exited with {done.returncode}; see {log_path}")
 
 
 class Progress:
