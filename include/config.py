@@ -26,6 +26,8 @@ class Settings:
     dag_end_date: dt.date | None = None
     # Task retries (2 in production); the demo sets 0 so that a failure shows at once.
     task_retries: int = 2
+    # Seconds between a task's failure and its retry (5 minutes; the Celery end-to-end test sets 5 s).
+    task_retry_delay_seconds: int = 300
     # The HTTP connection alerts are POSTed to (include/alerting.py); undefined: a logged warning.
     alerts_conn_id: str = "platform_alerts"
     # Celery queues (ignored by other executors): training trials and scoring shards on their own,
@@ -44,6 +46,7 @@ class Settings:
             if (end := os.environ.get("PLATFORM_DAG_END_DATE"))
             else None,
             task_retries=int(os.environ.get("PLATFORM_TASK_RETRIES", "2")),
+            task_retry_delay_seconds=int(os.environ.get("PLATFORM_TASK_RETRY_DELAY_SECONDS", "300")),
             alerts_conn_id=os.environ.get("PLATFORM_ALERTS_CONN_ID", "platform_alerts"),
             train_queue=_queue("PLATFORM_TRAIN_QUEUE", "train"),
             score_queue=_queue("PLATFORM_SCORE_QUEUE", "score"),

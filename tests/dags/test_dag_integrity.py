@@ -131,9 +131,13 @@ def test_training_trials_go_to_the_train_queue_and_the_rest_to_default(dagbag):
             assert task.queue == expected, f"{dag_id}.{task.task_id}"
 
 
-def test_queues_come_from_the_environment(monkeypatch):
+def test_queues_and_the_retry_delay_come_from_the_environment(monkeypatch):
+    import datetime as dt
+
     monkeypatch.setenv("PLATFORM_TRAIN_QUEUE", "gpu")
     monkeypatch.setenv("PLATFORM_DEFAULT_QUEUE", "batch")
+    monkeypatch.setenv("PLATFORM_TASK_RETRY_DELAY_SECONDS", "7")
     dags = load_dagbag().dags
     assert dags["churn_train"].get_task("trial").queue == "gpu"
     assert dags["churn_train"].get_task("plan").queue == "batch"
+    assert dags["churn_ingest"].get_task("ingest").retry_delay == dt.timedelta(seconds=7)
