@@ -58,7 +58,10 @@ test: lint ## Lint and the whole test suite.
 	$(BIN)/pytest
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
-	$(BIN)/pytest -m e2e tests/e2e
+	$(BIN)/pytest -m 'e2e and not celery' tests/e2e
+
+test-celery: venv ## End-to-end on the CeleryExecutor: two workers, training trials and scoring shards on both, a worker killed.
+	$(BIN)/pytest -m celery tests/e2e/test_celery.py
 
 reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
 	$(BIN)/python -m include.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
