@@ -109,18 +109,6 @@ class LocalAirflow:
         """The environment `component` runs in: the one every component shares."""
         return self.env
 
-    def launch(self, component: str) -> subprocess.Popen:
-        """Start one component in its own session, logging to its file (also to restart one)."""
-        with self.log_file(component).open("ab") as out:
-            self.processes[component] = subprocess.Popen(
-                self.command(component),
-                env=self.component_env(component),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self.processes[component]
-
     def start(self, timeout: float = 120) -> None:
         """Start every component and wait until the API reports them healthy."""
         with socket.socket() as probe:
@@ -128,7 +116,7 @@ class LocalAirflow:
                 raise RuntimeError(f"port {self.port} is taken: is another Airflow running? Stop it first.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in self.components:
-            self.launch(component)
+            self._spawn(component, self.component_env(component))
         started = time.monotonic()
         deadline, said = started + timeout, started
         while time.monotonic() < deadline:
@@ -145,6 +133,24 @@ class LocalAirflow:
             time.sleep(1)
         self.stop()
         raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_dir}")
+
+    def _spawn(self, component: str, env: dict[str, str]) -> None:
+        """Start one component in its own session (process group), logging to its file."""
+        with self.log_file(component).open("ab") as out:
+            self.processes[component] = subprocess.Popen(
+                self.command(component), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def crash(self, component: str) -> None:
+        """SIGKILL one component's whole process group, as a lost machine would: no cleanup, and the
+        tasks it ran (a scheduler's LocalExecutor children) die with it."""
+        process = self.processes[component]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, component: str, **settings: str) -> None:
+        """Start `component` again (after `crash`), with `settings` added to its environment."""
+        self._spawn(component, {**self.component_env(component), **settings})
 
     def check_running(self) -> None:
         """Raise if a component has exited (a crashed scheduler would otherwise look like a slow run)."""

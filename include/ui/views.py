@@ -19,9 +19,6 @@ from include.platform import queries
 from include.registry.registry import GateRecord, ModelVersion, Registry
 from include.usecases.spec import UseCase
 
-# Record fields the decision's own fields already show; any other (added later) goes to `more`.
-SHOWN_ELSEWHERE = frozenset({"use_case", "candidate_metrics", "champion_metrics", "champion_curves"})
-
 
 class RocPoints(BaseModel):
     fpr: list[float]
@@ -127,6 +124,22 @@ class MetricRow(BaseModel):
     champion: float | None
     difference: float | None
     candidate_better: bool | None
+    # The paired gain (+: candidate better, whatever the metric's direction) and its bounds at the
+    # gate's confidence, for the metrics the gate judged.
+    gain: float | None = None
+    gain_lower: float | None = None
+    gain_upper: float | None = None
+
+
+class SliceRow(BaseModel):
+    """The primary metric's paired gain on one slice of the holdout, with its bounds."""
+
+    column: str
+    value: str
+    rows: int
+    gain: float | None
+    lower: float | None
+    upper: float | None
 
 
 class GateDecision(BaseModel):
@@ -136,10 +149,10 @@ class GateDecision(BaseModel):
     run_id: str
     passed: bool
     reasons: list[str]
+    confidence: float | None
     metrics: list[MetricRow]
+    slices: list[SliceRow]
     decided_at: dt.datetime | None
-    # Fields the gate's record gains later (a confidence interval, slices): shown as they come.
-    more: dict[str, Any]
 
 
 class VersionDetail(BaseModel):
@@ -168,34 +181,13 @@ class GateDecisions(BaseModel):
     decisions: list[GateDecision]
 
 
-class ScoreDay(BaseModel):
-    ds: dt.date
-    run_id: str
-    model_version: int
-    rows_in: int
-    rows_scored: int
-    rows_rejected: int
-    rejected_reasons: dict[str, int]
-    score_mean: float | None
-    positive_rate: float | None
-    score_histogram: list[int]
-    drift_level: str
-
-
-class DriftCell(BaseModel):
-    ds: dt.date
-    feature: str
-    psi: float
-    level: str
-
-
 class Scoring(BaseModel):
     use_case: str
     psi_warn: float
     psi_alert: float
-    days: list[ScoreDay]
+    days: list[queries.ScoreRun]
     features: list[str]
-    drift: list[DriftCell]
+    drift: list[queries.DriftCell]
 
 
 class IngestDay(BaseModel):
@@ -348,10 +340,13 @@ def _decision(record: GateRecord) -> GateDecision:
     from include.training.metrics import direction  # sklearn: loaded by the API server on first use only
 
     champion = record.champion_metrics or {}
+    evidence = record.evidence or {}
+    bounds = evidence.get("differences", {})
     metrics = []
     for name, value in record.candidate_metrics.items():
         other = champion.get(name)
         difference = None if other is None else value - other
+        bound = bounds.get(name, {})
         metrics.append(
             MetricRow(
                 metric=name,
@@ -359,14 +354,25 @@ def _decision(record: GateRecord) -> GateDecision:
                 champion=other,
                 difference=difference,
                 candidate_better=None if not difference else difference * direction(name) > 0,
+                gain=bound.get("estimate"),
+                gain_lower=bound.get("lower"),
+                gain_upper=bound.get("upper"),
             )
         )
+    slices = [
+        SliceRow(
+            column=s["column"],
+            value=s["value"],
+            rows=s["rows"],
+            gain=s["estimate"],
+            lower=s["lower"],
+            upper=s["upper"],
+        )
+        for s in evidence.get("slices", [])
+    ]
     plain = _plain(record)
-    shown = set(GateDecision.model_fields) | SHOWN_ELSEWHERE
     return GateDecision(
-        **{k: plain[k] for k in GateDecision.model_fields if k in plain},
-        metrics=metrics,
-        more={k: v for k, v in plain.items() if k not in shown},
+        **{k: plain[k] for k in GateDecision.model_fields if k in plain}, metrics=metrics, slices=slices
     )
 
 
@@ -388,9 +394,9 @@ def scoring(engine: sa.Engine, spec: UseCase) -> Scoring:
         use_case=spec.name,
         psi_warn=spec.drift.psi_warn,
         psi_alert=spec.drift.psi_alert,
-        days=[ScoreDay(**{k: getattr(r, k) for k in ScoreDay.model_fields}) for r in runs],
+        days=runs,
         features=sorted({c.feature for c in grid}),
-        drift=[DriftCell(**_plain(c)) for c in grid],
+        drift=grid,
     )
 
 

@@ -151,6 +151,11 @@ def check_gate(frame, decisions: list[dict]) -> None:
     first = frame.locator("section.decision").first
     assert first.get_attribute("data-candidate") == str(decisions[0]["candidate_version"])
     assert first.locator("tr[data-metric]").count() == len(decisions[0]["metrics"])
+    assert first.locator("tr[data-slice]").count() == len(decisions[0]["slices"])
+    primary = next((m for m in decisions[0]["metrics"] if m["gain"] is not None), None)
+    if primary is not None:  # the paired gain and its bounds, as the API gives them
+        row = first.locator(f'tr[data-metric="{primary["metric"]}"]').inner_text()
+        assert f"{primary['gain']:+.4f} [{primary['gain_lower']:+.4f}, {primary['gain_upper']:+.4f}]" in row
 
 
 def check_scoring(frame, scoring: dict) -> None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from include.platform.tables import drift_measures, ingest_runs, replace_rows, score_runs
 from include.registry.registry import NewVersion, Registry
+from include.training.compare import Bound, SliceGain
 from include.training.curves import holdout_curves
 from include.training.gate import GateDecision
 from include.usecases.spec import UseCase
@@ -92,7 +93,13 @@ def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) ->
         passed = champion is None or version.metrics["roc_auc"] > champion.metrics["roc_auc"]
         reasons = ["roc_auc above the champion's" if passed else "roc_auc not better than the champion's"]
         champion_curves = None if champion is None else _curves(rng, 0.5, champion.threshold)
-        decision = GateDecision(passed, tuple(reasons), version.metrics, champion and champion.metrics)
+        decision = GateDecision(
+            passed,
+            tuple(reasons),
+            version.metrics,
+            champion and champion.metrics,
+            **_evidence(version.metrics, champion and champion.metrics),
+        )
         registry.record_decision(version, champion, decision, champion_curves)
         if passed:
             registry.promote(spec.name, version.version, champion and champion.version)
@@ -169,3 +176,21 @@ def _score_row(spec: UseCase, ds: dt.date, registry: Registry, drift: str) -> di
         "drift_level": drift,
         "predictions_uri": f"file:///lake/predictions/{spec.name}/ds={ds}/part-0.parquet",
     }
+
+
+def _evidence(candidate: dict[str, float], champion: dict[str, float] | None) -> dict:
+    """Paired gains of roc_auc and accuracy, +-0.01 bounds, and one slice, as the gate stores them."""
+    if champion is None:
+        return {}
+    gains = {
+        m: Bound(
+            m,
+            candidate[m] - champion[m],
+            candidate[m] - champion[m] - 0.01,
+            candidate[m] - champion[m] + 0.01,
+            0.9,
+        )
+        for m in ("roc_auc", "accuracy")
+    }
+    month = SliceGain("Contract", "Month-to-month", 610, Bound("roc_auc", 0.004, -0.006, 0.014, 0.9))
+    return {"differences": gains, "primary": "roc_auc", "slices": (month,)}

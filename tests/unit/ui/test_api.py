@@ -164,6 +164,22 @@ def test_gate_decisions_show_both_models_metric_by_metric(viewer) -> None:
     )
     log_loss = next(m for m in body["decisions"][0]["metrics"] if m["metric"] == "log_loss")
     assert log_loss["difference"] < 0 and log_loss["candidate_better"] is True  # lower is better
+    assert body["decisions"][1]["confidence"] == 0.9
+    assert (roc["gain_lower"], roc["gain"], roc["gain_upper"]) == pytest.approx(
+        (roc["difference"] - 0.01, roc["difference"], roc["difference"] + 0.01)
+    )
+    assert log_loss["gain"] is None  # the gate judged roc_auc and accuracy only
+    assert body["decisions"][1]["slices"] == [
+        {
+            "column": "Contract",
+            "value": "Month-to-month",
+            "rows": 610,
+            "gain": 0.004,
+            "lower": -0.006,
+            "upper": 0.014,
+        }
+    ]
+    assert body["decisions"][2]["slices"] == [] and body["decisions"][2]["confidence"] is None
 
 
 def test_scoring_has_every_day_and_a_drift_cell_per_feature_and_day(viewer) -> None:
