@@ -17,6 +17,9 @@ import pandas as pd
 import pytest
 
 from include.demo.airflow_api import AirflowApi, wait_for_dag
+from include.io.stores import LocalStore
+from include.scaleout.bench import DAY as BENCH_DAY
+from include.scaleout.bench import day_rows, put_day
 from include.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 from include.usecases.spec import get_spec
 from tests.conftest import PG_ADMIN_URL, REPO, free_port, postgres_database, unavailable
@@ -134,7 +137,7 @@ needs_shards = pytest.mark.skipif(
     "score_shard" not in (REPO / "dags" / "score.py").read_text(),
     reason="needs the sharded scoring DAG of branch shards (not merged yet)",
 )
-DAY = "2025-03-31"  # the bench's day, after the champion's training window
+DAY = BENCH_DAY.isoformat()  # after the champion's training window
 ROWS = 1_000_000
 
 
@@ -147,42 +150,14 @@ def workers(platform: Platform) -> set[str]:
 def big_day(celery_platform: Platform) -> int:
     """A day of ROWS rows generated as `make bench` does, in the lake as ingest writes it (row groups of
     `ingest.row_group_rows`) with its ingest run record; the number of row groups."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import sqlalchemy as sa
 
-    from include.bench.data import real_rows, resample
-    from include.io.lake import RAW_ZONE, partition_key
-    from include.io.stores import LocalStore
-    from include.platform.tables import ingest_runs, replace_rows
-
-    spec, day = get_spec("churn"), dt.date.fromisoformat(DAY)
-    lake = LocalStore(celery_platform.home / "lake")
-    rows = resample(real_rows(spec), spec, ROWS)
-    rows = rows.append_column("ds", pa.repeat(pa.scalar(dt.datetime(2025, 3, 31), pa.timestamp("us")), ROWS))
-    key = partition_key(RAW_ZONE, spec.name, day)
-    path = lake.root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(rows, path.with_suffix(".tmp"), row_group_size=spec.ingest.row_group_rows)
-    path.with_suffix(".tmp").rename(path)
-    sources = {s.name: ROWS for s in spec.sources}
-    record = {
-        "use_case": spec.name,
-        "ds": day,
-        "run_id": "celery-e2e-bench-day",
-        "rows_read": sources,
-        "rows_quarantined": dict.fromkeys(sources, 0),
-        "rows_joined": ROWS,
-        "rows_written": ROWS,
-        "partition_uri": lake.uri(key),
-        "quarantine_uri": None,
-        "quarantine_reasons": {},
-    }
+    spec = get_spec("churn")
     engine = sa.create_engine(platform_url(celery_platform))
-    with engine.begin() as conn:
-        replace_rows(conn, ingest_runs, {"use_case": spec.name, "ds": day}, [record])
+    lake = LocalStore(celery_platform.home / "lake")
+    groups = put_day(lake, engine, spec, day_rows(spec, ROWS))
     engine.dispose()
-    return pq.read_metadata(path).num_row_groups
+    return groups
 
 
 def platform_url(platform: Platform) -> str:
