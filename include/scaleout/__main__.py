@@ -24,6 +24,7 @@ from include.scaleout.stack import (
     check_services,
     prepare,
     stack_env,
+    write_env_file,
 )
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = stack_env(layout, os.environ)
     prepare(layout, env)
     airflow = CeleryAirflow(layout, env)
+    write_env_file(layout.home / "stack.env", airflow.env)
     log.info("starting Airflow and %d Celery workers (about a minute)", layout.workers)
     try:
         airflow.start(timeout=300)
-        print(airflow.describe(), "\nCtrl-C stops every process.", flush=True)
+        print(airflow.describe(), flush=True)
+        print(f"  its settings, to start another worker by hand: source {layout.home / 'stack.env'}")
+        print("Ctrl-C stops every process.", flush=True)
         while True:
             time.sleep(5)
             airflow.check_running()

@@ -203,6 +203,22 @@ def prepare(layout: CeleryLayout, env: dict[str, str]) -> None:
     airflow_cli(["db", "migrate"], env, home / "logs" / "cli.log")
 
 
+def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    """The stack's settings as `export` lines (mode 600: the JWT secret is in it), for `source` in a
+    shell that starts another worker or runs the Airflow CLI against the stack."""
+    import shlex
+
+    lines = [
+        f"export {name}={shlex.quote(value)}\n"
+        for name, value in sorted(env.items())
+        if name.startswith(("AIRFLOW", "PLATFORM_")) or name == "PYTHONPATH"
+    ]
+    temporary = path.with_suffix(".tmp")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.writelines(lines)
+    os.replace(temporary, path)
+
+
 class CeleryAirflow(LocalAirflow):
     """Airflow's components and the layout's Celery workers; healthy once the API reports the scheduler,
     dag-processor and triggerer healthy and every worker answers the broker on its queues."""

@@ -68,3 +68,23 @@ def test_a_task_records_its_workers_name_as_host(monkeypatch):
 def test_a_bad_layout_fails_naming_the_parameter(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         CeleryLayout(home=tmp_path, **change)
+
+
+def test_the_env_file_gives_a_shell_the_stacks_settings(layout, tmp_path):
+    import subprocess
+
+    from include.scaleout.stack import write_env_file
+
+    env = {**stack_env(layout, {"HOME": "/root"}), "PLATFORM_NOTE": "it's $HOME"}
+    path = tmp_path / "stack.env"
+    write_env_file(path, env)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    shown = subprocess.run(
+        ["bash", "-c", f'source {path}; echo "$AIRFLOW__API_AUTH__JWT_SECRET|$PLATFORM_NOTE"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={},
+    ).stdout.strip()
+    assert shown == f"{env['AIRFLOW__API_AUTH__JWT_SECRET']}|it's $HOME"
+    assert "export HOME=" not in path.read_text()  # only the stack's own settings
