@@ -284,14 +284,14 @@ def test_a_worker_killed_while_its_shard_runs_leaves_one_prediction_per_entity(c
 
 
 def wait_for_running_shard(platform: Platform, run_id: str, timeout: float = 300) -> dict:
-    """The first score_shard instance seen running on a worker (a few seconds into its rows)."""
+    """A score_shard instance that has been running on a worker for 3 s (into its rows, past its
+    start-up), as the API reports it at the moment of returning."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = [
-            ti for ti in shard_instances(platform, run_id) if ti["state"] == "running" and ti["hostname"]
-        ]
-        if running:
-            time.sleep(3)  # into its rows, not in its start-up
-            return running[0]
+        now = dt.datetime.now(dt.UTC)
+        shards = shard_instances(platform, run_id)
+        for ti in (ti for ti in shards if ti["state"] == "running" and ti["hostname"]):
+            if now - dt.datetime.fromisoformat(ti["start_date"]) >= dt.timedelta(seconds=3):
+                return ti
         time.sleep(0.5)
     raise TimeoutError(f"no score_shard of {run_id} was running after {timeout:.0f}s")
