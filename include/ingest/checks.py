@@ -5,7 +5,15 @@ checks (allowed values, range, pattern, nulls); `check_batch` runs every column'
 with Arrow's vectorised kernels and formats a reason only for the rows that fail. The reasons are
 the ones the platform has always written: `MonthlyCharges: not a number: 'lots'`,
 `Contract: 'Weekly' fails isin([...])`, `gender: is empty`; duplicate ids, which need the whole
-day, are found by the caller (`duplicate_reason` gives their text).
+day, are found by the caller (`duplicate_reason` gives their text). A reason quotes a value through
+`shown`: at most `SHOWN_CHARS` characters of it, then an ellipsis and its length.
+
+A float column's values must be finite and at most `FLOAT32_MAX` in magnitude (`FINITE_LABEL`): a
+model's input may be float32 (scikit-learn's trees cast to it), where a larger value is infinite, and
+scikit-learn refuses infinities with an error that names no column, row or day. `inf`, `1e309`
+(infinite once parsed) and `1e300` are quarantined:
+`MonthlyCharges: inf fails finite_float32(|x| <= 3.4028235e+38)`.
+Integer columns need no such bound: int64's range is well inside float32's.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,6 +50,10 @@ WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
 # The decimal numbers (and inf / nan) that a number column accepts; anything else is "not a number".
 NUMBER = r"(?i)^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf(inity)?|nan)$"
 INT64_LIMIT = 2.0**63
+# The largest float32: a float column's bound in magnitude (module doc).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FINITE_LABEL = f"finite_float32(|x| <= {FLOAT32_MAX:.8g})"
+SHOWN_CHARS = 80  # of a value quoted in a reason
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,9 @@ class CheckedBatch:
 def column_rules(name: str, column: Column) -> ColumnRules:
     """The conversion and row checks a spec column declares, in the order reasons list them."""
     checks = []
+    if column.type == "float":
+        # Not finite, or beyond float32: NaN never reaches here (it is "not a number").
+        checks.append(RowCheck(FINITE_LABEL, lambda a: pc.invert(pc.less_equal(pc.abs(a), FLOAT32_MAX))))
     if column.min is not None:
         low = column.min
         checks.append(RowCheck(f"greater_than_or_equal_to({low})", lambda a: pc.less(a, low)))
@@ -162,9 +178,18 @@ def blank_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
 
 
+def shown(value: object) -> str:
+    """A value as a reason quotes it: its `repr`, cut to `SHOWN_CHARS` characters with its length."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    length = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[:SHOWN_CHARS]}... ({length:,} characters)"
+
+
 def duplicate_reason(entity_id: str, value: str) -> str:
     """The reason given to every row of a day whose entity id appears more than once."""
-    return f"{entity_id}: duplicate id {value!r}"
+    return f"{entity_id}: duplicate id {shown(value)}"
 
 
 def check_batch(batch: pa.RecordBatch, rules: list[ColumnRules], entity_id: str) -> CheckedBatch:
@@ -207,7 +232,7 @@ def _describe(
     outcomes = {r.name: _outcomes(r, typed[r.name].take(index)) for r in rules}
     for k, row in enumerate(rows):
         typing = [
-            f"{r.name}: not {TYPE_NAMES[r.column.type]}: {raw[r.name][k]!r}"
+            f"{r.name}: not {TYPE_NAMES[r.column.type]}: {shown(raw[r.name][k])}"
             for r in rules
             if failed[r.name][k]
         ]
@@ -219,7 +244,9 @@ def _describe(
                 if not failed[r.name][k] and not r.column.nullable:
                     (before if not seen_id or r.name == entity_id else after).append(f"{r.name}: is empty")
                 continue
-            reasons = [f"{r.name}: {value!r} fails {label}" for label, fail in outcomes[r.name] if fail[k]]
+            reasons = [
+                f"{r.name}: {shown(value)} fails {label}" for label, fail in outcomes[r.name] if fail[k]
+            ]
             (after if seen_id else before).extend(reasons)
         head[row] = "; ".join(typing + before) or None
         tail[row] = "; ".join(after) or None

@@ -22,7 +22,10 @@ from include.usecases.spec import Column
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_COLUMNS = ["source", "row_number", "entity_id", "reasons", "record"]
+# A quarantined row: its source; its row number in the source's day (from 0, files in key order);
+# for a file source, the file's URI and the row's number in that file (from 0); the raw entity id;
+# the reasons; the row as it arrived (JSON).
+QUARANTINE_COLUMNS = ["source", "row_number", "file", "file_row_number", "entity_id", "reasons", "record"]
 PANDAS_DTYPES = {
     "string": "str",
     "integer": "Int64",
@@ -46,7 +49,7 @@ def typed_schema(columns: dict[str, Column], extra: dict[str, str] | None = None
 
 
 QUARANTINE_SCHEMA = frame_schema(
-    dict(zip(QUARANTINE_COLUMNS, ["str", "int64", "str", "str", "str"], strict=True))
+    dict(zip(QUARANTINE_COLUMNS, ["str", "int64", "str", "Int64", "str", "str", "str"], strict=True))
 )
 
 

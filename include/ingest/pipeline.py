@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from include.ingest.parquet import QUARANTINE_SCHEMA, typed_schema, write_parquet
 from include.ingest.sources import read_files_day, read_sql_day
-from include.ingest.stage import DayStage
+from include.ingest.stage import DayStage, QuarantineRow
 from include.ingest.validate import IngestError
 from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.stores import ObjectStore
@@ -129,10 +129,10 @@ def quarantine_batches(
     `reasons`, when given, counts the rows per (source, reason) on the way (see `reason_counts`).
     """
     for name in stage.columns:
-        chunk: list[tuple] = []
+        chunk: list[QuarantineRow] = []
         for row in stage.quarantine_rows(name):
             if reasons is not None:
-                reasons.update((name, _reason_kind(reason)) for reason in row[2].split("; "))
+                reasons.update((name, _reason_kind(reason)) for reason in row.reasons.split("; "))
             chunk.append(row)
             if len(chunk) == batch_rows:
                 yield _quarantine_batch(name, chunk)
@@ -155,9 +155,8 @@ def reason_counts(reasons: Counter, top: int = 10) -> dict[str, dict[str, int]]:
     return found
 
 
-def _quarantine_batch(source: str, rows: list[tuple]) -> pa.RecordBatch:
-    numbers, ids, reasons, records = zip(*rows, strict=True)
-    arrays = [pa.array([source] * len(rows)), numbers, ids, reasons, records]
+def _quarantine_batch(source: str, rows: list[QuarantineRow]) -> pa.RecordBatch:
+    arrays = [[source] * len(rows), *zip(*rows, strict=True)]
     return pa.RecordBatch.from_arrays(
         [pa.array(a, f.type) for a, f in zip(arrays, QUARANTINE_SCHEMA, strict=True)],
         schema=QUARANTINE_SCHEMA,

@@ -5,10 +5,19 @@ under a prefix come one at a time (downloaded in parts from S3, never whole in m
 Arrow's streaming CSV reader or a Parquet file's batches, every CSV value as text. The structural
 checks (table, columns, files) run before the first batch is asked for; a file's own problems
 (unreadable, a missing or unknown column) stop the stream with an error naming the file.
+
+Which objects under a day's prefix are read (`day_files`): those directly under it, and those of its
+subfolders too only when the source says `recursive: true`; never an object whose name, or the name
+of a folder between it and the prefix, starts with `.` or `_` (hidden files, `_SUCCESS` and other
+markers, `_temporary/` folders). A prefix ending with `/` names a folder (`billing/ds={ds}/`); any
+other prefix starts the names (`billing/{ds}-` reads `billing/2025-03-05-a.csv`). Each batch of a
+file names it (`FILE_KEY` in its schema metadata), so that a quarantined row says which file it came
+from.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 
@@ -17,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from include.ingest.checks import shown
 from include.ingest.parquet import row_groups
 from include.ingest.validate import IngestError, check_columns
 from include.io.bulk import is_postgres, read_batches
@@ -29,6 +39,14 @@ log = logging.getLogger(__name__)
 # Text parsed per CSV block. Arrow's reader parses blocks ahead on its threads; with 8 MB blocks that
 # held ~250 MB more on a 5 M-row file than with 1 MB ones, which are regrouped into batches below.
 CSV_BLOCK_BYTES = 1 << 20
+# A file's batches carry its URI under this key of their schema metadata.
+FILE_KEY = b"ingest.file"
+# A reader's reason for a row it read but could not place on the day (a SQLite date that is none),
+# in a column of that name; the stage quarantines such a row and keeps it out of the day's ids.
+READ_REASON = "_read_reason"
+PLACED, DATE_TEXT = "_placed", "_date_text"
+ISO_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S"  # what SQLite's datetime() returns
 
 
 def read_sql_day(
@@ -48,25 +66,76 @@ def read_sql_day(
     missing = [c for c in (*source.columns, source.date_column) if c not in present]
     if missing:
         raise IngestError(f"{where}: missing column(s) {missing}")
-    day = sa.column(source.date_column, sa.Date)
-    query = (
-        sa.select(*(sa.column(c) for c in source.columns))
-        .select_from(sa.table(source.table))
-        .where(day >= partition.ds, day < partition.end.date())
-    )
+    # The row's date travels with it, so that a quarantined row's record shows it.
+    names = [*source.columns, *([source.date_column] if source.date_column not in source.columns else [])]
     if is_postgres(engine):
+        day = sa.column(source.date_column, sa.Date)
+        query = (
+            sa.select(*(sa.column(c) for c in names))
+            .select_from(sa.table(source.table))
+            .where(day >= partition.ds, day < partition.end.date())
+        )
         return read_batches(engine, query, batch_rows)
-    return _chunks(engine, query, list(source.columns), batch_rows)
+    return _chunks(engine, sqlite_day_query(source, partition, names), names, source.date_column, batch_rows)
+
+
+def sqlite_day_query(source: Source, partition: Partition, names: list[str]) -> sa.Select:
+    """The day's rows of a SQLite table, whose dates are text, placed on their day in SQL.
+
+    SQLite has no date type: a date column holds what the writer wrote. A value is a date when it is
+    ISO 8601 text (a date, or a date and time with an optional `Z` or `+HH:MM` offset), or the same
+    written year first with slashes (`2025/03/05`), surrounding blanks ignored, and names a real day
+    (`2025-02-30` does not). A value with an offset is placed by its instant, one without by its
+    wall-clock time in the use case's time zone: `2025-03-04T22:30:00-05:00` is on 2025-03-05 (UTC).
+
+    Every other value (text that is no such date, a number, a null) places its row on no day, so
+    every day's query returns that row, flagged `PLACED` false, and every day quarantines it
+    (`snapshot_date: not a date: '05/03/2025'`): never lost unseen. Finding those rows takes a scan
+    of the table (SQLite's own, in C): only the rows of the day and the rows of no day reach Python.
+    """
+    raw = sa.func.trim(sa.column(source.date_column))
+    text = sa.func.replace(sa.func.substr(raw, 1, 10), "/", "-").op("||")(sa.func.substr(raw, 11))
+    rows = (
+        sa.select(*(sa.column(c) for c in names), text.label(DATE_TEXT)).select_from(sa.table(source.table))
+    ).subquery()
+    value = rows.c[DATE_TEXT]
+    day, instant = sa.func.substr(value, 1, 10), sa.func.datetime(value)
+    # `date(x, '+0 days')` normalises `2025-02-30` to `2025-03-02`: equal only for a real day.
+    dated = sa.and_(
+        value.op("GLOB")(ISO_DATE_GLOB), sa.func.date(day, "+0 days") == day, instant.is_not(None)
+    )
+    placed = sa.func.coalesce(dated, False)
+    offset = sa.or_(value.op("GLOB")("*[+-][0-9][0-9]:[0-9][0-9]"), value.op("GLOB")("*[Zz]"))
+    utc = [t.astimezone(dt.UTC).strftime(SQLITE_TIME) for t in (partition.start, partition.end)]
+    local = [t.strftime(SQLITE_TIME) for t in (partition.start, partition.end)]
+    on_day = sa.case(
+        (offset, sa.and_(instant >= utc[0], instant < utc[1])),
+        else_=sa.and_(instant >= local[0], instant < local[1]),
+    )
+    return sa.select(*(rows.c[c] for c in names), placed.label(PLACED)).where(sa.or_(sa.not_(placed), on_day))
 
 
 def _chunks(
-    engine: sa.Engine, query: sa.Select, columns: list[str], batch_rows: int
+    engine: sa.Engine, query: sa.Select, names: list[str], date_column: str, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
+    """The query's rows in batches; a row not `PLACED` on a day carries its reason (`READ_REASON`)."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
         for rows in result.partitions():
-            values = list(zip(*rows, strict=True))
-            yield pa.RecordBatch.from_arrays([_array(v) for v in values], names=columns)
+            *values, placed = list(zip(*rows, strict=True))
+            dates = values[names.index(date_column)]
+            reasons = [
+                None if ok else _date_reason(date_column, d) for ok, d in zip(placed, dates, strict=True)
+            ]
+            arrays = [_array(v) for v in values] + [pa.array(reasons, pa.large_string())]
+            yield pa.RecordBatch.from_arrays(arrays, names=[*names, READ_REASON])
+
+
+def _date_reason(column: str, value: object) -> str:
+    """Why a row's date places it on no day."""
+    if value is None or not str(value).strip():
+        return f"{column}: is empty"
+    return f"{column}: not a date: {shown(value)}"
 
 
 def _array(values: tuple) -> pa.Array:
@@ -80,12 +149,35 @@ def _array(values: tuple) -> pa.Array:
 def read_files_day(
     store: ObjectStore, source: Source, partition: Partition, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """Every file under the source's prefix for the day, in key order, in batches."""
+    """Every file of the day (`day_files`), in key order, in batches."""
     prefix = source.prefix.format(ds=partition.key)
-    keys = store.list_keys(prefix)
+    listed = store.list_keys(prefix)
+    keys = day_files(listed, prefix, recursive=source.recursive)
     if not keys:
         raise IngestError(f"source {source.name}, ds={partition.key}: no files under {store.uri(prefix)}")
+    if len(keys) < len(listed):
+        log.info(
+            "source %s, ds=%s: %d of %d objects under %s ignored (subfolders, hidden files, markers)",
+            source.name,
+            partition.key,
+            len(listed) - len(keys),
+            len(listed),
+            store.uri(prefix),
+        )
     return _files(store, source, partition, keys, batch_rows)
+
+
+def day_files(keys: list[str], prefix: str, *, recursive: bool) -> list[str]:
+    """The keys under `prefix` that are the day's files (module doc), in the order given."""
+    started = prefix.rsplit("/", 1)[-1]  # the start of the first name below, when not a folder
+    chosen = []
+    for key in keys:
+        *folders, name = (started + key[len(prefix) :]).split("/")
+        if folders and not recursive:
+            continue
+        if all(part and part[0] not in "._" for part in (*folders, name)):
+            chosen.append(key)
+    return chosen
 
 
 def _files(
@@ -96,11 +188,13 @@ def _files(
         where = f"source {source.name}, ds={partition.key}, file {store.uri(key)}"
         # Read through plain reads, not a memory map: a mapped file's pages would count as the task's
         # memory as they are read (a 5 M-row CSV: +300 MB).
+        metadata = {FILE_KEY: store.uri(key).encode()}
         with store.local_path(key) as path, pa.OSFile(str(path)) as file:
             reader, names = _open(file, source, where)
             check_columns(names, columns, where)
             for table in row_groups(_checked(reader, where, source.format), batch_rows):
-                yield from table.select(columns).combine_chunks().to_batches()
+                for batch in table.select(columns).combine_chunks().to_batches():
+                    yield batch.replace_schema_metadata(metadata)
     log.info("source %s, ds=%s: %d files", source.name, partition.key, len(keys))
 
 

@@ -2,8 +2,11 @@
 
 Each source's batches are checked as they arrive (`include.ingest.checks`) and leave two files in a
 temporary folder: the typed rows with their reasons (Parquet, what DuckDB queries), and the rows as
-they arrived (Arrow IPC, read back only for the rows quarantined). Columns with a declared set of
-allowed values travel as one-byte codes, so the join and the sort move little more than the ids.
+they arrived (Arrow IPC, read back only for the rows quarantined), with the file each came from.
+Columns with a declared set of allowed values travel as one-byte codes, so the join and the sort
+move little more than the ids. A row its reader could not place on the day (`READ_REASON`) is
+quarantined with that reason and staged with no id: it is none of the day's ids, so it neither
+joins nor makes the day's row of its id a duplicate.
 
 DuckDB finds the ids repeated within a source over the whole day, joins the valid rows of every
 source on the entity id and sorts them by it, spilling to the folder beyond its memory limit: memory
@@ -18,8 +21,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.ingest.checks import (
@@ -30,6 +35,7 @@ from include.ingest.checks import (
     source_rules,
     value_set,
 )
+from include.ingest.sources import FILE_KEY, READ_REASON
 from include.ingest.validate import record_json
 from include.io.bulk import read_ahead
 from include.usecases.spec import UseCase
@@ -40,6 +46,17 @@ CODE_LIMIT = 255  # allowed values beyond this travel as they are, not as one-by
 ROW = "_row"  # the row's position in its source for the day, from 0 (files in key order)
 HEAD, TAIL = "_head", "_tail"
 CHUNK_ROWS = 10_000  # quarantined rows formatted at a time
+
+
+class QuarantineRow(NamedTuple):
+    """One quarantined row of a source, in the quarantine's column order (after `source`)."""
+
+    row_number: int
+    file: str | None
+    file_row_number: int | None
+    entity_id: str | None
+    reasons: str
+    record: str
 
 
 @dataclass(frozen=True)
@@ -59,9 +76,13 @@ class RawRows:
         self._file = path.open("wb")
         self._blocks: list[tuple[int, int]] = []  # (file offset, length) per batch
         self._starts: list[int] = []
+        self._files: list[tuple[int, str]] = []  # (first row, URI) per source file, as batches name them
         self.rows = 0
 
     def append(self, batch: pa.RecordBatch) -> None:
+        named = (batch.schema.metadata or {}).get(FILE_KEY)
+        if named is not None and (not self._files or self._files[-1][1] != named.decode()):
+            self._files.append((self.rows, named.decode()))
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_batch(batch)
@@ -87,6 +108,14 @@ class RawRows:
                 batch = cached[1]
                 local = row - self._starts[block]
                 yield row, {name: batch.column(name)[local].as_py() for name in batch.schema.names}
+
+    def file_of(self, row: int) -> tuple[str | None, int | None]:
+        """The file a row came from and its row number in that file (from 0); (None, None) for a table."""
+        found = bisect.bisect_right(self._files, row, key=lambda entry: entry[0]) - 1
+        if found < 0:
+            return None, None
+        first, uri = self._files[found]
+        return uri, row - first
 
 
 class DayStage:
@@ -129,8 +158,8 @@ class DayStage:
         started = time.perf_counter()
         writer = None
         try:
-            for batch in read_ahead(batches):
-                staged = self._staged(batch, rules, raw.rows)
+            for batch, read_reason in map(_read_reason, read_ahead(batches)):
+                staged = self._staged(batch, rules, raw.rows, read_reason)
                 if writer is None:
                     writer = pq.ParquetWriter(self._staged_path(name), staged.schema, compression="none")
                 writer.write_table(staged)
@@ -147,12 +176,19 @@ class DayStage:
     def _staged_path(self, name: str) -> Path:
         return self.workdir / f"{name}.staged.parquet"
 
-    def _staged(self, batch: pa.RecordBatch, rules: list[ColumnRules], first_row: int) -> pa.Table:
+    def _staged(
+        self, batch: pa.RecordBatch, rules: list[ColumnRules], first_row: int, read_reason: pa.Array | None
+    ) -> pa.Table:
         checked = check_batch(batch, rules, self.key)
         arrays = {ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
         for name, typed in checked.typed.items():
             arrays[name] = checked.codes[name].cast(pa.uint8()) if name in self.codes else typed
         arrays[HEAD], arrays[TAIL] = checked.head, checked.tail
+        if read_reason is not None and read_reason.null_count < len(read_reason):
+            unplaced = read_reason.is_valid()
+            arrays[self.key] = pc.if_else(unplaced, pa.scalar(None, arrays[self.key].type), arrays[self.key])
+            both = pc.binary_join_element_wise(read_reason, checked.head, pa.scalar("; ", pa.large_string()))
+            arrays[HEAD] = pc.coalesce(both, read_reason, checked.head)
         return pa.table(arrays)
 
     def assemble(self) -> dict[str, SourceCounts]:
@@ -241,8 +277,8 @@ class DayStage:
             values = self.codes[name].take(values)
         return values.cast(ARROW_TYPES[self.spec.columns[name].type])
 
-    def quarantine_rows(self, name: str) -> Iterator[tuple[int, str | None, str, str]]:
-        """Each quarantined row of a source: (row number, raw entity id, reasons, record).
+    def quarantine_rows(self, name: str) -> Iterator[QuarantineRow]:
+        """Each quarantined row of a source.
 
         The rows that failed their own checks first, by row number, then the valid rows with no
         valid partner in another source.
@@ -289,10 +325,18 @@ class DayStage:
         cursor.execute(query)
         return cursor
 
-    def _with_records(self, name: str, reasons: dict[int, str]) -> Iterator[tuple[int, str | None, str, str]]:
-        for row, values in self.raw[name].take(sorted(reasons)):
-            entity = values.get(self.key)
-            yield row, None if entity is None else str(entity), reasons[row], record_json(values)
+    def _with_records(self, name: str, reasons: dict[int, str]) -> Iterator[QuarantineRow]:
+        raw = self.raw[name]
+        for row, values in raw.take(sorted(reasons)):
+            entity = None if values.get(self.key) is None else str(values[self.key])
+            yield QuarantineRow(row, *raw.file_of(row), entity, reasons[row], record_json(values))
+
+
+def _read_reason(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Array | None]:
+    """A batch without its reader's reasons (`READ_REASON`), and those reasons if it had them."""
+    if READ_REASON not in batch.schema.names:
+        return batch, None
+    return batch.drop_columns([READ_REASON]), batch.column(READ_REASON)
 
 
 def _rows(cursor) -> Iterator[tuple]:

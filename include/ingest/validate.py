@@ -68,6 +68,8 @@ def validate_rows(frame: pd.DataFrame, columns: dict[str, Column], entity_id: st
         [
             pa.array([source] * len(rows), pa.large_string()),
             pa.array(rows, pa.int64()),
+            pa.nulls(len(rows), pa.large_string()),
+            pa.nulls(len(rows), pa.int64()),
             pa.array([None if r[entity_id] is None else str(r[entity_id]) for r in raw], pa.large_string()),
             pa.array(reasons, pa.large_string()),
             pa.array([record_json(r) for r in raw], pa.large_string()),

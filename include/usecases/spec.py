@@ -74,6 +74,8 @@ class Source(_Model):
     # files
     prefix: str | None = None
     format: Literal["csv", "parquet"] = "csv"
+    # Whether the files of subfolders under the day's prefix are read too (include/ingest/sources.py).
+    recursive: bool = False
 
     @field_validator("prefix")
     @classmethod
@@ -93,6 +95,8 @@ class Source(_Model):
         for key in needed:
             if getattr(self, key) is None:
                 raise ValueError(f"a {self.kind} source needs `{key}`")
+        if self.kind == "sql" and "recursive" in self.model_fields_set:
+            raise ValueError("`recursive` is for a files source, not a sql one")
         named = [("table", self.table), ("date_column", self.date_column)]
         for key, name in named + [("columns", c) for c in self.columns]:
             if name is not None and not IDENTIFIER.match(name):

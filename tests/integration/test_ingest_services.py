@@ -52,7 +52,9 @@ def test_sql_source_reads_exactly_the_day_from_postgres(sources, expected_day):
     engine, _ = sources
     rows = collect(read_sql_day(engine, SPEC.source("snapshots"), Partition(DAY), BATCH))
     assert sorted(rows["customerID"]) == sorted(expected_day["customerID"])
-    assert list(rows.columns) == list(SPEC.source("snapshots").columns)
+    # The row's date travels with it (a quarantined row's record shows it).
+    assert list(rows.columns) == [*SPEC.source("snapshots").columns, "snapshot_date"]
+    assert set(rows["snapshot_date"]) == {DAY}
 
 
 def test_sql_source_names_a_missing_column(sources):

@@ -82,6 +82,14 @@ def _table_not_an_identifier(raw: dict) -> None:
     raw["sources"][0]["table"] = "customer_snapshots; DROP TABLE users"
 
 
+def _recursive_on_a_sql_source(raw: dict) -> None:
+    raw["sources"][0]["recursive"] = True
+
+
+def _recursive_not_a_boolean(raw: dict) -> None:
+    raw["sources"][1]["recursive"] = "sometimes"
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -94,6 +102,8 @@ def _table_not_an_identifier(raw: dict) -> None:
         (_holdout_not_inside_window, ["training", "holdout_days", "window_days"]),
         (_files_prefix_without_ds, ["sources.1", "`prefix`", "{ds}"]),
         (_table_not_an_identifier, ["sources.0", "`table`", "'customer_snapshots; DROP TABLE users'"]),
+        (_recursive_on_a_sql_source, ["sources.0", "`recursive`", "files source"]),
+        (_recursive_not_a_boolean, ["sources.1.recursive", "boolean"]),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )

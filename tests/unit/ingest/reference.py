@@ -8,6 +8,9 @@ it broke its own contract:
 - a row with no partner in another source is quarantined with its row number in the source and the
   row as it arrived, like every other quarantined row; it had its position among the source's valid
   rows (the same number unless some rows of that source failed their checks) and its typed values.
+
+And one rule added since (issue #12, finding 1): a float column's values must be finite and within
+float32's range (checked after the allowed values, before the range).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 from collections import defaultdict
 from functools import reduce
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -72,6 +76,9 @@ def _row_checks(name: str, column: Column, unique: bool) -> pa.Column:
     checks = []
     if column.allowed is not None:
         checks.append(pa.Check.isin(list(column.allowed)))
+    if column.type == "float":
+        bound = float(np.finfo(np.float32).max)
+        checks.append(pa.Check(lambda s: s.abs() <= bound, name=f"finite_float32(|x| <= {bound:.8g})"))
     if column.min is not None:
         checks.append(pa.Check.ge(column.min))
     if column.max is not None:

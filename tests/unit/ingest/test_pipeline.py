@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -318,3 +319,85 @@ def test_a_crash_while_writing_the_partition_leaves_the_previous_one(demo, monke
     assert (read_frame(demo.lake, DATA_KEY)["MonthlyCharges"] != 1.0).all()
     assert [r["run_id"] for r in demo.run_rows()] == ["first"]
     assert DATA_KEY in lake_keys(demo)
+
+
+def test_a_quarantined_row_names_its_file_and_its_row_in_that_file(demo):
+    billing = demo.billing()
+    first, second = billing.iloc[:10].copy(), billing.iloc[10:].reset_index(drop=True)
+    second.loc[2, "MonthlyCharges"] = "lots"
+    demo.files.delete(BILLING_KEY)
+    demo.put_billing(first, "billing/ds=2025-03-31/part-0.csv")
+    demo.put_billing(second, "billing/ds=2025-03-31/part-1.csv")
+
+    demo.ingest()
+
+    quarantine = read_frame(demo.lake, QUARANTINE_KEY).set_index("source")
+    bad = quarantine.loc["billing"]
+    assert bad["file"] == demo.files.uri("billing/ds=2025-03-31/part-1.csv")
+    assert bad["file_row_number"] == 2
+    assert bad["row_number"] == 12
+    assert bad["reasons"] == "MonthlyCharges: not a number: 'lots'"
+    # A table's rows have no file: their partner, quarantined in snapshots, says so.
+    assert pd.isna(quarantine.loc["snapshots", "file"])
+    assert pd.isna(quarantine.loc["snapshots", "file_row_number"])
+
+
+def test_stray_copies_in_subfolders_and_markers_leave_the_day_as_it_was(demo):
+    expected = demo.ingest()
+    partition = demo.lake.read_bytes(DATA_KEY)
+    day = "billing/ds=2025-03-31/"
+    demo.files.put_bytes(day + "old/billing.csv", demo.files.read_bytes(BILLING_KEY))
+    demo.files.put_bytes(day + "_SUCCESS", b"")
+    demo.files.put_bytes(day + ".billing.csv.swp", b"\x00\xff binary")
+    demo.files.put_bytes(day + "_temporary/0/billing.csv", demo.files.read_bytes(BILLING_KEY))
+
+    result = demo.ingest()
+
+    assert result.counts == expected.counts
+    assert demo.lake.read_bytes(DATA_KEY) == partition
+    assert QUARANTINE_KEY not in lake_keys(demo)
+
+
+def test_a_recursive_source_reads_its_subfolders(demo):
+    day = "billing/ds=2025-03-31/"
+    billing = demo.billing()
+    demo.files.delete(BILLING_KEY)
+    demo.put_billing(billing.iloc[:10], day + "morning/billing.csv")
+    demo.put_billing(billing.iloc[10:], day + "evening/billing.csv")
+    demo.files.put_bytes(day + "evening/_SUCCESS", b"")
+    with pytest.raises(IngestError, match="no files under"):
+        demo.ingest()
+    sources = [
+        s.model_copy(update={"recursive": True}) if s.kind == "files" else s for s in demo.spec.sources
+    ]
+    demo.spec = demo.spec.model_copy(update={"sources": tuple(sources)})
+
+    result = demo.ingest()
+
+    assert result.counts.read["billing"] == len(billing)
+    assert result.counts.written == len(billing)
+
+
+def test_a_sql_row_whose_date_is_no_day_is_quarantined_on_the_day_and_spoils_no_other_row(demo):
+    n = len(demo.billing())
+    customer = demo.billing().loc[0, ID]
+    demo.sql(
+        "INSERT INTO customer_snapshots SELECT * FROM customer_snapshots WHERE customerID = :id", id=customer
+    )
+    demo.sql(
+        "UPDATE customer_snapshots SET snapshot_date = 'last Monday' "
+        "WHERE rowid = (SELECT max(rowid) FROM customer_snapshots)"
+    )
+
+    result = demo.ingest()
+
+    assert result.counts.read == {"snapshots": n + 1, "billing": n}
+    assert result.counts.quarantined == {"snapshots": 1, "billing": 0}
+    assert result.counts.written == n
+    assert customer in set(read_frame(demo.lake, DATA_KEY)[ID])  # its row of the day is no duplicate
+    [row] = read_frame(demo.lake, QUARANTINE_KEY).itertuples()
+    assert (row.source, row.entity_id) == ("snapshots", customer)
+    assert row.reasons == "snapshot_date: not a date: 'last Monday'"
+    assert json.loads(row.record)["snapshot_date"] == "last Monday"
+    # Every other day quarantines it too: it is never read silently on none.
+    assert demo.ingest(DAY - dt.timedelta(days=1)).counts.quarantined["snapshots"] == 1

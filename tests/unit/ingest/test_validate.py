@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from include.ingest.checks import shown
 from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, Validated, check_columns, validate_rows
 from include.usecases.spec import UseCase, get_spec
 
@@ -151,6 +153,74 @@ def test_every_fault_of_a_row_is_listed(rows, spec):
 
     reasons = reasons_of(result)[0].split("; ")
     assert sorted(r.split(":")[0] for r in reasons) == ["MonthlyCharges", "gender", "tenure"]
+
+
+FLOAT32_LIMIT = "finite_float32(|x| <= 3.4028235e+38)"
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [("inf", "inf"), ("+Infinity", "inf"), ("1e309", "inf"), ("1e300", "1e+300"), ("3.5e38", "3.5e+38")],
+)
+def test_a_number_that_is_infinite_or_beyond_float32_is_quarantined_naming_the_column(
+    rows, spec, text, quoted
+):
+    rows.loc[6, "MonthlyCharges"] = text
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[6, ID]]
+    assert reasons_of(result)[0] == f"MonthlyCharges: {quoted} fails {FLOAT32_LIMIT}"
+    assert np.isfinite(result.valid["MonthlyCharges"]).all()
+
+
+def test_the_largest_float32_itself_is_kept(rows, spec):
+    rows.loc[6, "MonthlyCharges"] = repr(float(np.finfo(np.float32).max))
+
+    result = validate(rows, spec)
+
+    assert result.quarantined.empty
+    assert result.valid.loc[6, "MonthlyCharges"] == np.finfo(np.float32).max
+
+
+def test_an_infinite_value_of_a_typed_float_column_is_quarantined_too(rows, spec):
+    # From Parquet or PostgreSQL the column arrives as floats, not text.
+    rows["TotalCharges"] = pd.to_numeric(rows["TotalCharges"].str.strip().replace("", None))
+    rows.loc[2, "TotalCharges"] = -np.inf
+
+    result = validate(rows, spec)
+
+    assert quarantined_ids(result) == [rows.loc[2, ID]]
+    assert reasons_of(result) == [
+        f"TotalCharges: -inf fails {FLOAT32_LIMIT}; TotalCharges: -inf fails greater_than_or_equal_to(0.0)"
+    ]
+
+
+def test_a_megabyte_value_is_cut_to_80_characters_in_its_reason(rows, spec):
+    rows.loc[3, "PaymentMethod"] = "x" * 1_000_000
+    rows.loc[4, "TotalCharges"] = "9" * 500 + "?"
+
+    result = validate(rows, spec)
+
+    payment, total = reasons_of(result)
+    assert payment.startswith("PaymentMethod: '" + "x" * 79 + "... (1,000,000 characters) fails isin([")
+    assert len(payment) < 300
+    assert total == "TotalCharges: not a number: '" + "9" * 79 + "... (501 characters)"
+    # The row as it arrived keeps the whole value.
+    assert len(json.loads(result.quarantined.loc[0, "record"])["PaymentMethod"]) == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Cheque", "'Cheque'"),
+        ("y" * 78, "'" + "y" * 78 + "'"),  # 80 characters quoted: shown whole
+        ("y" * 79, "'" + "y" * 79 + "... (79 characters)"),
+        (10**100, "1" + "0" * 79 + "... (101 characters)"),
+    ],
+)
+def test_shown_quotes_a_value_whole_up_to_80_characters_then_cuts_it_with_its_length(value, expected):
+    assert shown(value) == expected
 
 
 def test_check_columns_names_missing_and_unknown_columns():
