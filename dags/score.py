@@ -1,11 +1,19 @@
 """
 ### Score: the day's entities with the champion of that day, and the day's drift
 
-For the run's day (`ds`): waits until the day's partition is ingested, loads the model that was
-champion for that day (point-in-time: a backfill reproduces history) or the version named in
-`model_version`, checks its sha256, scores the partition in bounded batches and replaces the day's
-rows in the `predictions` table (one transaction) and in the lake (`predictions/<use case>/ds=.../`).
-The run record (`score_runs`) reconciles rows in = rows scored + rows rejected, with reasons.
+For the run's day (`ds`), once the day's partition is ingested (`wait_for_partition`):
+
+- `resolve` picks the model once for the whole run: the version named in `model_version`, else the
+  champion *as of* that day (point-in-time: a backfill reproduces history), with its sha256;
+- `plan` splits the partition into shards of about `scoring.shard_rows` rows, contiguous ranges of
+  its Parquet row groups, from the file's footer alone;
+- `score_shard` (mapped, one task instance per shard, named "shard i of N") loads exactly the
+  resolved version (sha256 checked), streams its row groups in bounded batches, stages its
+  predictions in the lake under the run, its index and the shard count, and returns its counts;
+- `publish` merges the counts exactly, replaces the day's rows in the `predictions` table in one
+  transaction (on PostgreSQL a partition swap) and the lake's `predictions/<use case>/ds=.../`,
+  records the run (`score_runs`: rows in = rows scored + rows rejected, with reasons) and the
+  drift, and removes the staging. Readers see the old day or the new one, never a mix of shards.
 
 **Drift.** Each day's features are compared with the champion's training rows (PSI per feature,
 `drift_measures`). Over the spec's alert level, `request_retrain` emits the retrain Asset event that
@@ -66,10 +74,31 @@ def score_dag(spec: UseCase):
             return partition_ready(spec.name, context)
 
         @task
-        def score(**context) -> dict:
-            from include.scoring.task import run_scoring
+        def resolve(**context) -> dict:
+            from include.scoring.task import resolve_model
 
-            return run_scoring(spec.name, context)
+            return resolve_model(spec.name, context)
+
+        @task
+        def plan(**context) -> list[dict]:
+            from include.scoring.task import plan_shards
+
+            return plan_shards(spec.name, context)
+
+        @task(map_index_template="{{ shard_label }}")
+        def score_shard(resolved: dict, shard: dict) -> dict:
+            from airflow.sdk import get_current_context
+
+            from include.scoring.task import score_shard
+
+            get_current_context()["shard_label"] = f"shard {shard['index'] + 1} of {shard['count']}"
+            return score_shard(spec.name, resolved, shard)
+
+        @task
+        def publish(resolved: dict, planned: list[dict], scored: list[dict], **context) -> dict:
+            from include.scoring.task import publish
+
+            return publish(spec.name, resolved, planned, scored, context)
 
         @task.short_circuit
         def retrain_due(scored: dict) -> bool:
@@ -88,9 +117,12 @@ def score_dag(spec: UseCase):
             except RetrainBlocked as blocked:
                 raise AirflowSkipException(str(blocked)) from blocked
 
-        scored = score()
-        wait_for_partition() >> scored
-        retrain_due(scored) >> request_retrain(scored)
+        ready = wait_for_partition()
+        resolved, planned = resolve(), plan()
+        ready >> [resolved, planned]
+        shards = score_shard.partial(resolved=resolved).expand(shard=planned)
+        published = publish(resolved, planned, shards)
+        retrain_due(published) >> request_retrain(published)
 
     return score_pipeline()
 

@@ -182,7 +182,13 @@ def prepare(bench: Bench) -> Bench:
 
     partition = bench.lake.root / bench.partition_key
     partition.parent.mkdir(parents=True)
-    pq.write_table(rows.append_column("ds", day.cast(pa.timestamp("us"))), partition, compression="zstd")
+    # In ingest's row groups (the scoring shards are ranges of them), at least 8 so a small bench splits.
+    pq.write_table(
+        rows.append_column("ds", day.cast(pa.timestamp("us"))),
+        partition,
+        compression="zstd",
+        row_group_size=min(spec.ingest.row_group_rows, -(-bench.rows // 8)),
+    )
     billing = bench.bucket.root / bench.billing_key
     billing.parent.mkdir(parents=True)
     pacsv.write_csv(rows.select(list(spec.source("billing").columns)), billing)

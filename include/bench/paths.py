@@ -1,8 +1,13 @@
-"""The measured paths, each run alone in a fresh process: `python -m include.bench.paths NAME BENCH_FILE`.
+"""The measured paths, each run alone in a fresh process:
+`python -m include.bench.paths NAME BENCH_FILE [ARG ...]`.
 
 A path's setup (loading the model, or the input a raw stage starts from) runs before the clock starts;
 the clock covers the path only. The process prints one JSON line: seconds, rows and its peak RSS,
-plus, for a path that writes predictions, how many the table holds for the day afterwards.
+plus, for a path that writes predictions, how many the table holds for the day afterwards, and for
+a scoring shard what it counted (for the publish to merge).
+
+`score_bench_shard(bench, index, count)` scores shard `index` of `count` of the bench's day in the
+calling process, as a `score_shard` task does: the function a Celery worker's bench task calls.
 """
 
 from __future__ import annotations
@@ -32,19 +37,34 @@ from include.platform.tables import predictions
 
 if TYPE_CHECKING:
     from include.registry.model_files import FittedModel
+    from include.scoring.score import Shard
 
 # The scoring modules (scikit-learn, ~100 MB) are imported inside the scoring paths only, so that an
 # ingest path's peak RSS is what an ingest task holds.
 
 Work = Callable[[], int]
-WRITES_PREDICTIONS = ("scoring.project", "scoring.project_lake", "scoring.naive", "scoring.raw_write")
-PATHS: dict[str, Callable[[Bench], Work]] = {}
+Setup = Callable[..., Work]
+WRITES_PREDICTIONS = (
+    "scoring.project",
+    "scoring.project_lake",
+    "scoring.naive",
+    "scoring.raw_write",
+    "sharded_scoring.one_task",
+    "sharded_scoring.publish",
+    "sharded_scoring.swap",
+    "sharded_scoring.delete_copy",
+)
+PATHS: dict[str, Setup] = {}
+# What a path reports beside its figures (a shard's counts), set by its work.
+EXTRA: dict[str, Any] = {}
+RUN_ID = "bench"
+PLAIN_PREDICTIONS = "bench_predictions_plain"
 
 
-def path(name: str) -> Callable[[Callable[[Bench], Work]], Callable[[Bench], Work]]:
+def path(name: str) -> Callable[[Setup], Setup]:
     """Register a path's setup, which returns the work to time (the work returns its rows)."""
 
-    def register(setup: Callable[[Bench], Work]) -> Callable[[Bench], Work]:
+    def register(setup: Setup) -> Setup:
         PATHS[name] = setup
         return setup
 
@@ -89,12 +109,12 @@ def scoring_project(bench: Bench) -> Work:
 
 @path("scoring.project_lake")
 def scoring_project_lake(bench: Bench) -> Work:
-    from include.scoring.score import read_partition
+    from include.scoring.score import read_shard
 
-    model, engine = bench.model(), bench.engine()
+    model, engine, [whole] = bench.model(), bench.engine(), bench_shards(bench, 1)
 
     def work() -> int:
-        with read_partition(bench.lake, bench.partition_key, bench.columns, bench.batch_rows) as batches:
+        with read_shard(bench.lake, bench.partition_key, whole, bench.columns, bench.batch_rows) as batches:
             return score(bench, model, engine, batches)
 
     return work
@@ -160,22 +180,7 @@ def scoring_raw_write(bench: Bench) -> Work:
     and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
     from include.scoring.score import PREDICTION_SCHEMA
 
-    engine = bench.engine()
-    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
-    n = len(ids)
-    scores = np.random.default_rng(0).random(n)
-    made = pa.table(
-        [
-            pa.repeat(pa.scalar(bench.spec.name), n),
-            pa.repeat(pa.scalar(DAY, pa.date32()), n),
-            ids,
-            pa.repeat(pa.scalar(1, pa.int32()), n),
-            pa.array(scores),
-            pa.array((scores >= 0.5).astype("int16")),
-            pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
-        ],
-        schema=PREDICTION_SCHEMA,
-    )
+    engine, made = bench.engine(), day_predictions(bench)
     chunks = made.to_batches(bench.batch_rows)
     table = pa.Table.from_batches([chunk.sort_by("entity_id") for chunk in chunks], PREDICTION_SCHEMA)
 
@@ -240,6 +245,152 @@ def ingest_raw_write(bench: Bench) -> Work:
     return work
 
 
+def bench_shards(bench: Bench, count: int) -> list[Shard]:
+    """The bench day's partition split as `plan_shards` splits a day, into `count` shards."""
+    from include.io.lake import shard_key
+    from include.scoring.score import Shard, partition_row_groups, split_row_groups
+
+    group_rows = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
+    ranges = split_row_groups(group_rows, -(-sum(group_rows) // count))
+    return [
+        Shard(i, len(ranges), first, end, sum(group_rows[first:end]), sum(group_rows), key)
+        for i, (first, end) in enumerate(ranges)
+        for key in [shard_key(bench.spec.name, DAY, RUN_ID, i, len(ranges))]
+    ]
+
+
+def staging_lake(bench: Bench) -> LocalStore:
+    return LocalStore(bench.workdir / "scored-lake")
+
+
+def score_bench_shard(
+    bench: Bench, index: int, count: int, model: FittedModel | None = None
+) -> dict[str, Any]:
+    """Score shard `index` (from 0) of `count` of the bench's day in this process, as `score_shard`
+    does: read its row groups, predict, count drift, stage its predictions. Returns its counts.
+
+    Raises:
+        ValueError: when the partition has fewer than `count` row groups.
+    """
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Scorer, Tally, read_shard, stage_predictions
+
+    shards = bench_shards(bench, count)
+    if len(shards) != count:
+        raise ValueError(f"count: the bench day has {len(shards)} row groups, fewer than {count} shards")
+    shard, model = shards[index], model or bench.model()
+    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
+    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
+    with read_shard(bench.lake, bench.partition_key, shard, bench.columns, bench.batch_rows) as batches:
+        stage_predictions(staging_lake(bench), shard.key, scorer.predict(batches, tally, drift.add))
+    return {"index": index, "count": count, "tally": tally.to_dict(), "drift": drift.to_dict()}
+
+
+def publish_bench_day(bench: Bench, engine: sa.Engine, results: list[dict[str, Any]]) -> int:
+    """Merge the shards' counts and publish their staged predictions, as `publish` does."""
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Tally, read_staged, write_predictions
+
+    shards = bench_shards(bench, len(results))
+    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
+    for result in sorted(results, key=lambda r: r["index"]):
+        tally.merge(Tally.from_dict(result["tally"]))
+        drift.merge(DriftCounter.from_dict(result["drift"], bench.reference(), bench.spec))
+    lake = staging_lake(bench)
+    staged = read_staged(lake, [s.key for s in shards], bench.batch_rows)
+    written, _ = write_predictions(engine, lake, bench.spec.name, DAY, staged)
+    drift.drifts()
+    if written != tally.rows_scored:
+        raise RuntimeError(f"publish wrote {written} rows, the shards scored {tally.rows_scored}")
+    return written
+
+
+@path("sharded_scoring.one_task")
+def sharded_one_task(bench: Bench) -> Work:
+    """The day as one shard and its publish, in one process (what `run_scoring` does)."""
+    model, engine = bench.model(), bench.engine()
+    return lambda: publish_bench_day(bench, engine, [score_bench_shard(bench, 0, 1, model)])
+
+
+@path("sharded_scoring.shard")
+def sharded_shard(bench: Bench, index: str, count: str) -> Work:
+    """Shard `index` of `count` alone (its counts reported for the publish)."""
+    model = bench.model()
+
+    def work() -> int:
+        counts = score_bench_shard(bench, int(index), int(count), model)
+        EXTRA["counts"] = counts
+        return counts["tally"]["rows_in"]
+
+    return work
+
+
+@path("sharded_scoring.publish")
+def sharded_publish(bench: Bench, results_file: str) -> Work:
+    results, engine = json.loads(Path(results_file).read_text()), bench.engine()
+    return lambda: publish_bench_day(bench, engine, results)
+
+
+def day_predictions(bench: Bench) -> pa.Table:
+    """The day's predictions, made beforehand (scores drawn at random), in `batch_rows` chunks."""
+    from include.scoring.score import PREDICTION_SCHEMA
+
+    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
+    n = len(ids)
+    scores = np.random.default_rng(0).random(n)
+    return pa.table(
+        [
+            pa.repeat(pa.scalar(bench.spec.name), n),
+            pa.repeat(pa.scalar(DAY, pa.date32()), n),
+            ids,
+            pa.repeat(pa.scalar(1, pa.int32()), n),
+            pa.array(scores),
+            pa.array((scores >= 0.5).astype("int16")),
+            pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
+        ],
+        schema=PREDICTION_SCHEMA,
+    )
+
+
+def replace_a_full_day(bench: Bench, table: sa.Table) -> Work:
+    """`replace_partition` of a day that already holds its N rows (put there before the clock)."""
+    from include.io.bulk import replace_partition
+    from include.scoring.score import PREDICTION_SCHEMA
+
+    engine, made = bench.engine(), day_predictions(bench)
+    key = {"use_case": bench.spec.name, "ds": DAY}
+    replace_partition(engine, table, key, PREDICTION_SCHEMA, made.to_batches(bench.batch_rows))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+    return lambda: replace_partition(engine, table, key, PREDICTION_SCHEMA, made.to_batches(bench.batch_rows))
+
+
+@path("sharded_scoring.swap")
+def sharded_swap(bench: Bench) -> Work:
+    """PostgreSQL's path: the day's partition swapped for a freshly loaded and indexed table."""
+    return replace_a_full_day(bench, predictions)
+
+
+@path("sharded_scoring.delete_copy")
+def sharded_delete_copy(bench: Bench) -> Work:
+    """The path before partitions: DELETE the day's N rows, COPY N new, into a plain table."""
+    columns = (
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in predictions.columns
+    )
+    plain = sa.Table(PLAIN_PREDICTIONS, sa.MetaData(), *columns)
+    engine = bench.engine()
+    plain.drop(engine, checkfirst=True)
+    plain.create(engine)
+    work = replace_a_full_day(bench, plain)
+
+    def then_count() -> int:
+        rows = work()
+        EXTRA["predictions"] = rows
+        return rows
+
+    return then_count
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set (VmHWM).
 
@@ -250,9 +401,9 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def measure(name: str, bench: Bench) -> dict[str, Any]:
+def measure(name: str, bench: Bench, *args: str) -> dict[str, Any]:
     """Set the path up, time it, and report its figures with this process's peak RSS."""
-    work = PATHS[name](bench)
+    work = PATHS[name](bench, *args)
     started = time.perf_counter()
     rows = work()
     seconds = time.perf_counter() - started
@@ -260,8 +411,9 @@ def measure(name: str, bench: Bench) -> dict[str, Any]:
         "seconds": seconds,
         "rows": rows,
         "peak_rss_mb": peak_rss_mb(),
+        **EXTRA,
     }
-    if name in WRITES_PREDICTIONS:
+    if name in WRITES_PREDICTIONS and "predictions" not in figures:
         key = (predictions.c.use_case == bench.spec.name) & (predictions.c.ds == DAY)
         with bench.engine().connect() as conn:
             count = sa.select(sa.func.count()).select_from(predictions).where(key)
@@ -271,4 +423,4 @@ def measure(name: str, bench: Bench) -> dict[str, Any]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    print(json.dumps(measure(sys.argv[1], Bench.load(Path(sys.argv[2])))))
+    print(json.dumps(measure(sys.argv[1], Bench.load(Path(sys.argv[2])), *sys.argv[3:])))

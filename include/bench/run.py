@@ -2,7 +2,10 @@
 
 In a fresh PostgreSQL database (created, then dropped), on the same data: the project's path end to
 end, the naive pandas path, and each raw bulk stage alone, each in its own process so that every
-path's peak RSS is its own. Prints a table and writes the figures to `--out` as JSON.
+path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard and its publish) and
+as K shards scored one after another, each in its own process, then their publish; and the day's
+replacement in PostgreSQL, the partition swap against DELETE + COPY into a plain table. Prints a
+table and writes the figures to `--out` as JSON.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ LABELS = {
         "raw_write": "raw: Parquet write of the partition",
     },
 }
+SHARDED = "sharded_scoring"
+SHARDED_LABELS = {
+    "one_task": "1 task: 1 shard + publish, one process",
+    "k_shards": "K shards one after another, then publish",
+    "swap": "PostgreSQL: partition swap of a full day",
+    "delete_copy": "PostgreSQL: DELETE + COPY of a full day",
+}
 FIGURES = ("seconds", "rows", "peak_rss_mb")
 RAW = {
     "scoring": {"read": "raw_read", "predict": "raw_predict", "write": "raw_write"},
@@ -70,7 +80,7 @@ def bench_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def run_path(bench: Bench, name: str) -> dict[str, Any]:
+def run_path(bench: Bench, name: str, *args: str) -> dict[str, Any]:
     """One path in a fresh process, after emptying the predictions table and a checkpoint."""
     engine = bench.engine()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -78,7 +88,7 @@ def run_path(bench: Bench, name: str) -> dict[str, Any]:
         conn.exec_driver_sql("CHECKPOINT")
     engine.dispose()
     done = subprocess.run(
-        [sys.executable, "-m", "include.bench.paths", name, str(bench.file)],
+        [sys.executable, "-m", "include.bench.paths", name, str(bench.file), *args],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -124,6 +134,55 @@ def table(stage: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sharded(bench: Bench, shards: int) -> dict[str, Any]:
+    """The `sharded_scoring` figures: one task, K shards (each in its own process) and their publish,
+    and the day's swap against DELETE + COPY."""
+    paths = {"one_task": run_path(bench, f"{SHARDED}.one_task")}
+    runs = [run_path(bench, f"{SHARDED}.shard", str(i), str(shards)) for i in range(shards)]
+    results = bench.workdir / "shard-results.json"
+    results.write_text(json.dumps([run.pop("counts") for run in runs]))
+    publish = run_path(bench, f"{SHARDED}.publish", str(results))
+    paths["k_shards"] = {
+        "seconds": sum(run["seconds"] for run in runs) + publish["seconds"],
+        "rows": publish["rows"],
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        "shard_seconds": [run["seconds"] for run in runs],
+        "shard_peak_rss_mb": [run["peak_rss_mb"] for run in runs],
+        "publish_s": publish["seconds"],
+        "publish_peak_rss_mb": publish["peak_rss_mb"],
+        "predictions": publish["predictions"],
+    }
+    paths["swap"] = run_path(bench, f"{SHARDED}.swap")
+    paths["delete_copy"] = run_path(bench, f"{SHARDED}.delete_copy")
+    return {
+        "rows": bench.rows,
+        "shards": shards,
+        "one_task_s": paths["one_task"]["seconds"],
+        "k_shards_s": paths["k_shards"]["seconds"],
+        "peak_rss_mb_per_shard": paths["k_shards"]["peak_rss_mb"],
+        "swap_s": paths["swap"]["seconds"],
+        "delete_copy_s": paths["delete_copy"]["seconds"],
+        "swap_speedup": paths["delete_copy"]["seconds"] / paths["swap"]["seconds"],
+        "paths": paths,
+    }
+
+
+def sharded_table(summary: dict[str, Any]) -> str:
+    """The sharded figures as a text table."""
+    title = f"{SHARDED}, {summary['rows']:,} rows, K = {summary['shards']}"
+    lines = [f"{title:<58}{'seconds':>9}{'rows/s':>12}{'peak RSS MB':>13}"]
+    for name, label in SHARDED_LABELS.items():
+        figures = summary["paths"][name]
+        rate = figures["rows"] / figures["seconds"] if figures["seconds"] else float("inf")
+        lines.append(f"  {label:<56}{figures['seconds']:>9.2f}{rate:>12,.0f}{figures['peak_rss_mb']:>13,.0f}")
+    k = summary["paths"]["k_shards"]
+    lines.append(
+        f"  K shards: peak RSS per shard process {k['peak_rss_mb']:,.0f} MB, publish {k['publish_s']:.2f} s "
+        f"({k['publish_peak_rss_mb']:,.0f} MB); swap {summary['swap_speedup']:.1f}x faster than DELETE + COPY"
+    )
+    return "\n".join(lines)
+
+
 def save(out: Path, rows: int, results: dict[str, Any]) -> None:
     """Write this run's stages into `out`, keeping the stages it did not measure, and file every stage's
     figures under `by_rows` too, so that runs at 1 M and 5 M rows sit side by side."""
@@ -143,10 +202,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
     parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
     parser.add_argument(
-        "--stage", choices=sorted(LABELS), action="append", help="measure only this stage (repeatable)"
+        "--stage",
+        choices=sorted([*LABELS, SHARDED]),
+        action="append",
+        help="measure only this stage (repeatable)",
+    )
+    parser.add_argument(
+        "--shards", type=int, help="K for sharded_scoring (default: as the DAG plans the day)"
     )
     args = parser.parse_args(argv)
-    stages = {stage: LABELS[stage] for stage in args.stage or LABELS}
+    wanted = args.stage or [*LABELS, SHARDED]
+    stages = {stage: LABELS[stage] for stage in wanted if stage in LABELS}
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()[0]
@@ -157,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             stage: summarise(stage, args.rows, {name: run_path(bench, f"{stage}.{name}") for name in labels})
             for stage, labels in stages.items()
         }
+        if SHARDED in wanted:
+            planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
+            results[SHARDED] = sharded(bench, args.shards or planned)
     if "scoring" in results:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     results["machine"] = {
@@ -167,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     save(args.out, args.rows, results)
     report = [table(stage, results[stage]) for stage in stages]
+    if SHARDED in results:
+        report.append(sharded_table(results[SHARDED]))
     print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
     return results
 

@@ -6,8 +6,12 @@
                                                          a training run's split (training)
     models/<use case>/sha256=<digest>.skops              model files, named by their checksum
     predictions/<use case>/ds=YYYY-MM-DD/part-0.parquet  a day's scores (scoring)
+    staging/predictions/<use case>/ds=YYYY-MM-DD/run=<run>/shard-0003-of-0008.parquet
+                                                         a scoring shard's output, until the publish
 
 A daily partition is one object, replaced whole, so a rerun overwrites it and a crash leaves the old one.
+A shard's staged object is keyed by the run, its index and the shard count, so a retry or a rerun of
+one shard replaces only its own output; the publish removes the run's staging.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -32,6 +37,7 @@ QUARANTINE_ZONE = "quarantine"
 TRAINING_ZONE = "training"
 MODELS_ZONE = "models"
 PREDICTIONS_ZONE = "predictions"
+STAGING_ZONE = "staging"
 
 
 def day_prefix(zone: str, use_case: str, ds: dt.date) -> str:
@@ -42,6 +48,21 @@ def day_prefix(zone: str, use_case: str, ds: dt.date) -> str:
 def partition_key(zone: str, use_case: str, ds: dt.date) -> str:
     """The key of one day's partition, e.g. `raw/churn/ds=2025-03-31/part-0.parquet`."""
     return day_prefix(zone, use_case, ds) + PART_FILE
+
+
+def staging_prefix(use_case: str, ds: dt.date, run_id: str) -> str:
+    """The folder of one run's staged shards: `staging/predictions/churn/ds=2025-03-31/run=<run>/`.
+
+    `<run>` is the run id where it is safe in a key (`_` elsewhere), then a digest that keeps it unique.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:80]
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"{STAGING_ZONE}/{day_prefix(PREDICTIONS_ZONE, use_case, ds)}run={readable}-{digest}/"
+
+
+def shard_key(use_case: str, ds: dt.date, run_id: str, index: int, count: int) -> str:
+    """The key of shard `index` (from 0) of `count`: `.../shard-0003-of-0008.parquet`."""
+    return f"{staging_prefix(use_case, ds, run_id)}shard-{index:04d}-of-{count:04d}.parquet"
 
 
 def training_key(use_case: str, ds: dt.date, part: Literal["train", "holdout"]) -> str:

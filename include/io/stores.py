@@ -2,11 +2,14 @@
 
 The lake and the file sources both live in a store. Keys are `/`-separated paths relative to the
 store's root. Writes are all-or-nothing: a reader sees the old object or the new one, never a part.
+`open` gives a seekable file that reads only the byte ranges asked for (ranged GETs on S3), so a
+Parquet reader fetches its footer and the row groups it reads, not the whole object.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -15,10 +18,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 log = logging.getLogger(__name__)
 
+# The smallest ranged GET: a Parquet footer's few small reads share one request.
+_RANGE_BYTES = 1 << 20
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -68,6 +73,10 @@ class ObjectStore(Protocol):
 
     def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]:
         """A local file holding the object, for readers that stream from a file."""
+        ...
+
+    def open(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The object as a seekable binary file that reads only the byte ranges asked for."""
         ...
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -122,6 +131,11 @@ class LocalStore:
         if not path.is_file():
             raise FileNotFoundError(f"{self.uri(key)} does not exist")
         yield path
+
+    @contextlib.contextmanager
+    def open(self, key: str) -> Iterator[BinaryIO]:
+        with self.local_path(key) as path, path.open("rb") as file:
+            yield file
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._replace(key, lambda tmp: tmp.write_bytes(data))
@@ -181,6 +195,15 @@ class S3Store:
             self.client.download_file(self.bucket, self._key(key), str(path))
             yield path
 
+    @contextlib.contextmanager
+    def open(self, key: str) -> Iterator[BinaryIO]:
+        """The object read by ranged GETs: a Parquet reader fetches its footer and the row groups it
+        reads, never the whole object."""
+        size = self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        raw = _S3Range(self.client, self.bucket, self._key(key), size)
+        with io.BufferedReader(raw, _RANGE_BYTES) as file:
+            yield file
+
     # S3 makes an object visible only once its upload (single or multipart) completes, so a PUT to
     # the final key is already all-or-nothing: a temporary key and a copy would add nothing.
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -191,6 +214,37 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+class _S3Range(io.RawIOBase):
+    """One S3 object as a seekable raw file: each read is one ranged GET."""
+
+    def __init__(self, client, bucket: str, key: str, size: int) -> None:
+        self.client, self.bucket, self.key, self.size, self.position = client, bucket, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(base + offset, 0)
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        end = min(self.position + len(buffer), self.size)
+        if end <= self.position:
+            return 0
+        byte_range = f"bytes={self.position}-{end - 1}"
+        data = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=byte_range)["Body"].read()
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
 
 
 def _key_under(uri: str, base: str) -> str:

@@ -320,7 +320,8 @@ def build_reference(
 class DriftCounter:
     """A day's rows put into the reference's buckets chunk by chunk, so memory stays flat.
 
-    Its state is counts only: counters of shards of one day (scored apart) `merge` into the day's.
+    Its state is counts only: counters of shards of one day (scored apart, handed over with
+    `to_dict` / `from_dict`) `merge` into exactly the day's.
     A feature the spec monitors but the reference lacks (added since the champion was trained) is
     skipped with a warning: there is nothing to compare it with.
     """
@@ -370,6 +371,33 @@ class DriftCounter:
             np.add(counts, more, out=counts)
         self.rows += other.rows
         self.seconds += other.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts, JSON-able (for XCom): per feature its buckets and rows per bucket."""
+        return {
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "features": [
+                {"name": ref.name, "buckets": list(ref.buckets), "counts": counts.tolist()}
+                for ref, counts in zip(self.features, self.counts, strict=True)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], reference: Reference, spec: UseCase) -> DriftCounter:
+        """The counter `to_dict` described, on the same reference and spec.
+
+        Raises:
+            ValueError: when the counts are of other features or buckets than the reference's.
+        """
+        counter = cls(reference, spec)
+        saved = [(f["name"], tuple(f["buckets"])) for f in data["features"]]
+        if saved != [(f.name, f.buckets) for f in counter.features]:
+            raise ValueError("drift counts of other features or buckets than the reference's")
+        counter.counts = [np.array(f["counts"], dtype="int64") for f in data["features"]]
+        counter.rows = int(data["rows"])
+        counter.seconds = float(data["seconds"])
+        return counter
 
     def drifts(self) -> list[FeatureDrift]:
         """One `FeatureDrift` per feature, in the spec's order, graded beyond the noise (module doc).

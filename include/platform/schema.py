@@ -39,6 +39,13 @@ class SchemaBehindError(RuntimeError):
     """The platform database is not at the revision this code needs."""
 
 
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's filter: a table's partitions (PostgreSQL) are data, not schema, and not compared."""
+    from include.platform.tables import is_partition
+
+    return not (type_ == "table" and name is not None and is_partition(name))
+
+
 def _config(connection: sa.Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -7,11 +7,15 @@ table comes with its revision, and a test fails when the two disagree.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+# Between a partitioned table's name and its partition's: `predictions__churn__20250331`.
+PARTITION_MARK = "__"
 
 ingest_runs = sa.Table(
     "ingest_runs",
@@ -131,6 +135,9 @@ predictions = sa.Table(
     sa.Column("score", sa.Float(precision=53), nullable=False, comment="probability of the positive label"),
     sa.Column("predicted_label", sa.SmallInteger, nullable=False, comment="1 when score >= threshold"),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    # PostgreSQL: one partition per use case and day (`day_partition`), swapped in whole by
+    # `include.io.bulk.replace_partition`; a DEFAULT partition takes rows written any other way.
+    postgresql_partition_by="RANGE (use_case, ds)",
 )
 
 score_runs = sa.Table(
@@ -182,9 +189,37 @@ retrain_requests = sa.Table(
 )
 
 
+PARTITIONED = (predictions.name,)
+
+
 def partition_filter(table: sa.Table, key: dict[str, Any]) -> sa.ColumnElement[bool]:
     """The rows of `table` in one partition: every column of `key` equal to its value."""
     return sa.and_(*(table.c[name] == value for name, value in key.items()))
+
+
+def day_partition(table: sa.Table, key: dict[str, Any]) -> tuple[str, str]:
+    """PostgreSQL: the name of the partition of `table` holding one use case's day, and its bounds.
+
+    The name is part of the table's layout (migration 0016 names the partitions it makes with it):
+    `predictions__churn__20250331`, with a digest for a use case too long for an identifier.
+    """
+    use_case, ds = key["use_case"], key["ds"]
+    part = use_case if len(use_case) <= 30 else hashlib.sha256(use_case.encode()).hexdigest()[:16]
+    bounds = (
+        f"FOR VALUES FROM ('{use_case}', '{ds.isoformat()}') "
+        f"TO ('{use_case}', '{(ds + dt.timedelta(days=1)).isoformat()}')"
+    )
+    return f"{table.name}{PARTITION_MARK}{part}{PARTITION_MARK}{ds:%Y%m%d}", bounds
+
+
+def default_partition(table: sa.Table) -> str:
+    """PostgreSQL: the name of the partition that takes the rows of a day with no partition of its own."""
+    return f"{table.name}{PARTITION_MARK}default"
+
+
+def is_partition(name: str) -> bool:
+    """Whether a table name is one of the day partitions or the default partition (not in `metadata`)."""
+    return any(name.startswith(f"{table}{PARTITION_MARK}") for table in PARTITIONED)
 
 
 def partition_lock(table: sa.Table, key: dict[str, Any]) -> sa.Select:

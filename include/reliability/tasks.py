@@ -23,7 +23,8 @@ def ingest(ds: str, run_id: str = "reliability") -> dict[str, Any]:
 
 
 def score(ds: str, run_id: str = "reliability", model_version: int | None = None) -> dict[str, Any]:
-    """The score DAG's sensor poke, then its scoring task (the drift tasks are not run)."""
+    """The score DAG's sensor poke, then its scoring tasks in this process (resolve, plan, every shard,
+    publish; the drift tasks are not run)."""
     from include.scoring.task import partition_ready, run_scoring
 
     context = task_context(ds, f"{run_id}-score-{ds}", model_version=model_version)

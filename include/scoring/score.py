@@ -1,11 +1,14 @@
-"""Batch scoring of one day: the day's rows in Arrow batches, the model, predictions out.
+"""Batch scoring of one day in shards: row groups in Arrow batches, the model, predictions out.
 
-Nothing here holds the whole day: rows are read, checked, predicted and written one batch at a time
-(`spec.scoring.batch_rows`), while a `Tally` and a `DriftCounter` keep the day's running counts. The
-stages overlap (`read_ahead`): the next batch is read while one is predicted and the one before is
-written, so a day takes about as long as its slowest stage, with a few batches in memory. The
-predictions replace the day's rows in the `predictions` table in one transaction (the database's
-bulk path, see `include.io.bulk`) and go to the lake as `predictions/<use case>/ds=.../`.
+A day's partition is split into `Shard`s, contiguous ranges of its Parquet row groups
+(`split_row_groups`, from the footer alone). A shard reads only its row groups, by byte range
+(`read_shard`), and nothing here holds more than a few batches (`spec.scoring.batch_rows`): rows are
+read, checked and predicted one batch at a time while a `Tally` and a `DriftCounter` keep the
+shard's counts, exact integers that merge into the day's. Reading and predicting overlap
+(`read_ahead`). A shard's predictions are staged in the lake under a key of the run, its index and
+the shard count (`stage_predictions`); the publish streams the staged files (`read_staged`) into
+`write_predictions`, which replaces the day's rows in the `predictions` table in one transaction
+(the database's bulk path, see `include.io.bulk`) and the lake's `predictions/<use case>/ds=.../`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,10 @@ from include.usecases.spec import UseCase
 log = logging.getLogger(__name__)
 
 HISTOGRAM_BINS = 10
+# A score's fixed-point unit in the tally's sum (2**-52: below a double's resolution near 1), and the
+# rows per int64 partial sum (2**52 * 2**10 < 2**63).
+SCORE_UNITS = 2**52
+_SUM_ROWS = 2**10
 PREDICTION_SCHEMA = pa.schema(
     [
         ("use_case", pa.string()),
@@ -57,13 +66,17 @@ class ScoreError(ValueError):
 
 @dataclasses.dataclass
 class Tally:
-    """The day's counts, built up batch by batch: rows in = rows scored + rows rejected."""
+    """A day's (or a shard's) counts, built up batch by batch: rows in = rows scored + rows rejected.
+
+    Every figure is an integer, the score sum too (in units of `1 / SCORE_UNITS`), so the tallies of a
+    day's shards `merge` into exactly the tally one pass over the day gives, in any order.
+    """
 
     rows_in: int = 0
     rows_scored: int = 0
     rejected: Counter = dataclasses.field(default_factory=Counter)
     histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(HISTOGRAM_BINS, "int64"))
-    score_sum: float = 0.0
+    score_units: int = 0
     positives: int = 0
 
     @property
@@ -73,10 +86,44 @@ class Tally:
     def add_scores(self, scores: np.ndarray, labels: np.ndarray) -> None:
         self.rows_scored += len(scores)
         self.histogram += np.histogram(scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
-        self.score_sum += float(scores.sum())
+        units = np.rint(scores * SCORE_UNITS).astype("int64")
+        # Partial sums of `_SUM_ROWS` rows fit in int64; Python's integers add them without a bound.
+        self.score_units += sum(np.add.reduceat(units, np.arange(0, len(units), _SUM_ROWS)).tolist())
         self.positives += int(labels.sum())
 
+    def merge(self, other: Tally) -> None:
+        """Add the counts of `other`, the tally of another part of the same day."""
+        self.rows_in += other.rows_in
+        self.rows_scored += other.rows_scored
+        self.rejected.update(other.rejected)
+        self.histogram += other.histogram
+        self.score_units += other.score_units
+        self.positives += other.positives
+
     def to_dict(self) -> dict[str, Any]:
+        """The counts, JSON-able for XCom (the score sum as text: it outgrows a 64-bit integer)."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_scored": self.rows_scored,
+            "rejected": dict(self.rejected),
+            "histogram": self.histogram.tolist(),
+            "score_units": str(self.score_units),
+            "positives": self.positives,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        """The inverse of `to_dict`."""
+        return cls(
+            rows_in=data["rows_in"],
+            rows_scored=data["rows_scored"],
+            rejected=Counter(data["rejected"]),
+            histogram=np.array(data["histogram"], dtype="int64"),
+            score_units=int(data["score_units"]),
+            positives=data["positives"],
+        )
+
+    def figures(self) -> dict[str, Any]:
         """The run record's figures (JSON-able)."""
         scored = self.rows_scored
         return {
@@ -84,7 +131,7 @@ class Tally:
             "rows_scored": scored,
             "rows_rejected": self.rows_rejected,
             "rejected_reasons": dict(self.rejected),
-            "score_mean": self.score_sum / scored if scored else None,
+            "score_mean": self.score_units / (SCORE_UNITS * scored) if scored else None,
             "positive_rate": self.positives / scored if scored else None,
             "score_histogram": self.histogram.tolist(),
         }
@@ -118,11 +165,7 @@ class Scorer:
         tally: Tally,
         observe: Callable[[pd.DataFrame], None] = lambda frame: None,
     ) -> Iterator[pa.RecordBatch]:
-        """Score each batch's rows; rejected rows are counted by reason, kept rows passed to `observe`.
-
-        Raises:
-            ScoreError: at the end, when no row could be scored (so nothing gets written).
-        """
+        """Score each batch's rows; rejected rows are counted by reason, kept rows passed to `observe`."""
         for batch in read_ahead(batches):
             frame = to_frame(batch, self.spec.entity_id)
             tally.rows_in += len(frame)
@@ -141,11 +184,6 @@ class Scorer:
             labels = (scores >= self.threshold).astype("int16")
             tally.add_scores(scores, labels)
             yield self._predictions(entity, scores, labels)
-        if not tally.rows_scored:
-            raise ScoreError(
-                f"{self.spec.name}, ds={self.ds}: no row to score ({tally.rows_in} in, "
-                f"rejected: {dict(tally.rejected) or 'none'})"
-            )
 
     def _predictions(self, entity: pa.Array, scores: np.ndarray, labels: np.ndarray) -> pa.RecordBatch:
         rows = len(scores)
@@ -178,17 +216,126 @@ def to_frame(batch: pa.RecordBatch, entity_id: str) -> pd.DataFrame:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
 
 
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """A contiguous range of row groups of a day's partition, scored by one task.
+
+    Attributes:
+        index: from 0.
+        count: the number of shards of the day.
+        first_group: the first row group it reads.
+        end_group: one past the last.
+        rows: the rows of its row groups.
+        partition_rows: the rows of the whole partition when it was planned.
+        key: where its predictions are staged in the lake (`include.io.lake.shard_key`).
+    """
+
+    index: int
+    count: int
+    first_group: int
+    end_group: int
+    rows: int
+    partition_rows: int
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.index + 1} of {self.count}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Shard:
+        return cls(**data)
+
+
+def split_row_groups(group_rows: Sequence[int], shard_rows: int) -> list[tuple[int, int]]:
+    """Contiguous ranges `[first, end)` of row groups, about `shard_rows` rows each.
+
+    As many shards as `shard_rows` asks for (at least one), never more than there are row groups;
+    each range ends at the first row-group boundary that reaches its share of the rows.
+    """
+    total, groups = sum(group_rows), len(group_rows)
+    count = max(1, min(math.ceil(total / shard_rows), groups))
+    cumulative = np.cumsum(group_rows)
+    ends = []
+    for k in range(1, count):
+        reaches = int(np.searchsorted(cumulative, total * k / count, side="left")) + 1
+        # Every shard keeps at least one row group, before and after this boundary.
+        ends.append(min(max(reaches, (ends[-1] if ends else 0) + 1), groups - (count - k)))
+    bounds = [0, *ends, groups]
+    return list(pairwise(bounds))
+
+
+def partition_row_groups(lake: ObjectStore, key: str, columns: list[str]) -> list[int]:
+    """The rows of each row group of a partition, from its footer alone (no data read).
+
+    Raises:
+        ScoreError: naming the partition and the columns the model needs that it lacks.
+    """
+    with lake.open(key) as file:
+        metadata = pq.read_metadata(file)
+    _check_columns(lake, key, metadata.schema.to_arrow_schema(), columns)
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
 @contextlib.contextmanager
-def read_partition(
-    lake: ObjectStore, key: str, columns: list[str], batch_rows: int
+def read_shard(
+    lake: ObjectStore, key: str, shard: Shard, columns: list[str], batch_rows: int
 ) -> Iterator[Iterator[pa.RecordBatch]]:
-    """The batches of one lake partition, only `columns`, streamed from a local copy of the file."""
-    with lake.local_path(key) as path:
-        parquet = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in parquet.schema_arrow.names]
-        if missing:
-            raise ScoreError(f"{lake.uri(key)}: missing column(s) {missing} the model needs")
-        yield parquet.iter_batches(batch_size=batch_rows, columns=columns)
+    """The batches of the shard's row groups, only `columns`, read by byte range (no other rows).
+
+    Each row group is cut into batches on its own, so a row's batch is the same whatever the shards.
+
+    Raises:
+        ScoreError: when the partition lacks a column, or changed since the shards were planned.
+    """
+    with lake.open(key) as file:
+        parquet = pq.ParquetFile(file)
+        _check_columns(lake, key, parquet.schema_arrow, columns)
+        metadata = parquet.metadata
+        groups = range(shard.first_group, shard.end_group)
+        rows = sum(metadata.row_group(g).num_rows for g in groups if g < metadata.num_row_groups)
+        if (metadata.num_rows, rows) != (shard.partition_rows, shard.rows):
+            raise ScoreError(
+                f"{lake.uri(key)} changed since the run planned its shards ({metadata.num_rows} rows, "
+                f"{shard.label} {rows}; planned {shard.partition_rows} and {shard.rows}): rerun the run"
+            )
+        yield (
+            batch
+            for group in groups
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
+        )
+
+
+def _check_columns(lake: ObjectStore, key: str, schema: pa.Schema, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise ScoreError(f"{lake.uri(key)}: missing column(s) {missing} the model needs")
+
+
+def stage_predictions(lake: ObjectStore, key: str, batches: Iterable[pa.RecordBatch]) -> int:
+    """Write a shard's predictions to its staging object, batch by batch, put in place whole.
+
+    A retry or a second run of the shard replaces the same object. Returns the rows written.
+    """
+    rows = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(key).name
+        with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
+            for batch in batches:
+                parquet.write_batch(batch)
+                rows += batch.num_rows
+        lake.put_file(key, path)
+    return rows
+
+
+def read_staged(lake: ObjectStore, keys: Iterable[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The staged predictions of `keys`, in that order, streamed in batches of `batch_rows`."""
+    for key in keys:
+        with lake.open(key) as file:
+            yield from pq.ParquetFile(file).iter_batches(batch_size=batch_rows)
 
 
 def write_predictions(

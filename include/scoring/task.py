@@ -1,9 +1,18 @@
-"""The scoring DAG's task bodies: wait for the day's partition, score it, ask for a retrain on drift."""
+"""The scoring DAG's task bodies: wait for the partition, resolve the model, plan the shards, score
+each shard, publish the day, ask for a retrain on drift.
+
+`resolve_model` and `plan_shards` return small XComs (the version and its sha256; each shard's row
+groups and staging key); every `score_shard` loads exactly the resolved version (sha256 checked) and
+returns its exact counts; `publish` merges them as one pass over the day would and makes the day's
+predictions visible at once. `run_scoring` runs the four in one process (tests, the reliability
+suite, the bench's one-task figure).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,20 +135,88 @@ def choose_version(registry, spec: UseCase, ds: dt.date, requested: int | None):
     return version
 
 
-def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
-    """Score the run's day with its point-in-time champion; store predictions, drift and the run record."""
-    from include.io.connections import store_for
-    from include.io.lake import RAW_ZONE, partition_key
-    from include.monitoring.drift import DriftCounter, Reference, worst_level
-    from include.platform.tables import drift_measures, replace_rows, score_runs
-    from include.registry.model_files import load_version_model
+def resolve_model(use_case: str, context: Any) -> dict[str, Any]:
+    """The run's model, chosen once: the `model_version` param, else the champion as of `ds`.
+
+    Returns the XCom every shard and the publish read: the day, the version, its sha256 and
+    threshold, and the one time the run's predictions are stamped with.
+    """
     from include.registry.registry import Registry
-    from include.scoring.score import Scorer, Tally, read_partition, write_predictions
 
     spec, ds = _day(use_case, context)
-    settings = Settings.from_env()
-    platform, lake = _platform(), store_for(settings.lake_conn_id)
-    version = choose_version(Registry(platform), spec, ds, context["params"].get("model_version"))
+    version = choose_version(Registry(_platform()), spec, ds, context["params"].get("model_version"))
+    log.info("%s, ds=%s: scoring with v%d (sha256 %s)", use_case, ds, version.version, version.sha256)
+    return {
+        "ds": ds.isoformat(),
+        "model_version": version.version,
+        "model_sha256": version.sha256,
+        "threshold": version.threshold,
+        "scored_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def plan_shards(use_case: str, context: Any) -> list[dict[str, Any]]:
+    """The day's shards: contiguous ranges of the partition's row groups, about `scoring.shard_rows`
+    rows each, from the Parquet footer alone; each with its staging key for this run."""
+    from include.io.connections import store_for
+    from include.io.lake import RAW_ZONE, partition_key, shard_key
+    from include.scoring.score import Shard, partition_row_groups, split_row_groups
+
+    spec, ds = _day(use_case, context)
+    lake = store_for(Settings.from_env().lake_conn_id)
+    group_rows = partition_row_groups(
+        lake, partition_key(RAW_ZONE, use_case, ds), [spec.entity_id, *spec.features.all]
+    )
+    ranges = split_row_groups(group_rows, spec.scoring.shard_rows)
+    shards = [
+        Shard(
+            index=index,
+            count=len(ranges),
+            first_group=first,
+            end_group=end,
+            rows=sum(group_rows[first:end]),
+            partition_rows=sum(group_rows),
+            key=shard_key(use_case, ds, context["run_id"], index, len(ranges)),
+        )
+        for index, (first, end) in enumerate(ranges)
+    ]
+    log.info(
+        "%s, ds=%s: %d rows in %d row groups -> %d shard(s) of ~%d rows (scoring.shard_rows %d)",
+        use_case,
+        ds,
+        sum(group_rows),
+        len(group_rows),
+        len(shards),
+        sum(group_rows) // len(shards),
+        spec.scoring.shard_rows,
+    )
+    return [shard.to_dict() for shard in shards]
+
+
+def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
+    """Score one shard with the run's model: stream its row groups, stage its predictions, count.
+
+    Returns what it counted (the `Tally` and the `DriftCounter` as dicts), for the publish to merge.
+
+    Raises:
+        ScoreError: when the registry's sha256 of the version is not the one the run resolved.
+    """
+    from include.io.connections import store_for
+    from include.io.lake import RAW_ZONE, partition_key
+    from include.monitoring.drift import DriftCounter, Reference
+    from include.registry.model_files import load_version_model
+    from include.registry.registry import Registry
+    from include.scoring.score import ScoreError, Scorer, Shard, Tally, read_shard, stage_predictions
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
+    ds, part = dt.date.fromisoformat(resolved["ds"]), Shard.from_dict(shard)
+    lake = store_for(Settings.from_env().lake_conn_id)
+    version = Registry(_platform()).get(use_case, resolved["model_version"])
+    if version.sha256 != resolved["model_sha256"]:
+        raise ScoreError(
+            f"{use_case} v{version.version}: the registry's sha256 {version.sha256} is not the "
+            f"{resolved['model_sha256']} the run resolved"
+        )
     loaded = load_version_model(lake, version)
     scorer = Scorer(
         spec=spec,
@@ -147,31 +224,87 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
         version=version.version,
         threshold=loaded.threshold,
         ds=ds,
-        scored_at=dt.datetime.now(dt.UTC),
+        scored_at=dt.datetime.fromisoformat(resolved["scored_at"]),
     )
     drift = DriftCounter(Reference.from_dict(version.reference), spec) if version.reference else None
     tally = Tally()
     columns = [spec.entity_id, *spec.features.all]
-    with read_partition(
-        lake, partition_key(RAW_ZONE, use_case, ds), columns, spec.scoring.batch_rows
-    ) as batches:
-        written, uri = write_predictions(
-            platform,
-            lake,
-            use_case,
-            ds,
-            scorer.predict(batches, tally, drift.add if drift else lambda _: None),
+    key = partition_key(RAW_ZONE, use_case, ds)
+    with read_shard(lake, key, part, columns, spec.scoring.batch_rows) as batches:
+        staged = stage_predictions(
+            lake, part.key, scorer.predict(batches, tally, drift.add if drift else lambda _: None)
         )
+    log.info(
+        "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s",
+        use_case,
+        ds,
+        part.label,
+        part.first_group,
+        part.end_group - 1,
+        tally.rows_in,
+        staged,
+        tally.rows_rejected,
+        dict(tally.rejected),
+        lake.uri(part.key),
+    )
+    return {
+        "index": part.index,
+        "count": part.count,
+        "tally": tally.to_dict(),
+        "drift": drift.to_dict() if drift else None,
+    }
+
+
+def publish(
+    use_case: str,
+    resolved: dict[str, Any],
+    plan: list[dict[str, Any]],
+    results: Iterable[dict[str, Any]],
+    context: Any,
+) -> dict[str, Any]:
+    """Merge the shards' counts, publish the day's predictions at once, record the run and its drift.
+
+    The predictions replace the day's in the table in one transaction, read from the staged files
+    the plan names (never a listing), and the lake's day is replaced whole; then the run's staging
+    is removed. Returns what `retrain_due` and `request_retrain` read.
+
+    Raises:
+        ScoreError: when the results are not one per planned shard with the planned rows, or when
+            no row of the day could be scored (nothing is written).
+    """
+    from include.io.connections import store_for
+    from include.io.lake import staging_prefix
+    from include.monitoring.drift import worst_level
+    from include.platform.tables import drift_measures, replace_rows, score_runs
+    from include.registry.registry import Registry
+    from include.scoring.score import ScoreError, Shard, read_staged, write_predictions
+
+    spec = get_spec(use_case, Settings.from_env().spec_dir)
+    ds = dt.date.fromisoformat(resolved["ds"])
+    platform, lake = _platform(), store_for(Settings.from_env().lake_conn_id)
+    shards = [Shard.from_dict(shard) for shard in plan]
+    version = Registry(platform).get(use_case, resolved["model_version"])
+    tally, drift = _merged(spec, version, shards, list(results))
+    if not tally.rows_scored:
+        raise ScoreError(
+            f"{use_case}, ds={ds}: no row to score ({tally.rows_in} in, "
+            f"rejected: {dict(tally.rejected) or 'none'})"
+        )
+    written, uri = write_predictions(
+        platform, lake, use_case, ds, read_staged(lake, [s.key for s in shards], spec.scoring.batch_rows)
+    )
+    if written != tally.rows_scored:
+        raise ScoreError(f"{use_case}, ds={ds}: the shards scored {tally.rows_scored} rows, staged {written}")
     drifts = drift.drifts() if drift else []
     level = worst_level(drifts) if drift else "none"
-    figures = tally.to_dict()
+    figures = tally.figures()
     key = {"use_case": use_case, "ds": ds}
     with platform.begin() as conn:
         replace_rows(
             conn,
             drift_measures,
             key,
-            [{**key, "model_version": version.version, **d.to_dict()} for d in drifts],
+            [{**key, "model_version": resolved["model_version"], **d.to_dict()} for d in drifts],
         )
         replace_rows(
             conn,
@@ -182,21 +315,24 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
                     **key,
                     **figures,
                     "run_id": context["run_id"],
-                    "model_version": version.version,
-                    "model_sha256": version.sha256,
-                    "threshold": version.threshold,
+                    "model_version": resolved["model_version"],
+                    "model_sha256": resolved["model_sha256"],
+                    "threshold": resolved["threshold"],
                     "drift_level": level,
                     "predictions_uri": uri,
                 }
             ],
         )
+    for staged in lake.list_keys(staging_prefix(use_case, ds, context["run_id"])):
+        lake.delete(staged)
     log.info(
-        "%s, ds=%s: v%d scored %d of %d rows (%d rejected %s), wrote %d to %s; drift %s",
+        "%s, ds=%s: v%d scored %d of %d rows in %d shard(s) (%d rejected %s), wrote %d to %s; drift %s",
         use_case,
         ds,
-        version.version,
+        resolved["model_version"],
         figures["rows_scored"],
         figures["rows_in"],
+        len(shards),
         figures["rows_rejected"],
         figures["rejected_reasons"],
         written,
@@ -206,11 +342,45 @@ def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
     alerts = {d.feature: round(d.psi, 4) for d in drifts if d.level == "alert"}
     return {
         "ds": ds.isoformat(),
-        "model_version": version.version,
+        "model_version": resolved["model_version"],
         **figures,
         "drift_level": level,
         "alerts": alerts,
     }
+
+
+def _merged(spec: UseCase, version: Any, shards: list, results: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The day's `Tally` and `DriftCounter` (None without a reference): the shards' counts added up.
+
+    Raises:
+        ScoreError: unless there is one result per planned shard, each with its shard's rows.
+    """
+    from include.monitoring.drift import DriftCounter, Reference
+    from include.scoring.score import ScoreError, Tally
+
+    by_index = {(r["index"], r["count"]): r for r in results}
+    planned = [(s.index, s.count) for s in shards]
+    if sorted(by_index) != planned or len(results) != len(shards):
+        raise ScoreError(f"{spec.name}: shard results {sorted(by_index)} are not the plan's {planned}")
+    reference = Reference.from_dict(version.reference) if version.reference else None
+    tally, drift = Tally(), DriftCounter(reference, spec) if reference else None
+    for shard in shards:
+        result = by_index[(shard.index, shard.count)]
+        part = Tally.from_dict(result["tally"])
+        if part.rows_in != shard.rows:
+            raise ScoreError(f"{spec.name}: {shard.label} read {part.rows_in} rows, planned {shard.rows}")
+        tally.merge(part)
+        if drift is not None:
+            drift.merge(DriftCounter.from_dict(result["drift"], reference, spec))
+    return tally, drift
+
+
+def run_scoring(use_case: str, context: Any) -> dict[str, Any]:
+    """The whole day in this process, as the DAG runs it: resolve, plan, every shard in turn, publish."""
+    resolved = resolve_model(use_case, context)
+    plan = plan_shards(use_case, context)
+    results = [score_shard(use_case, resolved, shard) for shard in plan]
+    return publish(use_case, resolved, plan, results, context)
 
 
 def retrain_due(use_case: str, scored: dict[str, Any]) -> bool:

@@ -95,7 +95,7 @@ class Source(_Model):
         for key in needed:
             if getattr(self, key) is None:
                 raise ValueError(f"a {self.kind} source needs `{key}`")
-        if self.kind == "sql" and "recursive" in self.model_fields_set:
+        if self.kind == "sql" and self.recursive:
             raise ValueError("`recursive` is for a files source, not a sql one")
         named = [("table", self.table), ("date_column", self.date_column)]
         for key, name in named + [("columns", c) for c in self.columns]:
@@ -206,6 +206,9 @@ class Gate(_Model):
 class Scoring(_Model):
     # Rows read, predicted and written at a time: peak memory follows this, not the partition's size.
     batch_rows: int = Field(40_000, ge=1)
+    # Rows per scoring shard (a mapped task): a day is split into ceil(rows / shard_rows) contiguous
+    # ranges of its row groups (no more than it has row groups). A demo day (~80 rows) is one shard.
+    shard_rows: int = Field(250_000, gt=0)
 
 
 class Drift(_Model):

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from include.bench.run import LABELS, main
+from include.bench.run import LABELS, SHARDED, SHARDED_LABELS, main
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,8 @@ ROWS = 2_000
 
 def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_url, tmp_path):
     out = tmp_path / "results.json"
-    main(["--rows", str(ROWS), "--pg-url", pg_url.render_as_string(hide_password=False), "--out", str(out)])
+    url = pg_url.render_as_string(hide_password=False)
+    main(["--rows", str(ROWS), "--pg-url", url, "--out", str(out), "--shards", "4"])
     results = json.loads(out.read_text())
 
     assert set(results["scoring"]["raw_s"]) == {"read", "predict", "write"}
@@ -41,3 +42,23 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
         "raw_write": ROWS,
     }
     assert results["scoring"]["project_lake_s"] > 0
+
+    sharded = results[SHARDED]
+    assert (sharded["rows"], sharded["shards"]) == (ROWS, 4)
+    assert {name: path["rows"] for name, path in sharded["paths"].items()} == dict.fromkeys(
+        SHARDED_LABELS, ROWS
+    )
+    assert {name: path["predictions"] for name, path in sharded["paths"].items()} == dict.fromkeys(
+        SHARDED_LABELS, ROWS
+    )
+    assert len(sharded["paths"]["k_shards"]["shard_seconds"]) == 4
+    assert sum(sharded["paths"]["k_shards"]["shard_seconds"]) < sharded["k_shards_s"]
+    for name in (
+        "one_task_s",
+        "k_shards_s",
+        "peak_rss_mb_per_shard",
+        "swap_s",
+        "delete_copy_s",
+        "swap_speedup",
+    ):
+        assert sharded[name] > 0, name

@@ -1,4 +1,4 @@
-"""Faults: the scoring task's own database session killed mid-transaction (`pg_terminate_backend`).
+"""Faults: the scoring publish's own database session killed mid-transaction (`pg_terminate_backend`).
 
 The run fails, the day's predictions stay the previous ones (the transaction never committed), and
 the retry gives exactly the undisturbed run's rows.
@@ -70,10 +70,10 @@ def test_a_terminated_session_mid_write_fails_the_run_and_the_retry_matches(worl
 
     killer = sa.create_engine(world.platform_url)
     terminated = []
-    predict = scoring.Scorer.predict
+    read_staged = scoring.read_staged
 
-    def predict_then_kill(self, *args, **kwargs):
-        for i, batch in enumerate(predict(self, *args, **kwargs)):
+    def read_then_kill(*args, **kwargs):
+        for i, batch in enumerate(read_staged(*args, **kwargs)):
             if i == 2:  # the day's delete and two bulk writes are in the open transaction
                 with killer.connect() as conn:
                     terminated.extend(
@@ -87,13 +87,13 @@ def test_a_terminated_session_mid_write_fails_the_run_and_the_retry_matches(worl
                     )
             yield batch
 
-    monkeypatch.setattr(scoring.Scorer, "predict", predict_then_kill)
+    monkeypatch.setattr(scoring, "read_staged", read_then_kill)
     with pytest.raises(Exception, match=r"(?i)terminat|connection|server closed|admin"):
         tasks.score(DAY, "disturbed")
     assert terminated, "no session of the task was in a transaction to terminate"
     pd.testing.assert_frame_equal(day_rows(world), undisturbed)  # the kill committed nothing
 
-    monkeypatch.setattr(scoring.Scorer, "predict", predict)
+    monkeypatch.setattr(scoring, "read_staged", read_staged)
     tasks.score(DAY, "retry")
     pd.testing.assert_frame_equal(day_rows(world), undisturbed)
     killer.dispose()

@@ -12,7 +12,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from include.platform import schema
-from include.platform.schema import VERSION_TABLE, SchemaBehindError, check_current, current, head, upgrade
+from include.platform.schema import (
+    VERSION_TABLE,
+    SchemaBehindError,
+    check_current,
+    current,
+    head,
+    include_name,
+    upgrade,
+)
 from include.platform.tables import metadata
 from tests.integration import legacy_tables
 
@@ -38,7 +46,8 @@ def empty_engine(request, tmp_path):
 def differences(engine: sa.Engine) -> list:
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            conn,
+            opts={"compare_type": True, "version_table": VERSION_TABLE, "include_name": include_name},
         )
         return compare_metadata(context, metadata)
 
@@ -138,3 +147,42 @@ def test_a_schema_behind_the_code_fails_naming_the_command(empty_engine):
         SchemaBehindError, match=f"at schema revision {schema.BASELINE}, this code needs {head()}"
     ):
         check_current(empty_engine)
+
+
+def test_postgres_predictions_move_into_a_partition_per_day_and_back(empty_engine):
+    """0016 on PostgreSQL: every existing day in a partition of its own, the default one empty;
+    its downgrade gives back the plain table, every row kept."""
+    if empty_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps one predictions table")
+    upgrade(empty_engine, "0014")
+    table = metadata.tables["predictions"]
+    rows = [{c.name: _value(c, n) for c in table.columns} for n in (1, 2, 3)]
+    rows += [{**row, "entity_id": f"{row['entity_id']}-b"} for row in rows]
+    with empty_engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    before = table_rows(empty_engine, table)
+
+    upgrade(empty_engine)
+    partitions = (
+        "SELECT c.relname, count(p.*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "LEFT JOIN predictions p ON p.tableoid = c.oid "
+        "WHERE i.inhparent = 'predictions'::regclass GROUP BY c.relname ORDER BY c.relname"
+    )
+    with empty_engine.connect() as conn:
+        found = conn.execute(sa.text(partitions)).all()
+    days = [f"predictions__{row['use_case']}__{row['ds']:%Y%m%d}" for row in rows[:3]]
+    assert found == sorted([*((name, 2) for name in days), ("predictions__default", 0)])
+    assert table_rows(empty_engine, table) == before
+
+    with empty_engine.begin() as conn:
+        command_downgrade(conn, "0014")
+    with empty_engine.connect() as conn:
+        kind = conn.execute(sa.text("SELECT relkind FROM pg_class WHERE relname = 'predictions'")).scalar()
+    assert kind == "r"
+    assert table_rows(empty_engine, table) == before
+
+
+def command_downgrade(conn: sa.Connection, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(schema._config(conn), revision)

@@ -90,11 +90,11 @@ class Outlets(dict):
         return event
 
 
-def score(day: dt.date, model_version: int | None = None) -> dict:
-    """One run of the score task's body, as the DAG calls it."""
+def score(day: dt.date, model_version: int | None = None, run: str = "score") -> dict:
+    """One run of the score DAG's tasks in this process, as the DAG calls them."""
     from include.scoring.task import run_scoring
 
-    context = {"params": {"ds": day.isoformat(), "model_version": model_version}, "run_id": f"score-{day}"}
+    context = {"params": {"ds": day.isoformat(), "model_version": model_version}, "run_id": f"{run}-{day}"}
     return run_scoring("churn", context)
 
 
@@ -174,13 +174,15 @@ def test_a_tampered_model_file_is_refused_before_loading(world):
     assert day_predictions(platform, DAYS[2]).empty
 
 
-def with_batch_rows(tmp_path, monkeypatch, batch_rows: int) -> None:
-    """Point the task at a copy of the spec that scores `batch_rows` rows at a time."""
+def with_batch_rows(tmp_path, monkeypatch, batch_rows: int, shard_rows: int = 250_000) -> None:
+    """Point the task at a copy of the spec that scores `batch_rows` rows at a time, in shards of
+    `shard_rows`."""
     from include.usecases.spec import SPEC_DIR
 
-    folder = tmp_path / f"specs-{batch_rows}"
+    folder = tmp_path / f"specs-{batch_rows}-{shard_rows}"
     folder.mkdir()
     text = re.sub(r"batch_rows: \d+", f"batch_rows: {batch_rows}", (SPEC_DIR / "churn.yaml").read_text())
+    text = re.sub(r"shard_rows: \d+", f"shard_rows: {shard_rows}", text)
     (folder / "churn.yaml").write_text(text)
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
 
@@ -329,7 +331,7 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
     ordinary_day(lake, platform, DAYS[0])
     state, tasks = run_score_dag(DAYS[0])
     assert state == "success"
-    assert tasks["wait_for_partition"] == tasks["score"] == "success"
+    assert tasks["wait_for_partition"] == tasks["score_shard"] == tasks["publish"] == "success"
     assert tasks["request_retrain"] == "skipped"  # no alert on an ordinary day
     assert len(day_predictions(platform, DAYS[0])) > 0
 
@@ -355,12 +357,14 @@ def test_the_score_dag_scores_a_day_and_asks_for_a_retrain_once(airflow_db, worl
 
 
 def test_two_runs_of_the_same_day_at_once_leave_one_prediction_set(world):
-    """A backfill and the nightly run of one day, together: both succeed, one set of rows remains."""
+    """A backfill and the nightly run of one day (runs of their own), together: all succeed, one set
+    of rows remains."""
     from concurrent.futures import ThreadPoolExecutor
 
-    platform, _, _ = world
+    platform, lake, _ = world
     with ThreadPoolExecutor(max_workers=4) as pool:
-        summaries = list(pool.map(lambda _: score(DAYS[2]), range(4)))
+        summaries = list(pool.map(lambda n: score(DAYS[2], run=f"run{n}"), range(4)))
+    assert lake.list_keys("staging/") == []
     table = day_predictions(platform, DAYS[2])
     assert {s["rows_scored"] for s in summaries} == {len(table)}
     assert table["entity_id"].is_unique
@@ -375,3 +379,185 @@ def test_a_partition_missing_a_feature_fails_naming_it_and_writes_nothing(world)
     with pytest.raises(ScoreError, match=r"ds=2025-03-31/part-0.parquet: missing column\(s\) \['Contract'\]"):
         score(DAYS[2])
     assert day_predictions(platform, DAYS[2]).empty
+
+
+GROUP_ROWS = 100
+
+
+def many_row_groups(lake, platform, day: dt.date) -> int:
+    """Make `day` every customer, in row groups of `GROUP_ROWS` rows (as ingest writes them, smaller);
+    its run record follows. Returns the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = big_day(lake)
+    path = lake.root / f"raw/churn/ds={day}/part-0.parquet"
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path, row_group_size=GROUP_ROWS)
+    with platform.begin() as conn:
+        conn.execute(sa.update(ingest_runs).where(ingest_runs.c.ds == day).values(rows_written=len(rows)))
+    return len(rows)
+
+
+def run_record(platform: sa.Engine, day: dt.date) -> dict:
+    with platform.connect() as conn:
+        record = conn.execute(sa.select(score_runs).where(score_runs.c.ds == day)).mappings().one()
+    return {k: v for k, v in record.items() if k not in ("run_id", "recorded_at")}
+
+
+def drift_figures(platform: sa.Engine, day: dt.date) -> list[dict]:
+    with platform.connect() as conn:
+        query = sa.select(drift_measures).where(drift_measures.c.ds == day).order_by(drift_measures.c.feature)
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def lake_day(lake, zone: str, day: dt.date) -> list[str]:
+    return lake.list_keys(f"{zone}/churn/ds={day}/")
+
+
+SAME = ["entity_id", "model_version", "score", "predicted_label"]
+
+
+def test_one_shard_and_eight_give_the_same_day_and_a_rerun_leaves_no_old_layout(world, tmp_path, monkeypatch):
+    from include.scoring.task import plan_shards
+
+    platform, lake, registry = world
+    rows = many_row_groups(lake, platform, DAYS[2])
+    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows)
+    context = {"params": {"ds": DAYS[2].isoformat(), "model_version": None}, "run_id": "plan"}
+    assert len(plan_shards("churn", context)) == 1
+    one = score(DAYS[2])
+    one_rows, one_record = day_predictions(platform, DAYS[2]), run_record(platform, DAYS[2])
+    one_drift = drift_figures(platform, DAYS[2])
+
+    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
+    plan = plan_shards("churn", context)
+    assert [s["count"] for s in plan] == [8] * 8
+    assert sum(s["rows"] for s in plan) == rows
+    eight = score(DAYS[2])
+
+    assert eight == one
+    eight_rows = day_predictions(platform, DAYS[2])
+    pd.testing.assert_frame_equal(eight_rows[SAME], one_rows[SAME], check_exact=True)
+    assert run_record(platform, DAYS[2]) == one_record
+    assert drift_figures(platform, DAYS[2]) == one_drift
+    assert len(eight_rows) == rows and eight_rows["entity_id"].is_unique
+
+    # The merged counts are those one pass over the whole file gives, the way one task scored a day
+    # (its batches run across row groups: BLAS may move a score's last bit, so the mean is approximate).
+    figures, drifts = single_pass(lake, registry, DAYS[2])
+    assert one_record["score_mean"] == pytest.approx(figures.pop("score_mean"), rel=1e-12)
+    assert {k: one_record[k] for k in figures} == figures
+    assert [{k: d[k] for k in drifts[0]} for d in sorted(one_drift, key=lambda d: d["feature"])] == sorted(
+        drifts, key=lambda d: d["feature"]
+    )
+
+    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 3 + 1)
+    score(DAYS[2])
+    assert len(day_predictions(platform, DAYS[2])) == rows
+    assert lake_day(lake, "predictions", DAYS[2]) == [f"predictions/churn/ds={DAYS[2]}/part-0.parquet"]
+    assert lake.list_keys("staging/") == []
+    in_lake = read_frame(lake, f"predictions/churn/ds={DAYS[2]}/part-0.parquet").sort_values("entity_id")
+    assert in_lake["entity_id"].tolist() == one_rows["entity_id"].tolist()
+    assert in_lake["score"].tolist() == one_rows["score"].tolist()
+
+
+def single_pass(lake, registry, day: dt.date) -> tuple[dict, list[dict]]:
+    """The day's figures and drift from one read of the whole file by the champion, as one task
+    scored a day before shards: batches that run across row groups, one `Tally`, one `DriftCounter`."""
+    import pyarrow.parquet as pq
+
+    from include.monitoring.drift import DriftCounter, Reference
+    from include.registry.model_files import load_version_model
+    from include.scoring.score import Scorer, Tally
+
+    version = registry.champion_as_of("churn", day)
+    model = load_version_model(lake, version)
+    scorer = Scorer(SPEC, model.model, version.version, model.threshold, day, dt.datetime.now(dt.UTC))
+    tally, drift = Tally(), DriftCounter(Reference.from_dict(version.reference), SPEC)
+    parquet = pq.ParquetFile(lake.root / f"raw/churn/ds={day}/part-0.parquet")
+    batches = parquet.iter_batches(batch_size=40, columns=[SPEC.entity_id, *SPEC.features.all])
+    for _ in scorer.predict(batches, tally, drift.add):
+        pass
+    return tally.figures(), [d.to_dict() for d in drift.drifts()]
+
+
+def test_a_shard_run_twice_or_retried_leaves_no_duplicate_and_no_stale_row(world, tmp_path, monkeypatch):
+    from include.scoring.task import plan_shards, publish, resolve_model, score_shard
+
+    platform, lake, _ = world
+    rows = many_row_groups(lake, platform, DAYS[2])
+    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
+    context = {"params": {"ds": DAYS[2].isoformat(), "model_version": None}, "run_id": "retried"}
+    resolved, plan = resolve_model("churn", context), plan_shards("churn", context)
+    results = [score_shard("churn", resolved, shard) for shard in plan]
+    # A failed first attempt of shard 3 left a partial file; its retry, and a second run, replace it.
+    lake.put_bytes(plan[3]["key"], b"a partial write")
+    results[3] = score_shard("churn", resolved, plan[3])
+    results[3] = score_shard("churn", resolved, plan[3])
+    summary = publish("churn", resolved, plan, results, context)
+    publish_again = publish(
+        "churn", resolved, plan, [score_shard("churn", resolved, s) for s in plan], context
+    )
+
+    table = day_predictions(platform, DAYS[2])
+    assert summary == publish_again
+    assert len(table) == rows == summary["rows_scored"]
+    assert table["entity_id"].is_unique
+    assert lake.list_keys("staging/") == []
+    with pytest.raises(ScoreError, match=r"shard results .* are not the plan's"):
+        publish("churn", resolved, plan, results[:-1], context)
+
+
+def test_readers_see_the_old_day_or_the_new_one_never_a_mix(world, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from include.scoring import score as scoring
+
+    platform, lake, _ = world
+    rows = many_row_groups(lake, platform, DAYS[2])
+    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
+    score(DAYS[2], model_version=1)
+    read_staged = scoring.read_staged
+
+    def slow(*args, **kwargs):
+        for batch in read_staged(*args, **kwargs):
+            time.sleep(0.01)  # the publish's transaction stays open across many bulk writes
+            yield batch
+
+    monkeypatch.setattr(scoring, "read_staged", slow)
+    seen, done = set(), threading.Event()
+    count = sa.select(predictions.c.model_version, sa.func.count()).where(predictions.c.ds == DAYS[2])
+
+    def read() -> None:
+        while not done.is_set():
+            with platform.connect() as conn:
+                seen.add(tuple(conn.execute(count.group_by(predictions.c.model_version)).all()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        score(DAYS[2], model_version=2)
+    finally:
+        done.set()
+        reader.join()
+    assert seen <= {((1, rows),), ((2, rows),)}
+    assert ((2, rows),) in seen
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+def test_the_score_dag_maps_one_task_per_shard_named_by_its_place(airflow_db, world, tmp_path, monkeypatch):
+    platform, lake, _ = world
+    rows = many_row_groups(lake, platform, DAYS[2])
+    with_batch_rows(tmp_path, monkeypatch, 1_000, shard_rows=rows // 4 + 1)
+    run = run_dag("churn_score", DAYS[2])
+
+    assert run.state == "success"
+    shards = sorted(
+        (ti.map_index, ti.rendered_map_index, ti.state)
+        for ti in run.get_task_instances()
+        if ti.task_id == "score_shard"
+    )
+    assert shards == [(i, f"shard {i + 1} of 4", "success") for i in range(4)]
+    assert len(day_predictions(platform, DAYS[2])) == rows
+    assert lake.list_keys("staging/") == []

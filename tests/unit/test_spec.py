@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.usecases.spec import SPEC_DIR, SpecError, get_spec, load_spec, load_specs
+from include.usecases.spec import SPEC_DIR, SpecError, UseCase, get_spec, load_spec, load_specs
 
 CHURN_YAML = SPEC_DIR / "churn.yaml"
 
@@ -46,6 +46,13 @@ def test_the_unchanged_dict_round_trips(tmp_path, churn_dict):
     assert load_spec(write_spec(tmp_path, churn_dict)) == load_spec(CHURN_YAML)
 
 
+def test_a_spec_dumped_with_its_defaults_validates_again():
+    # What a task does with a run's overrides (include/training/task.py): every default is then set.
+    spec = load_spec(CHURN_YAML)
+
+    assert UseCase.model_validate(spec.model_dump()) == spec
+
+
 def _unknown_top_level_key(raw: dict) -> None:
     raw["colour"] = "blue"
 
@@ -78,6 +85,10 @@ def _files_prefix_without_ds(raw: dict) -> None:
     raw["sources"][1]["prefix"] = "billing/"
 
 
+def _no_rows_per_shard(raw: dict) -> None:
+    raw["scoring"]["shard_rows"] = 0
+
+
 def _table_not_an_identifier(raw: dict) -> None:
     raw["sources"][0]["table"] = "customer_snapshots; DROP TABLE users"
 
@@ -101,6 +112,7 @@ def _recursive_not_a_boolean(raw: dict) -> None:
         (_accuracy_not_gated, ["gate", "accuracy", "guard-rail"]),
         (_holdout_not_inside_window, ["training", "holdout_days", "window_days"]),
         (_files_prefix_without_ds, ["sources.1", "`prefix`", "{ds}"]),
+        (_no_rows_per_shard, ["scoring.shard_rows", "greater than 0"]),
         (_table_not_an_identifier, ["sources.0", "`table`", "'customer_snapshots; DROP TABLE users'"]),
         (_recursive_on_a_sql_source, ["sources.0", "`recursive`", "files source"]),
         (_recursive_not_a_boolean, ["sources.1.recursive", "boolean"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from include.platform.schema import VERSION_TABLE
+from include.platform.schema import VERSION_TABLE, include_name
 from include.platform.tables import metadata
 
 context.configure(
@@ -14,6 +14,7 @@ context.configure(
     # SQLite alters a table by copying it: batch mode lets one revision run on SQLite and PostgreSQL.
     render_as_batch=True,
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -273,6 +273,24 @@ def test_counters_of_shards_merge_into_the_days_counts(reference, day, spec):
         first.merge(other)
 
 
+def test_shard_counters_travel_as_json_and_merge_exactly(reference, day, spec):
+    import json
+
+    whole = DriftCounter(reference, spec)
+    whole.add(day)
+    merged = DriftCounter(reference, spec)
+    for rows in (day.iloc[:7], day.iloc[7:1500], day.iloc[1500:]):
+        shard = DriftCounter(reference, spec)
+        shard.add(rows)
+        merged.merge(DriftCounter.from_dict(json.loads(json.dumps(shard.to_dict())), reference, spec))
+
+    assert [c.tolist() for c in merged.counts] == [c.tolist() for c in whole.counts]
+    assert merged.drifts() == whole.drifts()
+    tenure_only = only(spec, numeric=("tenure",))
+    with pytest.raises(ValueError, match="other features or buckets"):
+        DriftCounter.from_dict(whole.to_dict(), build_reference(day, tenure_only), tenure_only)
+
+
 def test_an_unseen_category_lands_in_other(reference, day, spec):
     day.loc[: len(day) // 3, "PaymentMethod"] = "Crypto"
     payment = by_feature(measure(reference, day, spec))["PaymentMethod"]

@@ -1,0 +1,73 @@
+"""Shards of a day: the row-group split, and tallies that merge into exactly one pass's counts."""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from include.scoring.score import SCORE_UNITS, Tally, split_row_groups
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=1_000), min_size=1, max_size=60),
+    st.integers(min_value=1, max_value=5_000),
+)
+def test_shards_are_contiguous_non_empty_ranges_covering_every_row_group(group_rows, shard_rows):
+    ranges = split_row_groups(group_rows, shard_rows)
+
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(group_rows)
+    assert all(first < end for first, end in ranges)
+    assert all(end == first for (_, end), (first, _) in pairwise(ranges))
+    wanted = max(1, math.ceil(sum(group_rows) / shard_rows))
+    assert len(ranges) == min(wanted, len(group_rows))
+
+
+def test_even_row_groups_split_into_balanced_shards():
+    assert split_row_groups([100] * 8, 200) == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert split_row_groups([100] * 8, 10_000) == [(0, 8)]
+    # Row groups coarser than shard_rows: one shard per row group, never an empty one.
+    assert split_row_groups([100] * 3, 10) == [(0, 1), (1, 2), (2, 3)]
+    sizes = [100_000 * (end - first) for first, end in split_row_groups([100_000] * 50, 250_000)]
+    assert len(sizes) == 20 and set(sizes) <= {200_000, 300_000} and sum(sizes) == 5_000_000
+
+
+def tally_of(scores: np.ndarray, rejected: dict[str, int]) -> Tally:
+    tally = Tally(rows_in=len(scores) + sum(rejected.values()))
+    tally.rejected.update(rejected)
+    tally.add_scores(scores, (scores >= 0.4).astype("int16"))
+    return tally
+
+
+def test_shard_tallies_through_json_merge_into_the_one_pass_tally():
+    scores = np.random.default_rng(7).random(10_000)
+    whole = tally_of(scores, {"customerID is missing": 3})
+    merged = Tally()
+    for part, rejected in (
+        (scores[:1], {}),
+        (scores[1:4_097], {"customerID is missing": 3}),
+        (scores[4_097:], {}),
+    ):
+        merged.merge(Tally.from_dict(json.loads(json.dumps(tally_of(part, rejected).to_dict()))))
+
+    assert merged.to_dict() == whole.to_dict()
+    assert merged.figures() == whole.figures()
+    figures = whole.figures()
+    assert figures["rows_in"] == figures["rows_scored"] + figures["rows_rejected"] == 10_003
+    assert figures["score_mean"] == pytest.approx(scores.mean(), rel=1e-14)
+    assert figures["positive_rate"] == np.mean(scores >= 0.4)
+    assert sum(figures["score_histogram"]) == 10_000
+
+
+def test_the_score_sum_stays_exact_beyond_64_bits():
+    ones = np.ones(5_000)
+    tally = Tally()
+    for _ in range(1_000):  # 5 M scores of 1.0: 5e6 * 2**52 units > 2**63
+        tally.add_scores(ones, np.ones(5_000, "int16"))
+    assert tally.score_units == 5_000_000 * SCORE_UNITS
+    assert tally.figures()["score_mean"] == 1.0
