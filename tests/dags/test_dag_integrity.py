@@ -127,7 +127,9 @@ def test_a_bad_spec_fails_its_own_dags_only(tmp_path, monkeypatch):
 def test_training_trials_go_to_the_train_queue_and_the_rest_to_default(dagbag):
     for dag_id in DAG_IDS:
         for task in dagbag.dags[dag_id].tasks:
-            expected = "train" if (dag_id, task.task_id) == ("churn_train", "trial") else "default"
+            expected = {("churn_train", "trial"): "train", ("churn_score", "score_shard"): "score"}.get(
+                (dag_id, task.task_id), "default"
+            )
             assert task.queue == expected, f"{dag_id}.{task.task_id}"
 
 

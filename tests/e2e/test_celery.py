@@ -130,13 +130,8 @@ def test_a_training_runs_its_mapped_trials_on_both_workers(celery_platform, wind
     assert ingest_hosts == workers(platform), json.dumps(sorted(ingest_hosts))
 
 
-# Part b needs the sharded scoring DAG (branch `shards`: wait_for_partition -> resolve, plan -> mapped
-# score_shard -> publish; spec scoring.shard_rows, 250,000 for churn).
-# TODO(merge of shards): drop this marker once main has the sharded DAG.
-needs_shards = pytest.mark.skipif(
-    "score_shard" not in (REPO / "dags" / "score.py").read_text(),
-    reason="needs the sharded scoring DAG of branch shards (not merged yet)",
-)
+# Scoring: wait_for_partition -> resolve, plan -> mapped score_shard -> publish; spec scoring.shard_rows
+# (250,000 for churn), so the 1 M-row day is 4 shards.
 DAY = BENCH_DAY.isoformat()  # after the champion's training window
 ROWS = 1_000_000
 
@@ -235,7 +230,6 @@ def shard_instances(platform: Platform, run_id: str) -> list[dict]:
     return [ti for ti in task_instances(platform, "churn_score", run_id) if ti["task_id"] == "score_shard"]
 
 
-@needs_shards
 def test_a_big_day_is_scored_in_shards_on_both_workers_as_one_shard_scores_it(celery_platform, one_shard):
     platform = celery_platform
     reference, reference_record, reference_drift = one_shard
@@ -258,7 +252,6 @@ def test_a_big_day_is_scored_in_shards_on_both_workers_as_one_shard_scores_it(ce
     ]
 
 
-@needs_shards
 def test_a_worker_killed_while_its_shard_runs_leaves_one_prediction_per_entity(celery_platform, one_shard):
     platform = celery_platform
     reference = one_shard[0]
