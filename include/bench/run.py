@@ -4,7 +4,9 @@ In a fresh PostgreSQL database (created, then dropped), on the same data: the pr
 end, the naive pandas path, and each raw bulk stage alone, each in its own process so that every
 path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard and its publish) and
 as K shards scored one after another, each in its own process, then their publish; and the day's
-replacement in PostgreSQL, the partition swap against DELETE + COPY into a plain table. Prints a
+replacement in PostgreSQL, the partition swap against DELETE + COPY into a plain table; with
+`--celery-workers 1 2`, the same day through the real scoring DAG on 1 and on 2 Celery workers
+(include/scaleout/bench.py). Prints a
 table and writes the figures to `--out` as JSON.
 """
 
@@ -210,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--shards", type=int, help="K for sharded_scoring (default: as the DAG plans the day)"
     )
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="sharded_scoring on the CeleryExecutor too, on each of these worker counts (make bench: 1 2)",
+    )
     args = parser.parse_args(argv)
     wanted = args.stage or [*LABELS, SHARDED]
     stages = {stage: LABELS[stage] for stage in wanted if stage in LABELS}
@@ -226,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if SHARDED in wanted:
             planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
             results[SHARDED] = sharded(bench, args.shards or planned)
+            if args.celery_workers:
+                from include.scaleout.bench import celery_bench
+
+                results[SHARDED]["celery"] = celery_bench(bench, args.celery_workers, args.pg_url)
     if "scoring" in results:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     results["machine"] = {
@@ -238,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     report = [table(stage, results[stage]) for stage in stages]
     if SHARDED in results:
         report.append(sharded_table(results[SHARDED]))
+    if "celery" in results.get(SHARDED, {}):
+        from include.scaleout.bench import table as celery_table
+
+        report.append(celery_table(results[SHARDED]["celery"]))
     print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
     return results
 

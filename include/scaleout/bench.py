@@ -1,19 +1,18 @@
-"""The Celery half of `make bench`: one big day scored by the real `churn_score` DAG as K shards on
-1 and on 2 Celery workers (`python -m include.scaleout.bench --rows N`).
+"""The Celery half of `make bench`'s `sharded_scoring`: the bench's day scored by the real
+`churn_score` DAG as K shards on 1 and on 2 Celery workers.
 
 The stack is `make up-celery`'s (include/scaleout/stack.py) on fresh databases and a temporary folder,
-started once per worker count. The day is generated as `make bench` generates its rows
-(include/bench/data.py), put in the stack's lake in ingest's row groups with its ingest run record,
-and scored with a registered model fitted on the real rows (the run names its version). Per worker
-count: the run's wall time (its start to its end), rows/s, each phase from the task instances, and
-each worker's peak RSS, sampled twice a second over its whole process tree (the Celery main process,
-its pool child, the task supervisor and the task). Written under `"sharded_scoring"` -> `"celery"` in
-`.bench/results.json`.
+started once per worker count. It scores the very day and model of the bench's other paths
+(include/bench/data.py): the day's partition (in ingest's row groups) is copied into the stack's
+lake with an ingest run record, and the bench's model file is registered (the runs name its
+version). Per worker count: the run's wall time (its start to its end), rows/s, each phase from the
+task instances, and each worker's peak RSS, sampled twice a second over its whole process tree (the
+Celery main process, its pool child, the task supervisor and the task). `make bench` files them
+under `"sharded_scoring"` -> `"celery"` in `.bench/results.json`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -29,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from include.bench.data import PARAMS, Bench
 from include.demo.airflow_api import AirflowApi, trigger_run, wait_for_dag, wait_for_runs
 from include.io.stores import LocalStore
 from include.scaleout.stack import USER, CeleryAirflow, CeleryLayout, check_services, prepare, stack_env
@@ -44,7 +44,7 @@ BROKER_URL = "redis://127.0.0.1:6379/6"
 
 def day_rows(spec: UseCase, rows: int) -> pa.Table:
     """`rows` rows drawn from the real Telco rows under unique ids, as `make bench` makes them, with
-    the `ds` column of an ingested partition."""
+    the `ds` column of an ingested partition (DAY)."""
     from include.bench.data import real_rows, resample
 
     table = resample(real_rows(spec), spec, rows)
@@ -52,9 +52,18 @@ def day_rows(spec: UseCase, rows: int) -> pa.Table:
     return table.append_column("ds", pa.repeat(pa.scalar(midnight, pa.timestamp("us")), rows))
 
 
-def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, table: pa.Table) -> int:
-    """Write `table` as DAY's partition in ingest's row groups (`ingest.row_group_rows`), renamed into
-    place, and replace DAY's ingest run record with one that counts it; the number of row groups."""
+def write_day(path: Path, spec: UseCase, table: pa.Table) -> None:
+    """Write `table` to `path` as ingest writes a partition: Parquet in `ingest.row_group_rows` row groups."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression="zstd", row_group_size=spec.ingest.row_group_rows)
+
+
+def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, partition: Path) -> int:
+    """Copy the Parquet file `partition` into the lake as DAY's partition (renamed into place) and
+    replace DAY's ingest run record with one that counts it; the partition's row groups."""
+    import shutil
+
     import pyarrow.parquet as pq
 
     from include.io.lake import RAW_ZONE, partition_key
@@ -64,9 +73,10 @@ def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, table: pa.Tabl
     path = lake.root / key
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    pq.write_table(table, temporary, compression="zstd", row_group_size=spec.ingest.row_group_rows)
+    shutil.copyfile(partition, temporary)
     temporary.rename(path)
-    rows = table.num_rows
+    footer = pq.read_metadata(path)
+    rows = footer.num_rows
     sources = {source.name: rows for source in spec.sources}
     record = {
         "use_case": spec.name,
@@ -82,24 +92,18 @@ def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, table: pa.Tabl
     }
     with platform.begin() as conn:
         replace_rows(conn, ingest_runs, {"use_case": spec.name, "ds": DAY}, [record])
-    return pq.read_metadata(path).num_row_groups
+    return footer.num_row_groups
 
 
-def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase) -> int:
-    """Fit the bench's model (logistic regression, fixed parameters) on the real rows, store its file
-    in the lake and register it (no gate: the run names it); its version number."""
-    from include.bench.data import PARAMS, real_rows
-    from include.monitoring.drift import build_reference
+def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, bench: Bench) -> int:
+    """Store the bench's model file in the lake and register it with its drift reference (no gate:
+    the runs name it); its version number."""
     from include.provenance import code_version, library_versions
-    from include.registry.model_files import dump_model, store_model
+    from include.registry.model_files import store_model
     from include.registry.registry import NewVersion, Registry
-    from include.training.estimators import Trial
-    from include.training.tuning import fit_final, run_trial
 
-    real = real_rows(spec)
-    trial = Trial("logistic_regression-bench", "logistic_regression", PARAMS["logistic_regression"])
-    model = fit_final(spec, trial, real, run_trial(spec, trial, real).threshold)
-    uri, sha = store_model(lake, spec.name, dump_model(model, {"use_case": spec.name, "purpose": "bench"}))
+    model = bench.model()  # its sha256 checked
+    uri, sha = store_model(lake, spec.name, (bench.workdir / "model.skops").read_bytes())
     version = Registry(platform).register(
         NewVersion(
             use_case=spec.name,
@@ -109,13 +113,13 @@ def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase) -
             window_end=DAY,
             holdout_start=DAY,
             holdout_end=DAY,
-            family=trial.family,
-            params=dict(trial.params),
+            family=bench.family,
+            params=dict(PARAMS[bench.family]),
             threshold=model.threshold,
             metrics={},
             cv_metrics={},
             trials=[],
-            reference=build_reference(real, spec).to_dict(),
+            reference=json.loads((bench.workdir / "reference.json").read_text()),
             library_versions=library_versions(),
             code_version=code_version(),
             artifact_uri=uri,
@@ -232,11 +236,11 @@ def databases(admin_url: str) -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-def celery_bench(rows: int, worker_counts: Sequence[int], admin_url: str) -> dict[str, Any]:
-    """The day of `rows` rows scored on each worker count in turn; the figures by worker count."""
+def celery_bench(bench: Bench, worker_counts: Sequence[int], admin_url: str) -> dict[str, Any]:
+    """The bench's day scored on each worker count in turn; the figures by worker count."""
     import redis
 
-    spec = get_spec("churn")
+    spec, rows = get_spec("churn"), bench.rows
     redis.Redis.from_url(BROKER_URL).flushdb()
     results: dict[str, Any] = {"rows": rows, "day": DAY.isoformat()}
     with (
@@ -260,9 +264,8 @@ def celery_bench(rows: int, worker_counts: Sequence[int], admin_url: str) -> dic
         prepare(layout(1), stack_env(layout(1), inherited))
         platform = sa.create_engine(layout(1).database_url(platform_db))
         lake = LocalStore(home / "lake")
-        results["row_groups"] = put_day(lake, platform, spec, day_rows(spec, rows))
-        version = register_bench_model(lake, platform, spec)
-        log.info("bench day: %d rows in %d row groups; model v%d", rows, results["row_groups"], version)
+        results["row_groups"] = put_day(lake, platform, spec, bench.lake.root / bench.partition_key)
+        version = register_bench_model(lake, platform, spec, bench)
         for workers in worker_counts:
             airflow = CeleryAirflow(layout(workers), stack_env(layout(workers), inherited))
             try:
@@ -279,7 +282,6 @@ def celery_bench(rows: int, worker_counts: Sequence[int], admin_url: str) -> dic
         platform.dispose()
     if {"workers_1", "workers_2"} <= set(results):
         results["speedup_2_vs_1"] = results["workers_1"]["wall_s"] / results["workers_2"]["wall_s"]
-    results["machine"] = {"cpus": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2)}
     return results
 
 
@@ -304,39 +306,3 @@ def table(results: dict[str, Any]) -> str:
     if "speedup_2_vs_1" in results:
         lines.append(f"  2 workers vs 1: {results['speedup_2_vs_1']:.2f}x")
     return "\n".join(lines)
-
-
-def save(out: Path, results: dict[str, Any]) -> None:
-    """Put `results` under "sharded_scoring" -> "celery" in `out`, keeping everything else there."""
-    saved = json.loads(out.read_text()) if out.exists() else {}
-    saved.setdefault("sharded_scoring", {})["celery"] = results
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".tmp")
-    temporary.write_text(json.dumps(saved, indent=2))
-    temporary.replace(out)
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from include.bench.run import PG_URL
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=5_000_000, help="rows in the day (default 5,000,000)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts, in turn")
-    parser.add_argument(
-        "--pg-url", default=PG_URL, help="a PostgreSQL server; the bench's databases go there"
-    )
-    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    admin_url = (
-        sa.make_url(args.pg_url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    )
-    results = celery_bench(args.rows, args.workers, admin_url)
-    save(args.out, results)
-    print(table(results))
-    return results
-
-
-if __name__ == "__main__":
-    main()

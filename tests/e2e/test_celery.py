@@ -19,7 +19,7 @@ import pytest
 from include.demo.airflow_api import AirflowApi, wait_for_dag
 from include.io.stores import LocalStore
 from include.scaleout.bench import DAY as BENCH_DAY
-from include.scaleout.bench import day_rows, put_day
+from include.scaleout.bench import day_rows, put_day, write_day
 from include.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 from include.usecases.spec import get_spec
 from tests.conftest import PG_ADMIN_URL, REPO, free_port, postgres_database, unavailable
@@ -142,7 +142,7 @@ def workers(platform: Platform) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def big_day(celery_platform: Platform) -> int:
+def big_day(celery_platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> int:
     """A day of ROWS rows generated as `make bench` does, in the lake as ingest writes it (row groups of
     `ingest.row_group_rows`) with its ingest run record; the number of row groups."""
     import sqlalchemy as sa
@@ -150,7 +150,9 @@ def big_day(celery_platform: Platform) -> int:
     spec = get_spec("churn")
     engine = sa.create_engine(platform_url(celery_platform))
     lake = LocalStore(celery_platform.home / "lake")
-    groups = put_day(lake, engine, spec, day_rows(spec, ROWS))
+    generated = tmp_path_factory.mktemp("big-day") / "day.parquet"
+    write_day(generated, spec, day_rows(spec, ROWS))
+    groups = put_day(lake, engine, spec, generated)
     engine.dispose()
     return groups
 

@@ -1,8 +1,6 @@
-"""The Celery bench's day and results file, without a stack."""
+"""The Celery bench's day, without a stack."""
 
 from __future__ import annotations
-
-import json
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -10,7 +8,7 @@ import sqlalchemy as sa
 from include.io.stores import LocalStore
 from include.platform.schema import upgrade
 from include.platform.tables import ingest_runs
-from include.scaleout.bench import DAY, day_rows, put_day, save
+from include.scaleout.bench import DAY, day_rows, put_day, write_day
 from include.scoring.task import record_disagreement
 from include.usecases.spec import get_spec
 
@@ -22,7 +20,9 @@ def test_the_day_is_in_ingests_row_groups_with_a_record_the_sensor_accepts(tmp_p
     upgrade(engine)
     lake = LocalStore(tmp_path / "lake")
 
-    groups = put_day(lake, engine, spec, day_rows(spec, 1_000))
+    write_day(tmp_path / "day.parquet", spec, day_rows(spec, 1_000))
+
+    groups = put_day(lake, engine, spec, tmp_path / "day.parquet")
 
     assert groups == 4  # 300 + 300 + 300 + 100
     [path] = (tmp_path / "lake").rglob("*.parquet")
@@ -32,15 +32,3 @@ def test_the_day_is_in_ingests_row_groups_with_a_record_the_sensor_accepts(tmp_p
         record = conn.execute(sa.select(ingest_runs)).one()
     assert (record.ds, record.rows_written) == (DAY, 1_000)
     assert record_disagreement(lake, spec.name, DAY, record) is None
-
-
-def test_results_go_under_sharded_scoring_beside_what_is_there(tmp_path):
-    out = tmp_path / "results.json"
-    out.write_text(json.dumps({"scoring": {"rows": 1}, "sharded_scoring": {"one_task_s": 9.5}}))
-
-    save(out, {"rows": 5})
-
-    assert json.loads(out.read_text()) == {
-        "scoring": {"rows": 1},
-        "sharded_scoring": {"one_task_s": 9.5, "celery": {"rows": 5}},
-    }
