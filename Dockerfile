@@ -9,14 +9,11 @@ USER 50000
 
 COPY --chown=airflow:root requirements.txt constraints.txt /opt/airflow/
 
-# constraints.txt pins the project's resolved set. Celery is pinned explicitly because the
-# provider's newest celery (5.7.0) crashes the scheduler and worker with Airflow 3.3
-# (see AIRFLOW-NOTES.md); celery[redis]==5.6.3 is the version that works.
+# constraints.txt pins the project's resolved set, with the celery provider and celery[redis]==5.6.3
+# (requirements.txt says why not the provider's newest celery, 5.7.0).
 RUN pip install --no-cache-dir \
         -r /opt/airflow/requirements.txt \
-        -c /opt/airflow/constraints.txt \
-        "apache-airflow-providers-celery==3.26.0" \
-        "celery[redis]==5.6.3"
+        -c /opt/airflow/constraints.txt
 
 COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root dags/ /opt/airflow/dags/

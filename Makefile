@@ -25,7 +25,7 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_F
 # The scoring service's bearer token on the demo (README, "Real-time scoring"); never a production value.
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_SERVING := {"conn_type": "http", "password": "demo-serving-token"}
 
-.PHONY: venv demo test test-e2e test-reliability reliability bench bench-serving serve lint airflow up demo-env clean
+.PHONY: venv demo test test-e2e test-celery test-reliability reliability bench bench-serving serve lint airflow up up-celery demo-env clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ airflow: venv ## The Airflow CLI in the demo's environment: make airflow ARGS='d
 up: venv ## Airflow (UI, scheduler, ...) on the demo's environment.
 	$(BIN)/python -m include.demo.run --serve
 
+up-celery: venv ## Airflow on the CeleryExecutor: http://127.0.0.1:8091, admin / admin, two workers (WORKERS=N); README "Scale out".
+	$(BIN)/python -m include.scaleout $(if $(WORKERS),--workers $(WORKERS)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
+
 demo-env: ## Print the demo's environment, for `eval "$(make -s demo-env)"`.
 	@env | grep -E '^(AIRFLOW|PLATFORM|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"
 
@@ -55,7 +58,10 @@ test: lint ## Lint and the whole test suite.
 	$(BIN)/pytest
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
-	$(BIN)/pytest -m e2e tests/e2e
+	$(BIN)/pytest -m 'e2e and not celery' tests/e2e
+
+test-celery: venv ## End-to-end on the CeleryExecutor: two workers, training trials and scoring shards on both, a worker killed.
+	$(BIN)/pytest -m celery tests/e2e/test_celery.py
 
 reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
 	$(BIN)/python -m include.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
@@ -63,8 +69,8 @@ reliability: venv ## The reliability suite at the README's counts (KILLS=100 RAC
 test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls).
 	$(BIN)/python -m include.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
 
-bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database).
-	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s))
+bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL, sharded scoring also on 1 and 2 Celery workers; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database).
+	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
 
 serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
 	$(BIN)/python -m include.serving --port $(or $(PORT),8000)

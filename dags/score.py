@@ -9,7 +9,8 @@ For the run's day (`ds`), once the day's partition is ingested (`wait_for_partit
   its Parquet row groups, from the file's footer alone;
 - `score_shard` (mapped, one task instance per shard, named "shard i of N") loads exactly the
   resolved version (sha256 checked), streams its row groups in bounded batches, stages its
-  predictions in the lake under the run, its index and the shard count, and returns its counts;
+  predictions in the lake under the run, its index and the shard count, and returns its counts
+  (on the CeleryExecutor the shards go to the `score` queue, `PLATFORM_SCORE_QUEUE`, on any worker);
 - `publish` merges the counts exactly, replaces the day's rows in the `predictions` table in one
   transaction (on PostgreSQL a partition swap) and the lake's `predictions/<use case>/ds=.../`,
   records the run (`score_runs`: rows in = rows scored + rows rejected, with reasons) and the
@@ -85,7 +86,7 @@ def score_dag(spec: UseCase):
 
             return plan_shards(spec.name, context)
 
-        @task(map_index_template="{{ shard_label }}")
+        @task(queue=SETTINGS.score_queue, map_index_template="{{ shard_label }}")
         def score_shard(resolved: dict, shard: dict) -> dict:
             from airflow.sdk import get_current_context
 

@@ -3,7 +3,8 @@
 
 As of the run's day (`ds`): the window of `window_days` days of lake partitions ending on `ds` is
 split by time, the newest `holdout_days` being the holdout, never seen by fitting or tuning. Trials
-of every model family run as mapped tasks, each cross-validated over time on the training part;
+of every model family run as mapped tasks (on the CeleryExecutor on the `train` queue,
+`PLATFORM_TRAIN_QUEUE`), each cross-validated over time on the training part;
 the best is refitted and registered as a numbered version with its metrics, data window, trials,
 library and code versions and the sha256 of its model file.
 
@@ -96,7 +97,7 @@ def train_dag(spec: UseCase):
 
             return sample_trials(spec.name, params)
 
-        @task(map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
+        @task(queue=SETTINGS.train_queue, map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
         def trial(plan: dict, trial: dict, params: dict) -> dict:
             from include.training.task import run_trial
 

@@ -25,7 +25,8 @@ def default_args(spec: UseCase, settings: Settings) -> dict:
     return {
         "owner": spec.owner,
         "retries": settings.task_retries,
-        "retry_delay": dt.timedelta(minutes=5),
+        "retry_delay": dt.timedelta(seconds=settings.task_retry_delay_seconds),
+        "queue": settings.default_queue,
         "on_failure_callback": PlatformAlert(settings.alerts_conn_id, spec.schedule.timezone),
     }
 

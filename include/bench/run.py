@@ -6,8 +6,10 @@ project's path end to end, the naive pandas path, and each raw bulk stage alone,
 process so that every path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard
 and its publish) and as K shards scored one after another, each in its own process, then their
 publish; and the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
-plain table. Training (`include.bench.training`): the churn spec's default search on windows of
-`--train-rows` rows (50 k, 200 k and 1 M), each in its own process; it needs no database. Prints a
+plain table; with `--celery-workers 1 2`, the same day through the real scoring DAG on 1 and on 2
+Celery workers (include/scaleout/bench.py). Training (`include.bench.training`): the churn spec's
+default search on windows of `--train-rows` rows (50 k, 200 k and 1 M), each in its own process;
+it needs no database. Prints a
 table and writes the figures to `--out` as JSON.
 """
 
@@ -229,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=get_spec("churn").training.max_trial_rows,
         help="training: rows each trial is cross-validated on (default: the churn spec's; none: all)",
     )
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="sharded_scoring on the CeleryExecutor too, on each of these worker counts (make bench: 1 2)",
+    )
     args = parser.parse_args(argv)
     chosen = args.stage or [*LABELS, SHARDED]
     stages = {stage: LABELS[stage] for stage in chosen if stage in LABELS}
@@ -246,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if SHARDED in chosen:
                 planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
                 results[SHARDED] = sharded(bench, args.shards or planned)
+                if args.celery_workers:
+                    from include.scaleout.bench import celery_bench
+
+                    results[SHARDED]["celery"] = celery_bench(bench, args.celery_workers, args.pg_url)
     if "scoring" in results:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     if "train" in chosen:
@@ -262,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         report.append(sharded_table(results[SHARDED]))
     if "training" in results:
         report.append(training.table(results["training"]))
+    if "celery" in results.get(SHARDED, {}):
+        from include.scaleout.bench import table as celery_table
+
+        report.append(celery_table(results[SHARDED]["celery"]))
     print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
     return results
 

@@ -101,6 +101,14 @@ class LocalAirflow:
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
 
+    def command(self, component: str) -> list[str]:
+        """The command line that runs `component`."""
+        return ["airflow", component]
+
+    def component_env(self, component: str) -> dict[str, str]:
+        """The environment `component` runs in: the one every component shares."""
+        return self.env
+
     def start(self, timeout: float = 120) -> None:
         """Start every component and wait until the API reports them healthy."""
         with socket.socket() as probe:
@@ -108,7 +116,7 @@ class LocalAirflow:
                 raise RuntimeError(f"port {self.port} is taken: is another Airflow running? Stop it first.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in self.components:
-            self._spawn(component, self.env)
+            self._spawn(component, self.component_env(component))
         started = time.monotonic()
         deadline, said = started + timeout, started
         while time.monotonic() < deadline:
@@ -127,9 +135,10 @@ class LocalAirflow:
         raise TimeoutError(f"Airflow was not healthy after {timeout:.0f}s; see {self.log_dir}")
 
     def _spawn(self, component: str, env: dict[str, str]) -> None:
+        """Start one component in its own session (process group), logging to its file."""
         with self.log_file(component).open("ab") as out:
             self.processes[component] = subprocess.Popen(
-                ["airflow", component], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(component), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def crash(self, component: str) -> None:
@@ -141,7 +150,7 @@ class LocalAirflow:
 
     def restart(self, component: str, **settings: str) -> None:
         """Start `component` again (after `crash`), with `settings` added to its environment."""
-        self._spawn(component, {**self.env, **settings})
+        self._spawn(component, {**self.component_env(component), **settings})
 
     def check_running(self) -> None:
         """Raise if a component has exited (a crashed scheduler would otherwise look like a slow run)."""
@@ -202,6 +211,17 @@ class StandaloneAirflow(LocalAirflow):
     @property
     def process(self) -> subprocess.Popen | None:
         return self.processes.get("standalone")
+
+
+def airflow_cli(args: list[str], env: dict[str, str], log_path: Path) -> None:
+    """One Airflow CLI call in `env`, its output appended to `log_path`; raises naming the log if it fails."""
+    log.info("airflow %s", " ".join(args))  # each call takes 5-15 s: say what is going on
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        airflow = str(Path(sys.executable).parent / "airflow")
+        done = subprocess.run([airflow, *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode:
+        raise RuntimeError(f"airflow {' '.join(args)} exited with {done.returncode}; see {log_path}")
 
 
 class Progress:

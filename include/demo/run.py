@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from include.demo.airflow_api import (
     AirflowApi,
     Progress,
     StandaloneAirflow,
+    airflow_cli,
     run_states,
     wait_for_backfill,
     wait_for_runs,
@@ -74,17 +74,7 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> None:
-    log.info("airflow %s", " ".join(args))  # each call takes 5-15 s: say what is going on
-    logs = demo_home() / "logs"
-    logs.mkdir(exist_ok=True)
-    with (logs / "cli.log").open("ab") as out:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "airflow"), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
+    airflow_cli(args, env, demo_home() / "logs" / "cli.log")
 
 
 def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> None:

@@ -122,3 +122,24 @@ def test_a_bad_spec_fails_its_own_dags_only(tmp_path, monkeypatch):
     [(path, message)] = dagbag.import_errors.items()
     assert path.endswith("spec_errors.py")
     assert "upsell.yaml: gate.flor" in message
+
+
+def test_training_trials_go_to_the_train_queue_and_the_rest_to_default(dagbag):
+    for dag_id in DAG_IDS:
+        for task in dagbag.dags[dag_id].tasks:
+            expected = {("churn_train", "trial"): "train", ("churn_score", "score_shard"): "score"}.get(
+                (dag_id, task.task_id), "default"
+            )
+            assert task.queue == expected, f"{dag_id}.{task.task_id}"
+
+
+def test_queues_and_the_retry_delay_come_from_the_environment(monkeypatch):
+    import datetime as dt
+
+    monkeypatch.setenv("PLATFORM_TRAIN_QUEUE", "gpu")
+    monkeypatch.setenv("PLATFORM_DEFAULT_QUEUE", "batch")
+    monkeypatch.setenv("PLATFORM_TASK_RETRY_DELAY_SECONDS", "7")
+    dags = load_dagbag().dags
+    assert dags["churn_train"].get_task("trial").queue == "gpu"
+    assert dags["churn_train"].get_task("plan").queue == "batch"
+    assert dags["churn_ingest"].get_task("ingest").retry_delay == dt.timedelta(seconds=7)

@@ -28,8 +28,10 @@ AIRFLOW_SERVICES = (
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
-    "airflow-worker",
+    "airflow-worker-1",
+    "airflow-worker-2",
 )
+WORKERS = ("airflow-worker-1", "airflow-worker-2")
 SERVICES = ("postgres", "redis", "minio", "minio-init", *AIRFLOW_SERVICES)
 # Connection env var -> (conn_type, bucket); the ids and shapes are the platform's contract.
 CONNECTIONS = {
@@ -102,6 +104,29 @@ def test_airflow_runs_celery_with_redis_and_a_postgres_result_backend(compose: d
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+
+
+def test_two_workers_with_distinct_names_consume_every_queue_the_platform_routes_to(compose: dict) -> None:
+    env = compose["x-airflow-common"]["environment"]
+    queues = {env[f"PLATFORM_{kind}_QUEUE"] for kind in ("TRAIN", "SCORE", "DEFAULT")}
+    assert queues == {"train", "score", "default"}
+    hostnames = set()
+    for name in WORKERS:
+        service = compose["services"][name]
+        command = service["command"].split()
+        assert command[:2] == ["celery", "worker"], name
+        assert set(command[command.index("--queues") + 1].split(",")) == queues, name
+        assert service["hostname"] == name
+        hostnames.add(service["hostname"])
+    assert len(hostnames) == len(WORKERS)
+
+
+def test_every_airflow_process_shares_the_jwt_secret(compose: dict) -> None:
+    """Left unset, each process signs with its own random key and workers fail to authenticate."""
+    secret = compose["x-airflow-common"]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert secret.startswith("${AIRFLOW_JWT_SECRET")
+    for name in AIRFLOW_SERVICES:
+        assert compose["services"][name]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == secret, name
 
 
 def test_airflow_services_wait_for_airflow_init(compose: dict) -> None:
