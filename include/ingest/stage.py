@@ -46,6 +46,10 @@ CODE_LIMIT = 255  # allowed values beyond this travel as they are, not as one-by
 ROW = "_row"  # the row's position in its source for the day, from 0 (files in key order)
 HEAD, TAIL = "_head", "_tail"
 CHUNK_ROWS = 10_000  # quarantined rows formatted at a time
+# The staged files are read once, locally: dictionary pages cost more to build than they save (a 1 M
+# row day: 1.9 s of 5.9 s). Only the reasons keep them: DuckDB 2.0 drops an `IS NULL` filter on a
+# plain-encoded text column of a later row group when joining (rows with a reason read as valid).
+STAGE_DICTIONARY = [HEAD, TAIL]
 
 
 class QuarantineRow(NamedTuple):
@@ -161,7 +165,12 @@ class DayStage:
             for batch, read_reason in map(_read_reason, read_ahead(batches)):
                 staged = self._staged(batch, rules, raw.rows, read_reason)
                 if writer is None:
-                    writer = pq.ParquetWriter(self._staged_path(name), staged.schema, compression="none")
+                    writer = pq.ParquetWriter(
+                        self._staged_path(name),
+                        staged.schema,
+                        compression="none",
+                        use_dictionary=STAGE_DICTIONARY,
+                    )
                 writer.write_table(staged)
                 raw.append(batch)
         finally:
