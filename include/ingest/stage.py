@@ -78,7 +78,7 @@ class RawRows:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("wb")
+        self._file = pa.OSFile(str(path), "wb")
         self._blocks: list[tuple[int, int]] = []  # (file offset, length) per batch
         self._starts: list[int] = []
         self._files: list[tuple[int, str]] = []  # (first row, URI) per source file, as batches name them
@@ -88,13 +88,12 @@ class RawRows:
         named = (batch.schema.metadata or {}).get(FILE_KEY)
         if named is not None and (not self._files or self._files[-1][1] != named.decode()):
             self._files.append((self.rows, named.decode()))
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
+        # Streamed into the file itself: each batch its own IPC stream, found again by its offset.
+        offset = self._file.tell()
+        with pa.ipc.new_stream(self._file, batch.schema) as writer:
             writer.write_batch(batch)
-        data = sink.getvalue()
-        self._blocks.append((self._file.tell(), data.size))
+        self._blocks.append((offset, self._file.tell() - offset))
         self._starts.append(self.rows)
-        self._file.write(data)
         self.rows += batch.num_rows
 
     def close(self) -> None:
