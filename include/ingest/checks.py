@@ -208,10 +208,22 @@ def check_batch(batch: pa.RecordBatch, rules: list[ColumnRules], entity_id: str)
             failing.append(pc.and_kleene(present, check.fails(typed[rule.name])))
     any_failure = _any(failing, batch.num_rows)
     rows = pc.indices_nonzero(any_failure).to_pylist()
-    head, tail = [None] * batch.num_rows, [None] * batch.num_rows
+    head, tail = [None] * len(rows), [None] * len(rows)
     if rows:
         _describe(batch, rules, entity_id, typed, untyped, rows, head, tail)
-    return CheckedBatch(typed, codes, pa.array(head, pa.large_string()), pa.array(tail, pa.large_string()))
+    return CheckedBatch(typed, codes, _scattered(any_failure, head), _scattered(any_failure, tail))
+
+
+def _scattered(mask: pa.Array, reasons: list[str | None]) -> pa.Array:
+    """The reasons of the rows `mask` picks, in order, at their rows; null at every other row.
+
+    Built from Arrow nulls, not a Python list of the batch's length: boxing a null per row cost
+    more than checking the batch.
+    """
+    empty = pa.nulls(len(mask), pa.large_string())
+    if not reasons:
+        return empty
+    return pc.replace_with_mask(empty, mask, pa.array(reasons, pa.large_string()))
 
 
 def _describe(
@@ -224,13 +236,14 @@ def _describe(
     head: list[str | None],
     tail: list[str | None],
 ) -> None:
-    """Fill `head` and `tail` for the failing `rows`: typing failures first, then each column's checks."""
+    """Fill `head` and `tail` (one entry per failing row, in `rows`' order): typing failures first,
+    then each column's checks."""
     index = pa.array(rows, pa.int64())
     raw = {r.name: batch.column(r.name).take(index).to_pylist() for r in rules}
     values = {r.name: typed[r.name].take(index).to_pylist() for r in rules}
     failed = {r.name: untyped[r.name].take(index).to_pylist() for r in rules}
     outcomes = {r.name: _outcomes(r, typed[r.name].take(index)) for r in rules}
-    for k, row in enumerate(rows):
+    for k in range(len(rows)):
         typing = [
             f"{r.name}: not {TYPE_NAMES[r.column.type]}: {shown(raw[r.name][k])}"
             for r in rules
@@ -248,8 +261,8 @@ def _describe(
                 f"{r.name}: {shown(value)} fails {label}" for label, fail in outcomes[r.name] if fail[k]
             ]
             (after if seen_id else before).extend(reasons)
-        head[row] = "; ".join(typing + before) or None
-        tail[row] = "; ".join(after) or None
+        head[k] = "; ".join(typing + before) or None
+        tail[k] = "; ".join(after) or None
 
 
 def _outcomes(rule: ColumnRules, values: pa.Array) -> list[tuple[str, list[bool]]]:
