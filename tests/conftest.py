@@ -252,25 +252,18 @@ def register_model(registry, lake, spec, frame, ds: dt.date, family: str, params
     model = fit_final(spec, trial, frame, run_trial(spec, trial, frame).threshold)
     uri, sha = store_model(lake, spec.name, dump_model(model, {"use_case": spec.name, "ds": ds.isoformat()}))
     version = registry.register(
-        NewVersion(
-            use_case=spec.name,
-            run_id=run_id,
-            ds=ds,
-            window_start=ds,
-            window_end=ds,
-            holdout_start=ds,
-            holdout_end=ds,
+        NewVersion.of_day(
+            spec.name,
+            run_id,
+            ds,
             family=family,
+            artifact_uri=uri,
+            sha256=sha,
             params=params,
             threshold=model.threshold,
             metrics={"roc_auc": 0.8},
-            cv_metrics={},
-            trials=[],
             reference=build_reference(frame, spec).to_dict(),
-            library_versions={},
             code_version="test",
-            artifact_uri=uri,
-            sha256=sha,
         )
     )
     return version.version

@@ -38,25 +38,15 @@ class RaceFigures:
 def new_version(run_id: str, ds: dt.date):
     from include.registry.registry import NewVersion
 
-    return NewVersion(
-        use_case=USE_CASE,
-        run_id=run_id,
-        ds=ds,
-        window_start=ds,
-        window_end=ds,
-        holdout_start=ds,
-        holdout_end=ds,
+    return NewVersion.of_day(
+        USE_CASE,
+        run_id,
+        ds,
         family="dummy",
-        params={},
-        threshold=0.5,
-        metrics={"roc_auc": 0.8},
-        cv_metrics={},
-        trials=[],
-        reference=None,
-        library_versions={},
-        code_version="race",
         artifact_uri=f"file:///nowhere/{run_id}.skops",
         sha256="0" * 64,
+        metrics={"roc_auc": 0.8},
+        code_version="race",
     )
 
 

@@ -105,25 +105,18 @@ def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, b
     model = bench.model()  # its sha256 checked
     uri, sha = store_model(lake, spec.name, (bench.workdir / "model.skops").read_bytes())
     version = Registry(platform).register(
-        NewVersion(
-            use_case=spec.name,
-            run_id="bench-model",
-            ds=DAY,
-            window_start=DAY,
-            window_end=DAY,
-            holdout_start=DAY,
-            holdout_end=DAY,
+        NewVersion.of_day(
+            spec.name,
+            "bench-model",
+            DAY,
             family=bench.family,
+            artifact_uri=uri,
+            sha256=sha,
             params=dict(PARAMS[bench.family]),
             threshold=model.threshold,
-            metrics={},
-            cv_metrics={},
-            trials=[],
             reference=json.loads((bench.workdir / "reference.json").read_text()),
             library_versions=library_versions(),
             code_version=code_version(),
-            artifact_uri=uri,
-            sha256=sha,
         )
     )
     return version.version
