@@ -129,9 +129,15 @@ def start(env: dict[str, str], dag_id: str) -> Iterator[AirflowApi]:
 
 
 def finish_backfill(api: AirflowApi, dag_id: str, days: int) -> dict[str, int]:
-    """Wait for the DAG's newest backfill of `days` days, logging progress; its runs counted by state."""
+    """Wait for the DAG's newest backfill of `days` days, logging progress; its runs counted by state.
+
+    A day's scoring is seven tasks, each a process start of several seconds on a loaded 2-core
+    machine: 31 days took 12 minutes beside a CI run, so the wait allows a minute a day.
+    """
     backfill_id = max(b["id"] for b in api.get(f"/backfills?dag_id={dag_id}")["backfills"])
-    wait_for_backfill(api, backfill_id, progress=Progress(f"{dag_id} backfill", days))
+    wait_for_backfill(
+        api, backfill_id, timeout=60 * max(days, 10), progress=Progress(f"{dag_id} backfill", days)
+    )
     return dict(Counter(s for r, s in run_states(api, dag_id).items() if r.startswith("backfill__")))
 
 
