@@ -20,8 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -32,12 +30,12 @@ import sqlalchemy as sa
 
 from include.bench import training
 from include.bench.data import PARAMS, Bench, prepare
+from include.bench.process import REPO, run_measurement
 from include.platform.tables import predictions
 from include.usecases.spec import get_spec
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Per stage: the paths in the order they run and print, with their labels; then the raw stages.
 LABELS = {
@@ -93,17 +91,7 @@ def run_path(bench: Bench, name: str, *args: str) -> dict[str, Any]:
         conn.exec_driver_sql(f"TRUNCATE {predictions.name}")
         conn.exec_driver_sql("CHECKPOINT")
     engine.dispose()
-    done = subprocess.run(
-        [sys.executable, "-m", "include.bench.paths", name, str(bench.file), *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        raise RuntimeError(f"bench path {name} failed:\n{done.stderr}")
-    figures = json.loads(done.stdout.splitlines()[-1])
+    figures = run_measurement("include.bench.paths", name, str(bench.file), *args, what=f"bench path {name}")
     log.info("%s: %.2f s, %d rows, peak RSS %.0f MB", name, *(figures[k] for k in FIGURES))
     return figures
 

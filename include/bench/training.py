@@ -20,23 +20,19 @@ import argparse
 import itertools
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from include.bench.data import DAY, PARAMS, real_rows, resample
+from include.bench.process import run_measurement
 from include.usecases.spec import UseCase, get_spec
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 SIZES = (50_000, 200_000, 1_000_000)
 TEACHER = "hist_gradient_boosting"
 # The teacher's probability of churn, kept beside the features (the model never reads it).
@@ -131,17 +127,9 @@ def measure(rows: int, max_trial_rows: int | None) -> dict[str, Any]:
 def run_size(rows: int, max_trial_rows: int | None) -> dict[str, Any]:
     """`measure` of one size in a fresh process, so that its peak RSS is its own."""
     cap = "none" if max_trial_rows is None else str(max_trial_rows)
-    done = subprocess.run(
-        [sys.executable, "-m", "include.bench.training", str(rows), "--max-trial-rows", cap],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=False,
+    figures = run_measurement(
+        "include.bench.training", str(rows), "--max-trial-rows", cap, what=f"training bench at {rows:,} rows"
     )
-    if done.returncode:
-        raise RuntimeError(f"training bench at {rows:,} rows failed:\n{done.stderr}")
-    figures = json.loads(done.stdout.splitlines()[-1])
     log.info(
         "training, %d rows: %.1f s, holdout ROC AUC %.4f",
         rows,
