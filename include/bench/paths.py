@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from include.bench.data import DAY, SCORE_TABLE, Bench
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.bulk import adbc_connection, query_cursor, read_batches
+from include.io.memory import peak_rss_mb
 from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.tables import predictions
@@ -389,16 +390,6 @@ def sharded_delete_copy(bench: Bench) -> Work:
         return rows
 
     return then_count
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM).
-
-    Not `getrusage`'s `ru_maxrss`: Linux carries it across `exec`, so a child would report its parent's
-    peak (the bench's, holding all N rows) whenever that is the larger.
-    """
-    status = Path("/proc/self/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def measure(name: str, bench: Bench, *args: str) -> dict[str, Any]:

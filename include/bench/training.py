@@ -117,7 +117,7 @@ def train_window(spec: UseCase, frame: pd.DataFrame) -> dict[str, Any]:
 
 def measure(rows: int, max_trial_rows: int | None) -> dict[str, Any]:
     """One size, in this process: the window (not timed), its training (timed), the peak RSS."""
-    from include.bench.paths import peak_rss_mb
+    from include.io.memory import peak_rss_mb
 
     spec = with_trial_cap(get_spec("churn"), max_trial_rows)
     figures = train_window(spec, churn_window(spec, rows))

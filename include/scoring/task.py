@@ -203,11 +203,13 @@ def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) 
     """
     from include.io.connections import store_for
     from include.io.lake import RAW_ZONE, partition_key
+    from include.io.memory import peak_rss_mb, use_returning_pool
     from include.monitoring.drift import DriftCounter, Reference
     from include.registry.model_files import load_version_model
     from include.registry.registry import Registry
     from include.scoring.score import ScoreError, Scorer, Shard, Tally, read_shard, stage_predictions
 
+    use_returning_pool()
     spec = get_spec(use_case, Settings.from_env().spec_dir)
     ds, part = dt.date.fromisoformat(resolved["ds"]), Shard.from_dict(shard)
     lake = store_for(Settings.from_env().lake_conn_id)
@@ -234,8 +236,10 @@ def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) 
         staged = stage_predictions(
             lake, part.key, scorer.predict(batches, tally, drift.add if drift else lambda _: None)
         )
+    peak = peak_rss_mb()
     log.info(
-        "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s",
+        "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s; "
+        "peak RSS %.0f MB",
         use_case,
         ds,
         part.label,
@@ -246,12 +250,14 @@ def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) 
         tally.rows_rejected,
         dict(tally.rejected),
         lake.uri(part.key),
+        peak,
     )
     return {
         "index": part.index,
         "count": part.count,
         "tally": tally.to_dict(),
         "drift": drift.to_dict() if drift else None,
+        "peak_rss_mb": round(peak, 1),
     }
 
 
@@ -274,11 +280,13 @@ def publish(
     """
     from include.io.connections import store_for
     from include.io.lake import staging_prefix
+    from include.io.memory import peak_rss_mb, use_returning_pool
     from include.monitoring.drift import worst_level
     from include.platform.tables import drift_measures, replace_rows, score_runs
     from include.registry.registry import Registry
     from include.scoring.score import ScoreError, Shard, read_staged, write_predictions
 
+    use_returning_pool()
     spec = get_spec(use_case, Settings.from_env().spec_dir)
     ds = dt.date.fromisoformat(resolved["ds"])
     platform, lake = _platform(), store_for(Settings.from_env().lake_conn_id)
@@ -326,7 +334,8 @@ def publish(
     for staged in lake.list_keys(staging_prefix(use_case, ds, context["run_id"])):
         lake.delete(staged)
     log.info(
-        "%s, ds=%s: v%d scored %d of %d rows in %d shard(s) (%d rejected %s), wrote %d to %s; drift %s",
+        "%s, ds=%s: v%d scored %d of %d rows in %d shard(s) (%d rejected %s), wrote %d to %s; drift %s; "
+        "peak RSS %.0f MB",
         use_case,
         ds,
         resolved["model_version"],
@@ -338,6 +347,7 @@ def publish(
         written,
         uri,
         level,
+        peak_rss_mb(),
     )
     alerts = {d.feature: round(d.psi, 4) for d in drifts if d.level == "alert"}
     return {
