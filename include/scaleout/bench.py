@@ -124,8 +124,15 @@ def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, b
 
 
 class TreeRss:
-    """Samples the resident set of each worker's process tree (a process and all its descendants)
-    twice a second, keeping per worker the peak of the tree's sum and of its largest process."""
+    """Samples the memory of each worker's process tree (a process and all its descendants) twice a
+    second, keeping per worker the peaks of the tree's RSS sum, of its PSS sum and of its largest
+    process's RSS.
+
+    A forked process's RSS counts the pages it still shares with its parent (Airflow's task process
+    is forked from its supervisor, itself from the Celery pool process), so the RSS sum counts them
+    once per process; the PSS sum counts each shared page once, split among its sharers: what the
+    worker costs the machine.
+    """
 
     def __init__(self, airflow: CeleryAirflow, every: float = 0.5) -> None:
         self.airflow, self.every = airflow, every
@@ -142,12 +149,17 @@ class TreeRss:
                 tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
-            sizes = []
+            sizes, shares = [], []
             for process in tree:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    sizes.append(process.memory_info().rss / 2**20)
-            peak = self.peaks.setdefault(worker, {"tree_mb": 0.0, "largest_process_mb": 0.0})
+                    memory = process.memory_full_info()
+                    sizes.append(memory.rss / 2**20)
+                    shares.append(memory.pss / 2**20)
+            peak = self.peaks.setdefault(
+                worker, {"tree_mb": 0.0, "tree_pss_mb": 0.0, "largest_process_mb": 0.0}
+            )
             peak["tree_mb"] = max(peak["tree_mb"], sum(sizes))
+            peak["tree_pss_mb"] = max(peak["tree_pss_mb"], sum(shares))
             peak["largest_process_mb"] = max(peak["largest_process_mb"], max(sizes, default=0.0))
 
     def _run(self) -> None:
@@ -297,21 +309,21 @@ def table(results: dict[str, Any]) -> str:
     """The figures as a text table."""
     lines = [
         f"sharded_scoring on Celery, {results['rows']:,} rows ({results['row_groups']} row groups)"
-        f"{'wall s':>12}{'rows/s':>10}{'shards s':>10}{'publish s':>11}{'peak RSS MB: tree / largest':>30}"
-        f"{'shard task MB':>15}"
+        f"{'wall s':>12}{'rows/s':>10}{'shards s':>10}{'publish s':>11}"
+        f"{'peak MB per worker: RSS sum / PSS sum / largest':>50}{'shard task RSS MB':>19}"
     ]
     for key, figures in results.items():
         if not key.startswith("workers_"):
             continue
         peaks = " ".join(
-            f"{p['tree_mb']:,.0f}/{p['largest_process_mb']:,.0f}"
+            f"{p['tree_mb']:,.0f}/{p['tree_pss_mb']:,.0f}/{p['largest_process_mb']:,.0f}"
             for _, p in sorted(figures["peak_rss_mb"].items())
         )
         label = f"  {figures['shards']} shards on {figures['workers']} worker(s)"
         lines.append(
             f"{label:<58}{figures['wall_s']:>12.1f}{figures['rows_per_s']:>10,.0f}"
-            f"{figures['shards_phase_s']:>10.1f}{figures['publish_s']:>11.1f}{peaks:>30}"
-            f"{max(figures['shard_task_peak_rss_mb']):>15,.0f}"
+            f"{figures['shards_phase_s']:>10.1f}{figures['publish_s']:>11.1f}{peaks:>50}"
+            f"{max(figures['shard_task_peak_rss_mb']):>19,.0f}"
         )
     if "speedup_2_vs_1" in results:
         lines.append(f"  2 workers vs 1: {results['speedup_2_vs_1']:.2f}x")
