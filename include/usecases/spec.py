@@ -209,7 +209,7 @@ class Gate(_Model):
 
 class Scoring(_Model):
     # Rows read, predicted and written at a time: peak memory follows this, not the partition's size.
-    batch_rows: int = Field(40_000, ge=1)
+    batch_rows: int = Field(20_000, ge=1)
     # Rows per scoring shard (a mapped task): a day is split into ceil(rows / shard_rows) contiguous
     # ranges of its row groups (no more than it has row groups). A demo day (~80 rows) is one shard.
     shard_rows: int = Field(250_000, gt=0)
