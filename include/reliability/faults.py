@@ -3,10 +3,11 @@ and restarted mid-backfill. Each must end as the undisturbed run did.
 
 Session (`run_session_kill`): on PostgreSQL platform tables, with the spec's scoring batches cut to
 `BATCH_ROWS` rows, a day is scored undisturbed (the reference). Then, while the suite holds the
-day's prediction rows (`SELECT ... FOR UPDATE`), the day is scored again: the publish loads its
-batches into the day's fresh table inside its one transaction and waits for the held rows at the
-swap; the suite finds that session in `pg_stat_activity` (blocked by its own) and terminates it
-(`pg_terminate_backend`). The run must fail, the day's predictions and score record must be the
+day's prediction rows (`SELECT ... FOR UPDATE`, which also takes a ROW SHARE lock on the table),
+the day is scored again: the publish loads its batches into the day's fresh table inside its one
+transaction and waits at the swap's ACCESS EXCLUSIVE lock on the table; the suite finds that
+session in `pg_stat_activity` (blocked by its own) and terminates it (`pg_terminate_backend`).
+No code is patched. The run must fail, the day's predictions and score record must be the
 reference's still, and the retry (same run id, as Airflow retries) must give the reference's rows.
 
 Scheduler (`run_scheduler_kill`): a real Airflow (`airflow_world.running`) on PostgreSQL backfills
@@ -121,8 +122,9 @@ def day_published(world: World, day: dt.date) -> tuple[pd.DataFrame, dict[str, A
 def _terminate_waiters(
     url: str, day: dt.date, held: threading.Event, body_done: threading.Event, killed: list[str]
 ) -> None:
-    """Hold the day's prediction rows; terminate the first session waiting on them, or give up when
-    the body is done or after 120 s; then let go. Each terminated session's statement goes to `killed`."""
+    """Hold the day's prediction rows (and so a ROW SHARE lock on the table); terminate the sessions
+    waiting on that, or give up when the body is done or after 120 s; then let go. Each terminated
+    session's statement goes to `killed`."""
     from include.platform.tables import predictions
 
     engine = sa.create_engine(url)
