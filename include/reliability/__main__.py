@@ -2,7 +2,7 @@
 
     python -m include.reliability [--kills 100] [--races 50] [--backfill-days 30] [--only kills,races]
 
-Sections: kills, races, backfill, corpus, secrets (see each module). Every "expected 0" figure
+Sections: kills, races, backfill, corpus, secrets, faults (see each module). Every "expected 0" figure
 must be 0: the command exits 1 otherwise.
 """
 
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SECTIONS = ("kills", "races", "backfill", "corpus", "secrets")
+SECTIONS = ("kills", "races", "backfill", "corpus", "secrets", "faults")
 # Per section: the figures that must be 0.
 EXPECTED_ZERO = {
     "kills": ("duplicates", "lost_rows", "differing_partitions", "record_disagreements", "failed_reruns"),
@@ -26,6 +26,16 @@ EXPECTED_ZERO = {
     "backfill": ("demotions", "days_scored_by_other_than_point_in_time_champion", "promoted_by_gate"),
     "corpus": ("unexpected", "known_findings_now_fixed"),
     "secrets": ("occurrences",),
+    "faults": (
+        "runs_the_kill_did_not_fail",
+        "rows_changed_by_the_killed_run",
+        "records_changed_by_the_killed_run",
+        "failed_retries",
+        "retry_differences",
+        "kills_with_no_task_in_flight",
+        "runs_not_succeeded",
+        "days_differing_after_restart",
+    ),
 }
 ADMIN_URL = os.environ.get("PLATFORM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 LAST_DAY = dt.date(2025, 3, 7)
@@ -34,13 +44,10 @@ WINDOW_DAYS = 21  # the training window the suite trains with (include/reliabili
 
 def _world(root: Path, first: dt.date, platform_url: str | None = None):
     """A seeded world with its env applied to this process, and the days the suite uses ingested."""
-    from include.io.connections import engine_for
     from include.reliability import tasks
     from include.reliability.world import make_world
 
-    world = make_world(root, platform_url)
-    os.environ.update(world.env)
-    engine_for.cache_clear()
+    world = make_world(root, platform_url).use()
     day = first
     while day <= LAST_DAY:
         tasks.ingest(day.isoformat(), "setup")
@@ -87,6 +94,10 @@ def run(sections: list[str], kills: int, races: int, backfill_days: int, out: Pa
                 world = _world(root, LAST_DAY - dt.timedelta(days=2))
                 with pg_database(ADMIN_URL, "rel_secrets") as url:
                     figures[section] = run_secrets(world, url).to_dict()
+            elif section == "faults":
+                from include.reliability.faults import run_faults
+
+                figures[section] = run_faults(root, ADMIN_URL)
             seconds[section] = round(time.perf_counter() - started, 1)
     report = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -41,6 +43,14 @@ class World:
     def platform(self) -> sa.Engine:
         return sa.create_engine(self.platform_url)
 
+    def use(self) -> World:
+        """Point this process's task code at the world (its env applied, the engine cache emptied); it."""
+        from include.io.connections import engine_for
+
+        os.environ.update(self.env)
+        engine_for.cache_clear()
+        return self
+
 
 def connection(url: str) -> dict[str, Any]:
     """An Airflow connection (as `AIRFLOW_CONN_*` JSON fields) for a SQLAlchemy URL."""
@@ -53,14 +63,24 @@ def connection(url: str) -> dict[str, Any]:
     return {"conn_type": "postgres", **fields}
 
 
-def make_world(root: Path, platform_url: str | None = None) -> World:
-    """Seed the churn sources under `root`, migrate the platform tables; the world."""
+def make_world(root: Path, platform_url: str | None = None, batch_rows: int | None = None) -> World:
+    """Seed the churn sources under `root`, migrate the platform tables; the world.
+
+    With `batch_rows`, the world's churn spec (a copy under `root / "specs"`) streams in batches of
+    that many rows instead of the shipped spec's.
+    """
     from include.demo.seed import seed
     from include.io.stores import LocalStore
     from include.platform.schema import upgrade
-    from include.usecases.spec import get_spec
+    from include.usecases.spec import SPEC_DIR, get_spec
 
     root.mkdir(parents=True, exist_ok=True)
+    spec_dir = SPEC_DIR
+    if batch_rows is not None:
+        spec_dir = root / "specs"
+        spec_dir.mkdir(exist_ok=True)
+        text = (SPEC_DIR / "churn.yaml").read_text()
+        (spec_dir / "churn.yaml").write_text(re.sub(r"batch_rows: \d+", f"batch_rows: {batch_rows}", text))
     source_url = f"sqlite:///{root / 'source.db'}"
     platform_url = platform_url or f"sqlite:///{root / 'platform.db'}"
     engine = sa.create_engine(source_url)
@@ -76,7 +96,11 @@ def make_world(root: Path, platform_url: str | None = None) -> World:
         "churn_source_files": {"conn_type": "fs", "extra": {"path": str(root / "bucket")}},
     }
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in conns.items()}
-    env |= {"PLATFORM_DB_CONN_ID": PLATFORM_CONN, "PLATFORM_LAKE_CONN_ID": LAKE_CONN}
+    env |= {
+        "PLATFORM_DB_CONN_ID": PLATFORM_CONN,
+        "PLATFORM_LAKE_CONN_ID": LAKE_CONN,
+        "PLATFORM_SPEC_DIR": str(spec_dir),
+    }
     return World(root, platform_url, env)
 
 

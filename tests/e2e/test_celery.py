@@ -18,12 +18,12 @@ import pytest
 
 from include.demo.airflow_api import AirflowApi, wait_for_dag
 from include.io.stores import LocalStore
+from include.reliability.airflow_world import USER, Platform, days
 from include.scaleout.bench import DAY as BENCH_DAY
 from include.scaleout.bench import day_rows, put_day, write_day
 from include.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 from include.usecases.spec import get_spec
 from tests.conftest import PG_ADMIN_URL, REPO, free_port, postgres_database, unavailable
-from tests.e2e.conftest import USER, Platform, days
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 

@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from include.demo.airflow_api import airflow_cli
 from include.platform.schema import upgrade
+from include.reliability.airflow_world import PASSWORD, USER
 from include.ui import NAV_ROUTE
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, free_port
-from tests.e2e.conftest import AIRFLOW, ARTIFACTS, PASSWORD, USER, airflow_cli
+from tests.e2e.conftest import AIRFLOW, ARTIFACTS
 from tests.unit.ui import platform_data
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +59,7 @@ def api_server(tmp_path_factory):
         "PYTHONPATH": str(REPO),
         "AIRFLOW_CONN_PLATFORM_DB": json.dumps({"conn_type": "sqlite", "host": str(platform_db)}),
     }
-    airflow_cli(env, "db", "migrate")
+    airflow_cli(["db", "migrate"], env, home / "cli.log")
     with (home / "api-server.log").open("ab") as out:
         server = subprocess.Popen(
             [AIRFLOW, "api-server"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from include.demo.airflow_api import AirflowApiError, create_backfill
-from tests.e2e.conftest import days, succeeded
+from include.reliability.airflow_world import days, succeeded
 
 pytestmark = pytest.mark.e2e
 

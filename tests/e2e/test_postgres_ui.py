@@ -7,7 +7,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, PASSWORD, USER
+from include.reliability.airflow_world import PASSWORD, USER
+from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 

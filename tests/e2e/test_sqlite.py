@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
-from include.demo.airflow_api import wait_for_backfill
-from tests.e2e.conftest import Platform, airflow_cli, days, prepare, running, succeeded
+from include.demo.airflow_api import airflow_cli, wait_for_backfill
+from include.reliability.airflow_world import Platform, days, prepare, running, succeeded
 
 pytestmark = pytest.mark.e2e
 
@@ -26,17 +25,11 @@ FIRST, LAST = "2025-03-01", "2025-03-05"
 def sqlite_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """Airflow and the platform's tables on SQLite, a backfill of FIRST..LAST queued before it starts."""
     home = tmp_path_factory.mktemp("sqlite")
-    platform_db = home / "platform.db"
-    env = prepare(
-        home,
-        f"sqlite:///{home / 'airflow.db'}",
-        sa.engine.make_url(f"sqlite:///{platform_db}"),
-        {"conn_type": "sqlite", "host": str(platform_db)},
-    )
-    airflow_cli(env, "dags", "reserialize")
-    airflow_cli(
-        env, "backfill", "create", "--dag-id", "churn_ingest", *("--from-date", FIRST, "--to-date", LAST)
-    )
+    env = prepare(home, f"sqlite:///{home / 'airflow.db'}", f"sqlite:///{home / 'platform.db'}")
+    cli_log = home / "logs" / "cli.log"
+    airflow_cli(["dags", "reserialize"], env, cli_log)
+    backfill = ["backfill", "create", "--dag-id", "churn_ingest", "--from-date", FIRST, "--to-date", LAST]
+    airflow_cli(backfill, env, cli_log)
     with running(home, env, ("churn_ingest",)) as platform:
         yield platform
 
