@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import socket
 import tempfile
 import threading
 import uuid
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+
+from include.localhost import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(
@@ -55,12 +56,6 @@ def unavailable(reason: str):
     if in_ci():
         pytest.fail(f"{reason} (CI must run this test)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

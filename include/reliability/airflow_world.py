@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,16 +32,11 @@ from include.demo.airflow_api import (
     wait_for_runs,
 )
 from include.demo.seed import demo_dates
+from include.localhost import free_port
 from include.reliability.world import make_world
 
 REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "admin", "e2e-admin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def days(first: str, last: str) -> list[str]:

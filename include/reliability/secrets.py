@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from include.localhost import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,14 +55,6 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def planted_connections(world, url, password: str, hook_port: int) -> dict[str, dict[str, Any]]:
     """Every kind of connection the platform uses, each holding `password`."""
     return {
@@ -84,7 +78,7 @@ def planted_connections(world, url, password: str, hook_port: int) -> dict[str, 
             "password": password,
             "extra": {
                 "bucket": "sources",
-                "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
+                "endpoint_url": f"http://127.0.0.1:{free_port()}",
                 "region_name": "us-east-1",
             },
         },

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from include.localhost import free_port
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,12 +39,6 @@ ROW_COUNTS = (1, 100)
 CLIENTS = (1, 8, 32)
 TARGET_P99_MS = 25.0  # one-row requests, 8 concurrent clients (issue 15)
 WARM_UP_SECONDS = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def demo_rows(use_case: str) -> list[dict[str, Any]]:
