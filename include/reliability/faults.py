@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from include.reliability import tasks
 from include.reliability.airflow_world import Platform, days, prepare, running
-from include.reliability.world import World, make_world, pg_database
+from include.reliability.world import World, day_predictions, make_world, pg_database
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +96,11 @@ def rows_differing(reference: pd.DataFrame, now: pd.DataFrame) -> int:
 
 def day_published(world: World, day: dt.date) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """The day's predictions (entity, score, model version) and its score record."""
-    from include.platform.tables import predictions, score_runs
+    from include.platform.tables import score_runs
 
     engine = world.platform()
     with engine.connect() as conn:
-        rows = pd.read_sql(
-            sa.select(predictions.c.entity_id, predictions.c.score, predictions.c.model_version).where(
-                (predictions.c.use_case == tasks.USE_CASE) & (predictions.c.ds == day)
-            ),
-            conn,
-        )
+        rows = day_predictions(conn, tasks.USE_CASE, day)
         record = (
             conn.execute(
                 sa.select(score_runs).where(

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from include.reliability import tasks
-from include.reliability.world import World
+from include.reliability.world import World, day_predictions
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def day_state(world: World, ds: str) -> dict[str, Any]:
     """What a user checks of a day: partition and quarantine rows, the record, the predictions."""
     from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
     from include.io.stores import LocalStore
-    from include.platform.tables import ingest_runs, predictions
+    from include.platform.tables import ingest_runs
 
     lake, day = LocalStore(world.lake), dt.date.fromisoformat(ds)
     frames = {}
@@ -64,12 +64,7 @@ def day_state(world: World, ds: str) -> dict[str, Any]:
                 ingest_runs.c.rows_read, ingest_runs.c.rows_quarantined, ingest_runs.c.rows_written
             ).where(ingest_runs.c.ds == day)
         ).first()
-        scored = pd.read_sql(
-            sa.select(predictions.c.entity_id, predictions.c.score, predictions.c.model_version).where(
-                predictions.c.ds == day
-            ),
-            conn,
-        )
+        scored = day_predictions(conn, tasks.USE_CASE, day)
     engine.dispose()
     return {"frames": frames, "record": None if record is None else tuple(record), "predictions": scored}
 

@@ -17,9 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    import pandas as pd
 
 PLATFORM_CONN, LAKE_CONN = "rel_platform", "rel_lake"
 
@@ -102,6 +107,20 @@ def make_world(root: Path, platform_url: str | None = None, batch_rows: int | No
         "PLATFORM_SPEC_DIR": str(spec_dir),
     }
     return World(root, platform_url, env)
+
+
+def day_predictions(conn: sa.Connection, use_case: str, day: dt.date) -> pd.DataFrame:
+    """The day's rows of the `predictions` table as the suite compares them: entity, score, version."""
+    import pandas as pd
+
+    from include.platform.tables import predictions
+
+    return pd.read_sql(
+        sa.select(predictions.c.entity_id, predictions.c.score, predictions.c.model_version).where(
+            (predictions.c.use_case == use_case) & (predictions.c.ds == day)
+        ),
+        conn,
+    )
 
 
 def task_context(ds: str, run_id: str, **params: Any) -> dict[str, Any]:
