@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,9 +35,16 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
-def use_one_arrow_thread() -> None:
-    """Decode and read with one Arrow thread each, for a task whose stages already overlap in
-    threads of its own: every pool thread keeps an allocator arena of its own (a 250 k-row scoring
-    shard peaked ~10 MB lower). The pools are the process's."""
+@contextlib.contextmanager
+def one_arrow_thread() -> Iterator[None]:
+    """Decode and read with one Arrow thread each inside the block, for work whose stages already
+    overlap in threads of their own: every pool thread keeps an allocator arena of its own (a 250 k-row
+    scoring shard peaked ~10 MB lower). The pools are the process's: their sizes are put back after."""
+    cpus, io_threads = pa.cpu_count(), pa.io_thread_count()
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    try:
+        yield
+    finally:
+        pa.set_cpu_count(cpus)
+        pa.set_io_thread_count(io_threads)

@@ -203,14 +203,13 @@ def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) 
     """
     from include.io.connections import store_for
     from include.io.lake import RAW_ZONE, partition_key
-    from include.io.memory import peak_rss_mb, use_one_arrow_thread, use_returning_pool
+    from include.io.memory import one_arrow_thread, peak_rss_mb, use_returning_pool
     from include.monitoring.drift import DriftCounter, Reference
     from include.registry.model_files import load_version_model
     from include.registry.registry import Registry
     from include.scoring.score import ScoreError, Scorer, Shard, Tally, read_shard, stage_predictions
 
     use_returning_pool()
-    use_one_arrow_thread()
     spec = get_spec(use_case, Settings.from_env().spec_dir)
     ds, part = dt.date.fromisoformat(resolved["ds"]), Shard.from_dict(shard)
     lake = store_for(Settings.from_env().lake_conn_id)
@@ -233,7 +232,7 @@ def score_shard(use_case: str, resolved: dict[str, Any], shard: dict[str, Any]) 
     tally = Tally()
     columns = [spec.entity_id, *spec.features.all]
     key = partition_key(RAW_ZONE, use_case, ds)
-    with read_shard(lake, key, part, columns, spec.scoring.batch_rows) as batches:
+    with one_arrow_thread(), read_shard(lake, key, part, columns, spec.scoring.batch_rows) as batches:
         staged = stage_predictions(
             lake, part.key, scorer.predict(batches, tally, drift.add if drift else lambda _: None)
         )
