@@ -4,10 +4,17 @@ Both are written batch by batch in row groups of a fixed number of rows (scoring
 row group each), to a local temporary file that the store then puts in place in one step: a folder
 renames it over the old object, S3 completes a (multipart) upload. A reader sees the old object or
 the new one, never half.
+
+A column may arrive dictionary-encoded, its values of the type the schema declares (the partition's
+columns with a set of allowed values): the writer then takes the dictionary as it is instead of
+hashing every value to build one. The pages written are the same either way; only the Arrow schema
+that Arrow keeps in the footer would name the dictionary, so the footer is rewritten to declare the
+schema asked for (`declare_schema`), and readers get the declared types.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +28,8 @@ from include.io.stores import ObjectStore
 from include.usecases.spec import Column
 
 log = logging.getLogger(__name__)
+
+PARQUET_MAGIC = b"PAR1"
 
 # A quarantined row: its source; its row number in the source's day (from 0, files in key order);
 # for a file source, the file's URI and the row's number in that file (from 0); the raw entity id;
@@ -79,10 +88,55 @@ def write_parquet(
     written = 0
     with tempfile.TemporaryDirectory(prefix="parquet-") as tmp:
         path = Path(tmp) / Path(key).name
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        writer, encoded = None, schema
+        try:
             for table in row_groups(batches, row_group_rows):
-                writer.write_table(table.cast(schema), row_group_size=row_group_rows)
+                if writer is None:
+                    encoded = encoded_schema(schema, table.schema)
+                    writer = pq.ParquetWriter(path, encoded, compression="zstd")
+                writer.write_table(table.cast(encoded), row_group_size=row_group_rows)
                 written += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            pq.ParquetWriter(path, schema, compression="zstd").close()
+        elif encoded != schema:
+            declare_schema(path, schema)
         store.put_file(key, path)
     log.info("wrote %d rows to %s", written, store.uri(key))
     return written
+
+
+def encoded_schema(schema: pa.Schema, arrived: pa.Schema) -> pa.Schema:
+    """`schema`, with each column that arrived dictionary-encoded over values of its type kept so."""
+
+    def kept(field: pa.Field) -> pa.Field:
+        index = arrived.get_field_index(field.name)
+        kind = arrived.field(index).type if index >= 0 else None
+        encoded = pa.types.is_dictionary(kind) and kind.value_type == field.type
+        return field.with_type(kind) if encoded else field
+
+    return pa.schema([kept(field) for field in schema], metadata=schema.metadata)
+
+
+def declare_schema(path: Path, schema: pa.Schema) -> None:
+    """Rewrite the footer of the Parquet file at `path` to declare `schema` as its Arrow schema.
+
+    The footer of a file of no rows written in `schema` takes the file's row groups and replaces the
+    file's own; the data pages before it stay as they are. `schema` must have the file's Parquet
+    columns (a dictionary-encoded column stores the same pages as a plain one).
+    """
+    declared = io.BytesIO()
+    pq.ParquetWriter(declared, schema).close()
+    footer = pq.read_metadata(io.BytesIO(declared.getvalue()))
+    footer.append_row_groups(pq.read_metadata(path))
+    rewritten = io.BytesIO()
+    footer.write_metadata_file(rewritten)  # PAR1, the footer, its length, PAR1
+    with path.open("r+b") as file:
+        size = file.seek(0, io.SEEK_END)
+        file.seek(size - 8)
+        data_end = size - 8 - int.from_bytes(file.read(4), "little")
+        file.truncate(data_end)
+        file.seek(data_end)
+        file.write(rewritten.getvalue()[len(PARQUET_MAGIC) :])

@@ -284,14 +284,16 @@ class DayStage:
         yield from read_ahead(self._typed(batch, ds_value) for batch in reader)
 
     def _typed(self, batch: pa.RecordBatch, ds_value: pa.Scalar) -> pa.RecordBatch:
-        """A batch of the sorted join, its coded columns decoded, typed as the spec declares, with `ds`."""
+        """A batch of the sorted join, typed as the spec declares (`_decoded`), with `ds`."""
         arrays = [self._decoded(name, batch.column(name)) for name in self.spec.columns]
         arrays.append(pa.repeat(ds_value, batch.num_rows))
         return pa.RecordBatch.from_arrays(arrays, names=[*self.spec.columns, "ds"])
 
     def _decoded(self, name: str, values: pa.Array) -> pa.Array:
+        """A column of the sorted join in its declared type; a coded one dictionary-encoded over its
+        allowed values, which the Parquet writer takes as they are (`include.ingest.parquet`)."""
         if name in self.codes:
-            values = self.codes[name].take(values)
+            return pa.DictionaryArray.from_arrays(values, self.codes[name])
         return values.cast(ARROW_TYPES[self.spec.columns[name].type])
 
     def quarantine_rows(self, name: str) -> Iterator[QuarantineRow]:

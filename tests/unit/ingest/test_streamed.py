@@ -103,7 +103,10 @@ def streamed(raw: dict[str, pd.DataFrame]):
             counts = build_partition(SPEC, Partition(DAY), {n: batches(f) for n, f in raw.items()}, stage)
             ds = pa.scalar(dt.datetime(2025, 3, 31), pa.timestamp("us"))
             schema = typed_schema(SPEC.columns, {"ds": "datetime64[us]"})
-            partition = pa.Table.from_batches(list(stage.partition_batches(ds, BATCH)), schema)
+            # Through the writer and back: coded columns travel dictionary-encoded until the file.
+            lake = LocalStore(Path(tmp) / "lake")
+            write_parquet(lake, "partition.parquet", schema, stage.partition_batches(ds, BATCH), BATCH)
+            partition = pq.read_table(lake.root / "partition.parquet")
             quarantine = pa.Table.from_batches(list(quarantine_batches(stage, BATCH)), QUARANTINE_SCHEMA)
         finally:
             stage.close()
@@ -154,6 +157,46 @@ def test_the_partition_is_written_in_row_groups_of_the_declared_size(tmp_path):
     assert written == 23
     assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [5, 5, 5, 5, 3]
     assert pq.read_table(tmp_path / "part-0.parquet")["n"].to_pylist() == list(range(23))
+
+
+def test_dictionary_encoded_columns_are_written_as_the_declared_schema(tmp_path):
+    store = LocalStore(tmp_path)
+    schema = typed_schema(
+        {name: SPEC.columns[name] for name in ("customerID", "Contract", "SeniorCitizen")}, {"n": "Int64"}
+    )
+    codes = pa.array([2, None, 0, 1, 0, 2, 1], pa.uint8())
+    contract = pa.array(["Month-to-month", "One year", "Two year"], pa.large_string())
+    plain = pa.table(
+        {
+            "customerID": pa.array([f"000{i}-ABCDE" for i in range(7)], pa.large_string()),
+            "Contract": contract.take(codes),
+            "SeniorCitizen": pa.array([0, 1] * 3 + [None], pa.int64()),
+            "n": pa.array(range(7), pa.int64()),
+        },
+        schema=schema,
+    )
+    encoded = plain.set_column(1, "Contract", pa.DictionaryArray.from_arrays(codes, contract))
+    encoded = encoded.set_column(
+        2, "SeniorCitizen", pa.DictionaryArray.from_arrays(pa.array([0, 1] * 3 + [None], pa.uint8()), [0, 1])
+    )
+
+    write_parquet(store, "plain.parquet", schema, plain.to_batches(max_chunksize=2), 3)
+    write_parquet(store, "encoded.parquet", schema, encoded.to_batches(max_chunksize=2), 3)
+
+    written = pq.ParquetFile(tmp_path / "encoded.parquet").metadata
+    assert pq.read_schema(tmp_path / "encoded.parquet").equals(schema, check_metadata=True)
+    assert written.num_rows == 7
+    assert [written.row_group(i).num_rows for i in range(written.num_row_groups)] == [3, 3, 1]
+    assert pq.read_table(tmp_path / "encoded.parquet").equals(pq.read_table(tmp_path / "plain.parquet"))
+    assert pq.read_table(tmp_path / "encoded.parquet").to_pandas().equals(plain.to_pandas())
+
+
+def test_a_day_of_no_rows_is_written_as_an_empty_file_of_the_schema(tmp_path):
+    schema = pa.schema([("n", pa.int64())])
+
+    assert write_parquet(LocalStore(tmp_path), "part-0.parquet", schema, iter([]), 5) == 0
+
+    assert pq.read_table(tmp_path / "part-0.parquet").schema.equals(schema)
 
 
 def test_row_groups_regroup_batches_of_any_size_exactly():
