@@ -308,9 +308,7 @@ def _to_number(raw: pa.Array, *, integer: bool) -> pa.Array:
     if pa.types.is_floating(raw.type):
         numbers = raw.cast(pa.float64())
     else:
-        text = raw.cast(pa.large_string())
-        parsable = pc.match_substring_regex(text, NUMBER)
-        numbers = pc.if_else(parsable, text, pa.scalar(None, text.type)).cast(pa.float64())
+        numbers = _parsed(raw.cast(pa.large_string()))
     # NaN is no number; for an integer column neither is inf, a fraction, or a value beyond int64.
     bad = pc.is_nan(numbers)
     if not integer:
@@ -318,6 +316,19 @@ def _to_number(raw: pa.Array, *, integer: bool) -> pa.Array:
     bad = pc.or_(bad, pc.or_(pc.is_inf(numbers), pc.not_equal(pc.floor(numbers), numbers)))
     bad = pc.or_(bad, pc.greater_equal(pc.abs(numbers), INT64_LIMIT))
     return pc.if_else(bad, pa.scalar(None, pa.float64()), numbers).cast(pa.int64(), safe=False)
+
+
+def _parsed(text: pa.Array) -> pa.Array:
+    """Text as float64, null where it is no `NUMBER`.
+
+    Arrow's cast takes every `NUMBER` and, beyond them, only `nan(...)`, NaN like `nan` itself: a
+    batch it takes whole needs no regex (the usual batch); one with a value it refuses is matched.
+    """
+    try:
+        return text.cast(pa.float64())
+    except pa.ArrowInvalid:
+        parsable = pc.match_substring_regex(text, NUMBER)
+        return pc.if_else(parsable, text, pa.scalar(None, text.type)).cast(pa.float64())
 
 
 def _to_timestamp(raw: pa.Array, arrow_type: pa.DataType) -> pa.Array:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import math
+import re
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.ingest.checks import shown
+from include.ingest.checks import NUMBER, column_rules, shown
 from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, Validated, check_columns, validate_rows
 from include.usecases.spec import UseCase, get_spec
 
@@ -267,3 +271,19 @@ def test_exactly_the_corrupted_rows_are_quarantined(corruptions):
     ):
         assert reasons.startswith(f"{corruptions[row_number][0]}: ")
     assert set(result.valid[ID]) == set(TELCO[ID].drop(index=list(corruptions)))
+
+
+NUMBERISH = st.text(alphabet="0123456789+-.eE_, xnaifINFAtyT()", max_size=8)
+
+
+@given(st.lists(NUMBERISH, min_size=1, max_size=20))
+def test_a_number_column_takes_exactly_the_text_its_pattern_describes(values):
+    rule = column_rules("MonthlyCharges", get_spec("churn").columns["MonthlyCharges"])
+
+    typed, failed = rule.coerce(pa.array(values, pa.large_string()))
+
+    for value, number, bad in zip(values, typed.to_pylist(), failed.to_pylist(), strict=True):
+        text = value.strip()
+        expected = float(text) if re.match(NUMBER, text) and not math.isnan(float(text)) else None
+        assert number == expected, value
+        assert bad == (bool(text) and expected is None), value
