@@ -193,7 +193,8 @@ def ingest_partition(
                 lake.delete(quarantine_key)
             ds = pa.scalar(dt.datetime.combine(partition.ds, dt.time()), pa.timestamp("us"))
             schema = typed_schema(spec.columns, {"ds": "datetime64[us]"})
-            write_parquet(lake, data_key, schema, stage.partition_batches(ds, rows), rows)
+            batches = stage.partition_batches(ds, rows)
+            write_parquet(lake, data_key, schema, batches, rows, unique=[spec.entity_id])
         finally:
             stage.close()
     result = IngestResult(

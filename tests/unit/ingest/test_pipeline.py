@@ -305,10 +305,10 @@ def test_a_crash_while_writing_the_partition_leaves_the_previous_one(demo, monke
     demo.put_billing(billing.assign(MonthlyCharges="1.0"))  # the source changes before the rerun
     real_write = pipeline.write_parquet
 
-    def crash_on_data(store, key, *args):
+    def crash_on_data(store, key, *args, **kwargs):
         if key == DATA_KEY:
             raise OSError("connection reset while writing the partition")
-        return real_write(store, key, *args)
+        return real_write(store, key, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "write_parquet", crash_on_data)
 

@@ -181,12 +181,16 @@ def test_dictionary_encoded_columns_are_written_as_the_declared_schema(tmp_path)
     )
 
     write_parquet(store, "plain.parquet", schema, plain.to_batches(max_chunksize=2), 3)
-    write_parquet(store, "encoded.parquet", schema, encoded.to_batches(max_chunksize=2), 3)
+    batches = encoded.to_batches(max_chunksize=2)
+    write_parquet(store, "encoded.parquet", schema, batches, 3, unique=["customerID"])
 
     written = pq.ParquetFile(tmp_path / "encoded.parquet").metadata
     assert pq.read_schema(tmp_path / "encoded.parquet").equals(schema, check_metadata=True)
     assert written.num_rows == 7
     assert [written.row_group(i).num_rows for i in range(written.num_row_groups)] == [3, 3, 1]
+    ids, contract, _, n = (written.row_group(0).column(i) for i in range(4))
+    assert "RLE_DICTIONARY" not in ids.encodings and "RLE_DICTIONARY" in contract.encodings
+    assert ids.is_stats_set and n.is_stats_set and not contract.is_stats_set
     assert pq.read_table(tmp_path / "encoded.parquet").equals(pq.read_table(tmp_path / "plain.parquet"))
     assert pq.read_table(tmp_path / "encoded.parquet").to_pandas().equals(plain.to_pandas())
 
