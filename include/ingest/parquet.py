@@ -89,31 +89,44 @@ def write_parquet(
 ) -> int:
     """Write the batches as one Parquet object in row groups of `row_group_rows`; returns the rows.
 
-    Columns named in `unique` hold a distinct value in every row (the partition's entity id): they
-    are written without a dictionary, which the writer would build and drop (a 1 M-row day: 0.22 s
-    against 0.09 s). Nothing is visible under `key` until every batch is written: a failure leaves
-    the old object.
+    Nothing is visible under `key` until every batch is written: a failure leaves the old object.
     """
-    written = 0
     with tempfile.TemporaryDirectory(prefix="parquet-") as tmp:
         path = Path(tmp) / Path(key).name
-        writer, encoded = None, schema
-        try:
-            for table in row_groups(batches, row_group_rows):
-                if writer is None:
-                    encoded = encoded_schema(schema, table.schema)
-                    writer = pq.ParquetWriter(path, encoded, **_writer_options(encoded, unique))
-                writer.write_table(table.cast(encoded), row_group_size=row_group_rows)
-                written += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
-            pq.ParquetWriter(path, schema, **_writer_options(schema, unique)).close()
-        elif encoded != schema:
-            declare_schema(path, schema)
+        written = write_file(path, schema, batches, row_group_rows, unique)
         store.put_file(key, path)
     log.info("wrote %d rows to %s", written, store.uri(key))
+    return written
+
+
+def write_file(
+    path: Path,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    row_group_rows: int,
+    unique: Collection[str] = (),
+) -> int:
+    """Write the batches to a local Parquet file in row groups of `row_group_rows`; returns the rows.
+
+    Columns named in `unique` hold a distinct value in every row (the partition's entity id): they
+    are written without a dictionary, which the writer would build and drop (a 1 M-row day: 0.22 s
+    against 0.09 s).
+    """
+    written, writer, encoded = 0, None, schema
+    try:
+        for table in row_groups(batches, row_group_rows):
+            if writer is None:
+                encoded = encoded_schema(schema, table.schema)
+                writer = pq.ParquetWriter(path, encoded, **_writer_options(encoded, unique))
+            writer.write_table(table.cast(encoded), row_group_size=row_group_rows)
+            written += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        pq.ParquetWriter(path, schema, **_writer_options(schema, unique)).close()
+    elif encoded != schema:
+        declare_schema(path, schema)
     return written
 
 

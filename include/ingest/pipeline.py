@@ -2,9 +2,10 @@
 
 Streamed in bounded memory: each source's batches are checked as they arrive and staged on local
 disk, DuckDB finds repeated ids, joins and sorts the day under a memory limit, and the partition
-and the quarantine are written batch by batch in fixed-size row groups. `build_partition` reads,
-checks and accounts for every row; `ingest_partition` adds the writes. Nothing is written unless
-the whole day passes the structural checks.
+and the quarantine are written batch by batch in fixed-size row groups. `stage_sources` reads and
+checks every row, `account` accounts for each; `ingest_partition` adds the writes, and writes a day
+that may be clean before accounting for it (`write_clean_day`). Nothing is written unless the whole
+day passes the structural checks.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from include.ingest.parquet import QUARANTINE_SCHEMA, typed_schema, write_parquet
+from include.ingest.parquet import QUARANTINE_SCHEMA, typed_schema, write_file, write_parquet
 from include.ingest.sources import read_files_day, read_sql_day
-from include.ingest.stage import DayStage, QuarantineRow
+from include.ingest.stage import DayStage, NotClean, QuarantineRow
 from include.ingest.validate import IngestError
 from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.memory import use_returning_pool
@@ -83,13 +84,11 @@ def read_sources(
     return streams
 
 
-def build_partition(
-    spec: UseCase, partition: Partition, raw: dict[str, Iterator[pa.RecordBatch]], stage: DayStage
-) -> Counts:
-    """Check and stage every source's rows, find what joins, and account for every row.
+def stage_sources(partition: Partition, raw: dict[str, Iterator[pa.RecordBatch]], stage: DayStage) -> None:
+    """Check and stage every source's rows.
 
     Raises:
-        IngestError: a source with no rows, or more bad rows than the spec allows.
+        IngestError: a source with no rows.
     """
     # Every source at once: one is mostly waiting on its database while another is checked.
     with ThreadPoolExecutor(max_workers=len(raw), thread_name_prefix="ingest-source") as pool:
@@ -98,13 +97,16 @@ def build_partition(
     for name, rows in read.items():
         if not rows:
             raise IngestError(f"source {name}, ds={partition.key}: no rows for the day")
+
+
+def account(spec: UseCase, partition: Partition, stage: DayStage) -> Counts:
+    """Find what joins among the staged rows and account for every row.
+
+    Raises:
+        IngestError: more bad rows than the spec allows.
+    """
     sources = stage.assemble()
-    counts = Counts(
-        read={n: c.read for n, c in sources.items()},
-        quarantined={n: c.quarantined for n, c in sources.items()},
-        joined=stage.joined,
-        written=stage.joined,
-    )
+    counts = staged_counts(stage)
     # Sources whose own rows failed come first: the other sources lose the same ids only in the join,
     # and an error blaming the entity id there would hide the column at fault.
     for name in sorted(sources, key=lambda n: -sources[n].failed_checks):
@@ -120,6 +122,40 @@ def build_partition(
                 f"columns most at fault: {common}"
             )
     return counts
+
+
+def staged_counts(stage: DayStage) -> Counts:
+    """The counts of a stage that has accounted for its rows."""
+    return Counts(
+        read={n: c.read for n, c in stage.counts.items()},
+        quarantined={n: c.quarantined for n, c in stage.counts.items()},
+        joined=stage.joined,
+        written=stage.joined,
+    )
+
+
+def write_clean_day(
+    stage: DayStage, lake: ObjectStore, keys: tuple[str, str], schema: pa.Schema, ds: pa.Scalar
+) -> bool:
+    """Write the partition of a day that `may_be_clean` before its ids are counted; False, with
+    nothing written, when the day proves not clean (`DayStage.clean_partition_batches`).
+
+    `keys`: the partition's and the quarantine's. The day's old quarantine, if any, goes just before
+    the partition lands.
+    """
+    data_key, quarantine_key = keys
+    path = stage.workdir / "partition.parquet"
+    rows = stage.spec.ingest.row_group_rows
+    try:
+        written = write_file(path, schema, stage.clean_partition_batches(ds, rows), rows, unique=[stage.key])
+    except NotClean as exc:
+        log.info("the day is not clean (%s): its ids are counted first", exc)
+        path.unlink(missing_ok=True)
+        return False
+    lake.delete(quarantine_key)
+    lake.put_file(data_key, path)
+    log.info("wrote %d rows to %s", written, lake.uri(data_key))
+    return True
 
 
 def quarantine_batches(
@@ -182,21 +218,25 @@ def ingest_partition(
     with tempfile.TemporaryDirectory(prefix=f"ingest-{spec.name}-") as tmp:
         stage = DayStage(spec, list(raw), Path(tmp), spec.ingest.memory_limit_mb)
         try:
-            counts = build_partition(spec, partition, raw, stage)
-            quarantined = sum(counts.quarantined.values())
-            reasons: Counter = Counter()
-            # Quarantine first: a crash before the partition lands leaves the old partition in place.
-            if quarantined:
-                batches = quarantine_batches(stage, rows, reasons)
-                write_parquet(lake, quarantine_key, QUARANTINE_SCHEMA, batches, rows)
-            else:
-                lake.delete(quarantine_key)
+            stage_sources(partition, raw, stage)
             ds = pa.scalar(dt.datetime.combine(partition.ds, dt.time()), pa.timestamp("us"))
             schema = typed_schema(spec.columns, {"ds": "datetime64[us]"})
-            batches = stage.partition_batches(ds, rows)
-            write_parquet(lake, data_key, schema, batches, rows, unique=[spec.entity_id])
+            reasons: Counter = Counter()
+            if stage.may_be_clean and write_clean_day(stage, lake, (data_key, quarantine_key), schema, ds):
+                counts = staged_counts(stage)
+            else:
+                counts = account(spec, partition, stage)
+                # Quarantine first: a crash before the partition lands leaves the old partition in place.
+                if sum(counts.quarantined.values()):
+                    batches = quarantine_batches(stage, rows, reasons)
+                    write_parquet(lake, quarantine_key, QUARANTINE_SCHEMA, batches, rows)
+                else:
+                    lake.delete(quarantine_key)
+                batches = stage.partition_batches(ds, rows)
+                write_parquet(lake, data_key, schema, batches, rows, unique=[spec.entity_id])
         finally:
             stage.close()
+    quarantined = sum(counts.quarantined.values())
     result = IngestResult(
         use_case=spec.name,
         ds=partition.key,

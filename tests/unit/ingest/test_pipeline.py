@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from include.demo.seed import DRIFT_COLUMN, demo_dates, load_telco, seed, split_sources
-from include.ingest import pipeline
 from include.ingest.pipeline import IngestResult, ingest_partition, read_sources
 from include.ingest.validate import IngestError
 from include.io.lake import partition_key, read_frame
@@ -303,14 +302,14 @@ def test_a_crash_while_writing_the_partition_leaves_the_previous_one(demo, monke
     before = demo.lake.read_bytes(DATA_KEY)
     billing = demo.billing()
     demo.put_billing(billing.assign(MonthlyCharges="1.0"))  # the source changes before the rerun
-    real_write = pipeline.write_parquet
+    real_put = demo.lake.put_file
 
-    def crash_on_data(store, key, *args, **kwargs):
+    def crash_on_data(key, path):
         if key == DATA_KEY:
             raise OSError("connection reset while writing the partition")
-        return real_write(store, key, *args, **kwargs)
+        return real_put(key, path)
 
-    monkeypatch.setattr(pipeline, "write_parquet", crash_on_data)
+    monkeypatch.setattr(demo.lake, "put_file", crash_on_data)
 
     with pytest.raises(OSError, match="connection reset"):
         demo.ingest(run_id="second")

@@ -8,7 +8,9 @@ quarantine rows, row numbers, reasons and records, the same counts, or the same 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -16,16 +18,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from include.demo.seed import load_telco
 from include.ingest.parquet import QUARANTINE_SCHEMA, row_groups, typed_schema, write_parquet
-from include.ingest.pipeline import build_partition, quarantine_batches
-from include.ingest.stage import DayStage
+from include.ingest.pipeline import ingest_partition
 from include.ingest.validate import IngestError
+from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.partition import Partition
+from include.platform.schema import upgrade
 from include.usecases.spec import get_spec
 from tests.unit.ingest.reference import build_day
 
@@ -95,22 +99,28 @@ def batches(frame: pd.DataFrame):
     return iter(table.to_batches(max_chunksize=BATCH))
 
 
+@functools.cache
+def platform() -> sa.Engine:
+    """One platform database for every example: each day's run record replaces the last."""
+    engine = sa.create_engine("sqlite://")
+    upgrade(engine)
+    return engine
+
+
 def streamed(raw: dict[str, pd.DataFrame]):
-    """(partition, quarantine, counts) from the streamed path, or its `IngestError`."""
+    """(partition, quarantine, counts) from `ingest_partition`, read back from its lake, or its
+    `IngestError`."""
     with tempfile.TemporaryDirectory() as tmp:
-        stage = DayStage(SPEC, list(raw), Path(tmp), SPEC.ingest.memory_limit_mb)
-        try:
-            counts = build_partition(SPEC, Partition(DAY), {n: batches(f) for n, f in raw.items()}, stage)
-            ds = pa.scalar(dt.datetime(2025, 3, 31), pa.timestamp("us"))
-            schema = typed_schema(SPEC.columns, {"ds": "datetime64[us]"})
-            # Through the writer and back: coded columns travel dictionary-encoded until the file.
-            lake = LocalStore(Path(tmp) / "lake")
-            write_parquet(lake, "partition.parquet", schema, stage.partition_batches(ds, BATCH), BATCH)
-            partition = pq.read_table(lake.root / "partition.parquet")
-            quarantine = pa.Table.from_batches(list(quarantine_batches(stage, BATCH)), QUARANTINE_SCHEMA)
-        finally:
-            stage.close()
-    return partition.to_pandas(), quarantine.to_pandas(), counts
+        lake = LocalStore(Path(tmp))
+        sources = {name: batches(frame) for name, frame in raw.items()}
+        result = ingest_partition(
+            SPEC, Partition(DAY), raw=sources, lake=lake, platform=platform(), run_id="t"
+        )
+        partition = pq.read_table(lake.root / partition_key(RAW_ZONE, SPEC.name, DAY))
+        quarantine = QUARANTINE_SCHEMA.empty_table()
+        if result.quarantine_uri:
+            quarantine = pq.read_table(lake.root / partition_key(QUARANTINE_ZONE, SPEC.name, DAY))
+    return partition.to_pandas(), quarantine.to_pandas(), result.counts
 
 
 def plain(quarantine: pd.DataFrame) -> list[tuple]:
@@ -145,6 +155,28 @@ def test_the_streamed_day_matches_the_in_memory_reference(raw):
     assert counts.read == expected_counts["read"]
     assert counts.quarantined == expected_counts["quarantined"]
     assert counts.written == expected_counts["written"] == len(frame)
+
+
+@pytest.mark.parametrize("change", ["none", "an id repeats", "an id of no snapshot"])
+def test_a_day_that_may_be_clean_is_sorted_at_once_and_counted_only_when_it_is_not(change, caplog):
+    rows = TELCO.head(10)
+    raw = {name: rows[columns].reset_index(drop=True) for name, columns in SOURCES.items()}
+    # Every row passes its checks and both sources read 10 rows: the day may be clean.
+    if change == "an id repeats":
+        raw["billing"].iloc[3, 0] = raw["billing"].iloc[4, 0]
+    elif change == "an id of no snapshot":
+        raw["billing"].iloc[3, 0] = "9999-ZZZZZ"
+    frame, expected_quarantine, expected_counts = build_day(SPEC, DAY.isoformat(), raw)
+
+    with caplog.at_level(logging.INFO, logger="include.ingest.pipeline"):
+        partition, quarantine, counts = streamed(raw)
+
+    assert ("not clean" in caplog.text) == (change != "none")
+    pd.testing.assert_frame_equal(partition, frame)
+    assert plain(quarantine) == plain(expected_quarantine)
+    assert counts.quarantined == expected_counts["quarantined"]
+    written = {"none": 10, "an id repeats": 8, "an id of no snapshot": 9}[change]
+    assert counts.written == expected_counts["written"] == written
 
 
 def test_the_partition_is_written_in_row_groups_of_the_declared_size(tmp_path):
