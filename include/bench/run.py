@@ -3,7 +3,8 @@
 
 Scoring and ingest, in a fresh PostgreSQL database (created, then dropped), on the same data: the
 project's path end to end, the naive pandas path, and each raw bulk stage alone, each in its own
-process so that every path's peak RSS is its own. `sharded_scoring`: the day as one task (one shard
+process so that every path's peak RSS is its own, `--repeats` times taking turns (the median run
+counts: these are shared 2-core machines). `sharded_scoring`: the day as one task (one shard
 and its publish) and as K shards scored one after another, each in its own process, then their
 publish; and the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
 plain table; with `--celery-workers 1 2`, the same day through the real scoring DAG on 1 and on 2
@@ -96,6 +97,27 @@ def run_path(bench: Bench, name: str, *args: str) -> dict[str, Any]:
     return figures
 
 
+def repeated(bench: Bench, stage: str, repeats: int) -> dict[str, dict[str, Any]]:
+    """Each of the stage's paths run `repeats` times, taking turns (a change in the machine's load
+    touches every path alike); per path, its median run (`median_run`)."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in LABELS[stage]}
+    for _ in range(repeats):
+        for name, figures in runs.items():
+            figures.append(run_path(bench, f"{stage}.{name}"))
+    return {name: median_run(figures) for name, figures in runs.items()}
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median seconds (the lower of the middle two for an even count), with every run's
+    seconds (`runs_s`) and the highest peak RSS of them all."""
+    median = sorted(runs, key=lambda figures: figures["seconds"])[(len(runs) - 1) // 2]
+    return {
+        **median,
+        "runs_s": [figures["seconds"] for figures in runs],
+        "peak_rss_mb": max(figures["peak_rss_mb"] for figures in runs),
+    }
+
+
 def summarise(stage: str, rows: int, paths: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A stage's figures in the shape of `.bench/results.json`."""
     project, naive = paths["project"]["seconds"], paths["naive"]["seconds"]
@@ -114,7 +136,9 @@ def summarise(stage: str, rows: int, paths: dict[str, dict[str, Any]]) -> dict[s
 
 def table(stage: str, summary: dict[str, Any]) -> str:
     """The stage's figures as a text table, then its ratios."""
-    lines = [f"{stage}, {summary['rows']:,} rows{'seconds':>40}{'rows/s':>12}{'peak RSS MB':>13}"]
+    runs = len(next(iter(summary["paths"].values()))["runs_s"])
+    title = f"{stage}, {summary['rows']:,} rows, median of {runs} runs"
+    lines = [f"{title:<58}{'seconds':>9}{'rows/s':>12}{'peak RSS MB':>13}"]
     for name, label in LABELS[stage].items():
         figures = summary["paths"][name]
         rate = figures["rows"] / figures["seconds"] if figures["seconds"] else float("inf")
@@ -197,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--pg-url", default=PG_URL, help="a PostgreSQL server; a bench database is made on it"
     )
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results.json")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each scoring and ingest path, taking turns; the median is reported (default 3)",
+    )
     parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
     parser.add_argument(
         "--stage",
@@ -237,9 +267,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if stages or SHARDED in chosen:
         with bench_database(args.pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             bench = prepare(Bench(url, Path(tmp), args.rows, batch_rows, args.family))
-            for stage, labels in stages.items():
-                paths = {name: run_path(bench, f"{stage}.{name}") for name in labels}
-                results[stage] = summarise(stage, args.rows, paths)
+            for stage in stages:
+                results[stage] = summarise(stage, args.rows, repeated(bench, stage, args.repeats))
             if SHARDED in chosen:
                 planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
                 results[SHARDED] = sharded(bench, args.shards or planned)
@@ -256,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "family": args.family,
         "batch_rows": batch_rows,
+        "repeats": args.repeats,
     }
     save(args.out, args.rows, results)
     report = [table(stage, results[stage]) for stage in stages]

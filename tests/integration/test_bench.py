@@ -19,7 +19,7 @@ ROWS = 2_000
 def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_url, tmp_path):
     out = tmp_path / "results.json"
     url = pg_url.render_as_string(hide_password=False)
-    main(["--rows", str(ROWS), "--pg-url", url, "--out", str(out), "--shards", "4"])
+    main(["--rows", str(ROWS), "--pg-url", url, "--out", str(out), "--shards", "4", "--repeats", "2"])
     results = json.loads(out.read_text())
 
     assert set(results["scoring"]["raw_s"]) == {"read", "predict", "write"}
@@ -32,6 +32,8 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
         assert {name: path["rows"] for name, path in figures["paths"].items()} == dict.fromkeys(
             LABELS[stage], ROWS
         )
+        for path in figures["paths"].values():
+            assert len(path["runs_s"]) == 2 and path["seconds"] == min(path["runs_s"])
     written = {name: path.get("predictions") for name, path in results["scoring"]["paths"].items()}
     assert written == {
         "project": ROWS,
