@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -77,15 +76,12 @@ def make_world(root: Path, platform_url: str | None = None, batch_rows: int | No
     from include.demo.seed import seed
     from include.io.stores import LocalStore
     from include.platform.schema import upgrade
-    from include.usecases.spec import SPEC_DIR, get_spec
+    from include.usecases.spec import SPEC_DIR, get_spec, write_changed_spec
 
     root.mkdir(parents=True, exist_ok=True)
     spec_dir = SPEC_DIR
     if batch_rows is not None:
-        spec_dir = root / "specs"
-        spec_dir.mkdir(exist_ok=True)
-        text = (SPEC_DIR / "churn.yaml").read_text()
-        (spec_dir / "churn.yaml").write_text(re.sub(r"batch_rows: \d+", f"batch_rows: {batch_rows}", text))
+        spec_dir = write_changed_spec(root / "specs", {"scoring": {"batch_rows": batch_rows}})
     source_url = f"sqlite:///{root / 'source.db'}"
     platform_url = platform_url or f"sqlite:///{root / 'platform.db'}"
     engine = sa.create_engine(source_url)

@@ -23,7 +23,7 @@ from include.scaleout.bench import DAY as BENCH_DAY
 from include.scaleout.bench import day_rows, put_day, write_day
 from include.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 from include.usecases.spec import get_spec
-from tests.conftest import PG_ADMIN_URL, REPO, free_port, postgres_database, unavailable
+from tests.conftest import PG_ADMIN_URL, free_port, postgres_database, unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 
@@ -212,14 +212,11 @@ FIGURES = (
 def one_shard(celery_platform: Platform, trained: str, big_day: int, tmp_path_factory) -> tuple:
     """DAY scored as ONE shard by the scoring tasks' own code in this process (a spec whose
     `scoring.shard_rows` exceeds the day), before the Celery runs replace it; its outcome."""
-    import yaml
-
     from include.scoring.task import run_scoring
+    from include.usecases.spec import write_changed_spec
 
-    specs = tmp_path_factory.mktemp("one-shard-spec")
-    spec = yaml.safe_load((REPO / "include/usecases/churn.yaml").read_text())
-    spec["scoring"]["shard_rows"] = 2 * ROWS
-    (specs / "churn.yaml").write_text(yaml.safe_dump(spec))
+    folder = tmp_path_factory.mktemp("one-shard-spec")
+    specs = write_changed_spec(folder, {"scoring": {"shard_rows": 2 * ROWS}})
     settings = {k: v for k, v in celery_platform.env.items() if k.startswith(("AIRFLOW_CONN_", "PLATFORM_"))}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**settings, "PLATFORM_SPEC_DIR": str(specs)}.items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import subprocess
 import sys
 
@@ -177,13 +176,10 @@ def test_a_tampered_model_file_is_refused_before_loading(world):
 def with_batch_rows(tmp_path, monkeypatch, batch_rows: int, shard_rows: int = 250_000) -> None:
     """Point the task at a copy of the spec that scores `batch_rows` rows at a time, in shards of
     `shard_rows`."""
-    from include.usecases.spec import SPEC_DIR
+    from include.usecases.spec import write_changed_spec
 
-    folder = tmp_path / f"specs-{batch_rows}-{shard_rows}"
-    folder.mkdir()
-    text = re.sub(r"batch_rows: \d+", f"batch_rows: {batch_rows}", (SPEC_DIR / "churn.yaml").read_text())
-    text = re.sub(r"shard_rows: \d+", f"shard_rows: {shard_rows}", text)
-    (folder / "churn.yaml").write_text(text)
+    changes = {"scoring": {"batch_rows": batch_rows, "shard_rows": shard_rows}}
+    folder = write_changed_spec(tmp_path / f"specs-{batch_rows}-{shard_rows}", changes)
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
 
 

@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
@@ -19,7 +18,7 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.registry.model_files import load_version_model
 from include.registry.registry import Registry
-from include.usecases.spec import SPEC_DIR, get_spec, load_spec
+from include.usecases.spec import get_spec, load_spec, write_changed_spec
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +34,13 @@ DERIVED = {
 @pytest.fixture
 def small_spec(tmp_path, monkeypatch):
     """churn.yaml with derived features, a quick search and a 14-day window, in its own spec folder."""
-    raw = yaml.safe_load((SPEC_DIR / "churn.yaml").read_text())
-    raw["features"]["derived"] = DERIVED
-    raw["training"].update(
-        window_days=14, holdout_days=5, cv_folds=2, n_trials=1, estimators=["logistic_regression"]
-    )
-    assert raw["gate"]["slices"] == ["Contract"]
-    folder = tmp_path / "specs"
-    folder.mkdir()
-    (folder / "churn.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    training = {"window_days": 14, "holdout_days": 5, "cv_folds": 2, "n_trials": 1}
+    training["estimators"] = ["logistic_regression"]
+    folder = write_changed_spec(tmp_path / "specs", {"features": {"derived": DERIVED}, "training": training})
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
-    return load_spec(folder / "churn.yaml")
+    spec = load_spec(folder / "churn.yaml")
+    assert spec.gate.slices == ("Contract",)
+    return spec
 
 
 @pytest.fixture

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.usecases.spec import SPEC_DIR, SpecError, UseCase, get_spec, load_spec, load_specs
+from include.usecases.spec import (
+    SPEC_DIR,
+    SpecError,
+    UseCase,
+    get_spec,
+    load_spec,
+    load_specs,
+    write_changed_spec,
+)
 
 CHURN_YAML = SPEC_DIR / "churn.yaml"
 
@@ -39,6 +47,17 @@ def test_churn_spec_loads_with_its_dag_ids():
     assert spec.entity_id == "customerID"
     assert spec.label.column == "Churn"
     assert spec.columns["TotalCharges"].nullable
+
+
+def test_a_changed_copy_changes_only_the_values_given(tmp_path):
+    folder = write_changed_spec(
+        tmp_path / "specs", {"scoring": {"batch_rows": 40}, "training": {"cv_folds": 2}}
+    )
+
+    changed, shipped = get_spec("churn", folder), get_spec("churn")
+    assert (changed.scoring.batch_rows, changed.training.cv_folds) == (40, 2)
+    assert changed.scoring.shard_rows == shipped.scoring.shard_rows
+    assert changed.model_copy(update={"scoring": shipped.scoring, "training": shipped.training}) == shipped
 
 
 def test_the_unchanged_dict_round_trips(tmp_path, churn_dict):
