@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     chosen = args.stage or [*LABELS, SHARDED]
-    stages = {stage: LABELS[stage] for stage in chosen if stage in LABELS}
+    stages = [stage for stage in chosen if stage in LABELS]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()[0]

@@ -34,8 +34,13 @@ DERIVED = {
 @pytest.fixture
 def small_spec(tmp_path, monkeypatch):
     """churn.yaml with derived features, a quick search and a 14-day window, in its own spec folder."""
-    training = {"window_days": 14, "holdout_days": 5, "cv_folds": 2, "n_trials": 1}
-    training["estimators"] = ["logistic_regression"]
+    training = {
+        "window_days": 14,
+        "holdout_days": 5,
+        "cv_folds": 2,
+        "n_trials": 1,
+        "estimators": ["logistic_regression"],
+    }
     folder = write_changed_spec(tmp_path / "specs", {"features": {"derived": DERIVED}, "training": training})
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder))
     spec = load_spec(folder / "churn.yaml")
