@@ -36,16 +36,16 @@ $(BIN)/activate: requirements.txt requirements-dev.txt constraints.txt
 venv: $(BIN)/activate
 
 demo: venv ## Seed the demo sources and run every pipeline stage through Airflow.
-	$(BIN)/python -m include.demo.run
+	$(BIN)/python -m tools.demo.run
 
 airflow: venv ## The Airflow CLI in the demo's environment: make airflow ARGS='dags list'
 	$(BIN)/airflow $(ARGS)
 
 up: venv ## Airflow (UI, scheduler, ...) on the demo's environment.
-	$(BIN)/python -m include.demo.run --serve
+	$(BIN)/python -m tools.demo.run --serve
 
 up-celery: venv ## Airflow on the CeleryExecutor: http://127.0.0.1:8091, admin / admin, two workers (WORKERS=N); README "Scale out".
-	$(BIN)/python -m include.scaleout $(if $(WORKERS),--workers $(WORKERS)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
+	$(BIN)/python -m tools.scaleout $(if $(WORKERS),--workers $(WORKERS)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 demo-env: ## Print the demo's environment, for `eval "$(make -s demo-env)"`.
 	@env | grep -E '^(AIRFLOW|PLATFORM|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"
@@ -64,19 +64,19 @@ test-celery: venv ## End-to-end on the CeleryExecutor: two workers, training tri
 	$(BIN)/pytest -m celery tests/e2e/test_celery.py
 
 reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
-	$(BIN)/python -m include.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
+	$(BIN)/python -m tools.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
 
 test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls).
-	$(BIN)/python -m include.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
+	$(BIN)/python -m tools.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
 
 bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL (each path REPEATS times, default 3, the median kept), sharded scoring also on 1 and 2 Celery workers; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database).
-	$(BIN)/python -m include.bench --rows $(or $(N),1000000) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
+	$(BIN)/python -m tools.bench --rows $(or $(N),1000000) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
 
 serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
 	$(BIN)/python -m include.serving --port $(or $(PORT),8000)
 
 bench-serving: venv ## Latency and rows/s of the scoring service (1 and 100 rows, 1/8/32 clients) on the demo's champion.
-	$(BIN)/python -m include.serving.bench $(if $(DURATION),--seconds $(DURATION))
+	$(BIN)/python -m tools.bench.serving $(if $(DURATION),--seconds $(DURATION))
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

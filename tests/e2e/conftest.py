@@ -2,7 +2,7 @@
 
 One Airflow per metadata database (PostgreSQL for the session, SQLite for its module), each in a private
 temporary home with the demo's seeded sources (SQLite table, folder bucket), a folder lake and the
-platform's tables (PostgreSQL or SQLite), built and started by `include/reliability/airflow_world.py`
+platform's tables (PostgreSQL or SQLite), built and started by `tools/reliability/airflow_world.py`
 (the reliability suite's faults run the same Airflow). `make test-e2e` runs them; `make test` leaves
 them out.
 In CI (`CI` set) a missing PostgreSQL, Chromium or Playwright fails the run instead of skipping it.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from include.demo.seed import demo_dates, load_telco, split_sources
-from include.reliability.airflow_world import Platform, prepare, running
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, postgres_database, unavailable
+from tools.demo.seed import demo_dates, load_telco, split_sources
+from tools.reliability.airflow_world import Platform, prepare, running
 
 CHROMIUM = "/usr/bin/chromium"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")

@@ -1,4 +1,4 @@
-"""The platform on the CeleryExecutor: `make up-celery`'s stack (include/scaleout), two workers on loopback.
+"""The platform on the CeleryExecutor: `make up-celery`'s stack (tools/scaleout), two workers on loopback.
 
 The stack is started by the entry point's own functions, on fresh PostgreSQL databases and a Redis
 database of its own (emptied first), and every process group is stopped in the fixture's teardown,
@@ -16,14 +16,14 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from include.demo.airflow_api import AirflowApi, wait_for_dag
 from include.io.stores import LocalStore
-from include.reliability.airflow_world import USER, Platform, days
-from include.scaleout.bench import DAY as BENCH_DAY
-from include.scaleout.bench import day_rows, put_day, write_day
-from include.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 from include.usecases.spec import get_spec
 from tests.conftest import PG_ADMIN_URL, free_port, postgres_database, unavailable
+from tools.demo.airflow_api import AirflowApi, wait_for_dag
+from tools.reliability.airflow_world import USER, Platform, days
+from tools.scaleout.bench import DAY as BENCH_DAY
+from tools.scaleout.bench import day_rows, put_day, write_day
+from tools.scaleout.stack import CeleryAirflow, CeleryLayout, node_name, prepare, stack_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo.airflow_api import airflow_cli
 from include.platform.schema import upgrade
-from include.reliability.airflow_world import PASSWORD, USER
 from include.ui import NAV_ROUTE
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, free_port
 from tests.e2e.conftest import AIRFLOW, ARTIFACTS
 from tests.unit.ui import platform_data
+from tools.demo.airflow_api import airflow_cli
+from tools.reliability.airflow_world import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from include.demo.airflow_api import AirflowApiError, create_backfill
-from include.reliability.airflow_world import days, succeeded
+from tools.demo.airflow_api import AirflowApiError, create_backfill
+from tools.reliability.airflow_world import days, succeeded
 
 pytestmark = pytest.mark.e2e
 

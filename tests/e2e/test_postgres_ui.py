@@ -7,8 +7,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from include.reliability.airflow_world import PASSWORD, USER
 from tests.e2e.conftest import ARTIFACTS
+from tools.reliability.airflow_world import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
 

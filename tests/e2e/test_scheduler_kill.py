@@ -1,6 +1,6 @@
 """Fault: the scheduler crashes mid-backfill and is restarted (issue #12, "faults").
 
-The scenario is the reliability suite's (`include/reliability/faults.py`, `run_scheduler_kill`): its
+The scenario is the reliability suite's (`tools/reliability/faults.py`, `run_scheduler_kill`): its
 whole process group is SIGKILLed, so the ingest tasks its LocalExecutor was running die with it; the
 restarted scheduler marks the dead job failed, resets its orphaned task instances and runs them
 again. The backfill must end as an undisturbed one did: one partition and one run record per day,
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from include.reliability.__main__ import EXPECTED_ZERO
-from include.reliability.faults import run_scheduler_kill
+from tools.reliability.__main__ import EXPECTED_ZERO
+from tools.reliability.faults import run_scheduler_kill
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from include.demo.airflow_api import airflow_cli, wait_for_backfill
-from include.reliability.airflow_world import Platform, days, prepare, running, succeeded
+from tools.demo.airflow_api import airflow_cli, wait_for_backfill
+from tools.reliability.airflow_world import Platform, days, prepare, running, succeeded
 
 pytestmark = pytest.mark.e2e
 

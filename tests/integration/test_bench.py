@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from include.bench.run import LABELS, SHARDED, SHARDED_LABELS, main
+from tools.bench.run import LABELS, SHARDED, SHARDED_LABELS, main
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Faults: the scoring publish's own database session killed mid-transaction (`pg_terminate_backend`).
 
-The scenario is the reliability suite's (`include/reliability/faults.py`, `run_session_kill`): the
+The scenario is the reliability suite's (`tools/reliability/faults.py`, `run_session_kill`): the
 run fails, the day's predictions and score record stay the undisturbed run's (the transaction never
 committed), and the retry gives exactly the undisturbed run's rows.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from include.io.connections import engine_for
-from include.reliability.__main__ import EXPECTED_ZERO
-from include.reliability.faults import BATCH_ROWS, run_session_kill
-from include.reliability.world import make_world
 from tests.conftest import postgres_database
+from tools.reliability.__main__ import EXPECTED_ZERO
+from tools.reliability.faults import BATCH_ROWS, run_session_kill
+from tools.reliability.world import make_world
 
 pytestmark = pytest.mark.integration
 

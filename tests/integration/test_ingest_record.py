@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from include.io.connections import engine_for
 from include.io.stores import LocalStore
 from include.platform.tables import ingest_runs
-from include.reliability.world import make_world, task_context
+from tools.reliability.world import make_world, task_context
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import demo_dates, load_telco, seed, split_sources
 from include.ingest.sources import read_files_day, read_sql_day
 from include.ingest.validate import IngestError
 from include.io.lake import read_frame
@@ -20,6 +19,7 @@ from include.partition import Partition
 from include.platform.tables import ingest_runs
 from include.usecases.spec import get_spec
 from tests.conftest import run_dag
+from tools.demo.seed import demo_dates, load_telco, seed, split_sources
 
 pytestmark = pytest.mark.integration
 

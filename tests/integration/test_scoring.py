@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
@@ -26,6 +25,7 @@ from include.registry.registry import Registry
 from include.scoring.score import ScoreError
 from include.usecases.spec import get_spec
 from tests.conftest import register_model, run_dag, task_states, use_platform
+from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
 

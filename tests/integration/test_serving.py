@@ -25,7 +25,6 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import read_days, read_frame, write_frame
 from include.io.stores import LocalStore
@@ -40,6 +39,7 @@ from include.serving.settings import ServingSettings
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, free_port, postgres_database, register_model, use_platform
 from tests.integration.test_scoring import day_predictions, score
+from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.stores import LocalStore
 from include.partition import Partition
@@ -19,6 +18,7 @@ from include.platform.schema import upgrade
 from include.registry.model_files import load_version_model
 from include.registry.registry import Registry
 from include.usecases.spec import get_spec, load_spec, write_changed_spec
+from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import seed
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import RAW_ZONE, read_days
 from include.io.stores import LocalStore
@@ -27,6 +26,7 @@ from include.registry.registry import Registry
 from include.training.gate import GateDecision
 from include.usecases.spec import get_spec
 from tests.conftest import REPO, register_model, run_dag, task_states, use_platform
+from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
 

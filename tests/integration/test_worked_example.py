@@ -47,7 +47,7 @@ def example(airflow_db, tmp_path, monkeypatch):
     connection = json.loads(shlex.split(export.split("=", 1)[1])[0])
     connection["host"] = str(tmp_path / "subscriptions.db")  # the README's path is under .demo/
     monkeypatch.setenv("AIRFLOW_CONN_SUBSCRIPTIONS_DB", json.dumps(connection))
-    [seed] = [line for line in commands if line.startswith("python -m include.demo.subscriptions")]
+    [seed] = [line for line in commands if line.startswith("python -m tools.demo.subscriptions")]
     subprocess.run([sys.executable, *shlex.split(seed)[1:]], check=True, cwd=REPO, capture_output=True)
 
     platform = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from include.io.connections import engine_for
-from include.reliability.corpus import WORLD_KINDS, load_cases, run_case
-from include.reliability.world import make_world
+from tools.reliability.corpus import WORLD_KINDS, load_cases, run_case
+from tools.reliability.world import make_world
 
 CASES = load_cases()
 

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.demo.seed import DRIFT_COLUMN, demo_dates, load_telco, seed, split_sources
 from include.ingest.pipeline import IngestResult, ingest_partition, read_sources
 from include.ingest.validate import IngestError
 from include.io.lake import partition_key, read_frame
@@ -24,6 +23,7 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.platform.tables import ingest_runs
 from include.usecases.spec import UseCase, get_spec
+from tools.demo.seed import DRIFT_COLUMN, demo_dates, load_telco, seed, split_sources
 
 DAY = dt.date(2025, 3, 31)
 ID = "customerID"

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.demo.seed import load_telco
 from include.ingest.parquet import QUARANTINE_SCHEMA, row_groups, typed_schema, write_parquet
 from include.ingest.pipeline import ingest_partition
 from include.ingest.validate import IngestError
@@ -32,6 +31,7 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.usecases.spec import get_spec
 from tests.unit.ingest.reference import build_day
+from tools.demo.seed import load_telco
 
 DAY = dt.date(2025, 3, 31)
 ID = "customerID"

@@ -1,3 +1,0 @@
-from include.bench.run import main
-
-main()

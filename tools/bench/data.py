@@ -1,0 +1,197 @@
+"""The bench's world: N rows shaped like the churn data, in PostgreSQL, the lake and a billing CSV.
+
+The rows are the 7,043 real Telco rows (typed as an ingested partition holds them) resampled with
+replacement, each under a unique synthetic customer id in the spec's pattern, in random order. The
+model is fitted on the real rows with `fit_final` and stored with `dump_model`, so every path loads it
+through `load_model`'s checksum check, as the scoring task does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from include.ingest.validate import validate_rows
+from include.io.bulk import adbc_connection
+from include.io.lake import RAW_ZONE, partition_key
+from include.io.stores import LocalStore
+from include.platform.schema import upgrade
+from include.usecases.spec import UseCase, get_spec
+from tools.demo.seed import assign_days, demo_dates, load_telco
+
+if TYPE_CHECKING:
+    from include.monitoring.drift import Reference
+    from include.registry.model_files import FittedModel
+
+log = logging.getLogger(__name__)
+
+DAY = dt.date(2025, 3, 31)
+SCORE_TABLE = "bench_score_input"
+# Fixed parameters in the middle of each family's search space (no tuning: the bench measures I/O).
+PARAMS = {
+    "logistic_regression": {"C": 1.0},
+    "hist_gradient_boosting": {
+        "learning_rate": 0.1,
+        "max_iter": 100,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 50,
+        "l2_regularization": 1.0,
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """Where one bench run's data lives; saved as JSON so each measured path's process can load it."""
+
+    url: str
+    workdir: Path
+    rows: int
+    batch_rows: int
+    family: str
+    sha256: str = ""
+
+    @cached_property
+    def spec(self) -> UseCase:
+        return get_spec("churn")
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns scoring reads: the entity id and the model's features."""
+        return [self.spec.entity_id, *self.spec.features.all]
+
+    @property
+    def file(self) -> Path:
+        return self.workdir / "bench.json"
+
+    @property
+    def lake(self) -> LocalStore:
+        return LocalStore(self.workdir / "lake")
+
+    @property
+    def bucket(self) -> LocalStore:
+        return LocalStore(self.workdir / "bucket")
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(RAW_ZONE, self.spec.name, DAY)
+
+    @property
+    def billing_key(self) -> str:
+        return self.spec.source("billing").prefix.format(ds=DAY.isoformat()) + "billing.csv"
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.url)
+
+    # The model's and the drift's modules (scikit-learn, ~100 MB) are imported only by the paths that
+    # score: the ingest paths' peak RSS is then what an ingest task holds.
+    def model(self) -> FittedModel:
+        from include.registry.model_files import load_model
+
+        return load_model((self.workdir / "model.skops").read_bytes(), self.sha256)
+
+    def reference(self) -> Reference:
+        from include.monitoring.drift import Reference
+
+        return Reference.from_dict(json.loads((self.workdir / "reference.json").read_text()))
+
+    def save(self) -> None:
+        fields = {**dataclasses.asdict(self), "workdir": str(self.workdir)}
+        self.file.write_text(json.dumps(fields))
+
+    @classmethod
+    def load(cls, path: Path) -> Bench:
+        fields = json.loads(path.read_text())
+        return cls(**{**fields, "workdir": Path(fields["workdir"])})
+
+
+def real_rows(spec: UseCase) -> pd.DataFrame:
+    """The Telco rows typed as the ingest leaves them, each on its demo snapshot day (`ds`)."""
+    typed = validate_rows(load_telco(), spec.columns, spec.entity_id, "telco").valid
+    return typed.assign(ds=pd.to_datetime(assign_days(typed[spec.entity_id], demo_dates())))
+
+
+def synthetic_ids(n: int) -> pa.Array:
+    """`n` distinct ids shaped like Telco's (`1234-ABCDE`): four digits, then five letters."""
+    i = np.arange(n, dtype=np.int64)
+    chars = np.empty((n, 10), dtype=np.uint8)
+    for position, power in enumerate((1000, 100, 10, 1)):
+        chars[:, position] = ord("0") + i // power % 10
+    chars[:, 4] = ord("-")
+    rest = i // 10_000
+    for position in range(9, 4, -1):
+        chars[:, position] = ord("A") + rest % 26
+        rest //= 26
+    return pa.array(chars.view("S10").ravel(), pa.binary(10)).cast(pa.string())
+
+
+def resample(real: pd.DataFrame, spec: UseCase, n: int, seed: int = 0) -> pa.Table:
+    """`n` rows drawn from `real` with replacement, under unique ids in random order."""
+    rng = np.random.default_rng(seed)
+    table = pa.Table.from_pandas(real.drop(columns="ds"), preserve_index=False)
+    table = table.take(rng.integers(0, len(real), n))
+    ids = synthetic_ids(n).take(rng.permutation(n))
+    return table.set_column(table.schema.get_field_index(spec.entity_id), spec.entity_id, ids)
+
+
+def prepare(bench: Bench) -> Bench:
+    """Fit and store the model, then put the same N rows in every place a measured path reads from.
+
+    Returns the bench with the model's checksum, saved to `bench.file`.
+    """
+    from include.monitoring.drift import build_reference
+    from include.registry.model_files import dump_model, sha256_hex
+    from include.training.estimators import Trial
+    from include.training.tuning import fit_final, run_trial
+
+    spec = bench.spec
+    real = real_rows(spec)
+    trial = Trial(f"{bench.family}-bench", bench.family, PARAMS[bench.family])
+    model = fit_final(spec, trial, real, run_trial(spec, trial, real).threshold)
+    data = dump_model(model, {"use_case": spec.name, "purpose": "bench"})
+    (bench.workdir / "model.skops").write_bytes(data)
+    (bench.workdir / "reference.json").write_text(json.dumps(build_reference(real, spec).to_dict()))
+    bench = dataclasses.replace(bench, sha256=sha256_hex(data))
+
+    rows = resample(real, spec, bench.rows)
+    snapshots = spec.source("snapshots")
+    day = pa.repeat(pa.scalar(DAY, pa.date32()), bench.rows)
+    engine = bench.engine()
+    upgrade(engine)
+    with adbc_connection(engine) as conn:
+        with conn.cursor() as cursor:
+            cursor.adbc_ingest(SCORE_TABLE, rows, mode="create")
+            source_rows = rows.select(list(snapshots.columns)).append_column(snapshots.date_column, day)
+            cursor.adbc_ingest(snapshots.table, source_rows, mode="create")
+        conn.commit()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+
+    partition = bench.lake.root / bench.partition_key
+    partition.parent.mkdir(parents=True)
+    # In ingest's row groups (the scoring shards are ranges of them), at least 8 so a small bench splits.
+    pq.write_table(
+        rows.append_column("ds", day.cast(pa.timestamp("us"))),
+        partition,
+        compression="zstd",
+        row_group_size=min(spec.ingest.row_group_rows, -(-bench.rows // 8)),
+    )
+    billing = bench.bucket.root / bench.billing_key
+    billing.parent.mkdir(parents=True)
+    pacsv.write_csv(rows.select(list(spec.source("billing").columns)), billing)
+    bench.save()
+    log.info("bench data: %d rows in PostgreSQL, the lake and a billing CSV", bench.rows)
+    return bench

@@ -1,0 +1,417 @@
+"""The measured paths, each run alone in a fresh process:
+`python -m tools.bench.paths NAME BENCH_FILE [ARG ...]`.
+
+A path's setup (loading the model, or the input a raw stage starts from) runs before the clock starts;
+the clock covers the path only. The process prints one JSON line: seconds, rows and its peak RSS,
+plus, for a path that writes predictions, how many the table holds for the day afterwards, and for
+a scoring shard what it counted (for the publish to merge).
+
+`score_bench_shard(bench, index, count)` scores shard `index` of `count` of the bench's day in the
+calling process, as a `score_shard` task does: the function a Celery worker's bench task calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from include.ingest.pipeline import ingest_partition, read_sources
+from include.io.bulk import adbc_connection, query_cursor, read_batches
+from include.io.memory import peak_rss_mb
+from include.io.stores import LocalStore
+from include.partition import Partition
+from include.platform.tables import predictions
+from tools.bench.data import DAY, SCORE_TABLE, Bench
+
+if TYPE_CHECKING:
+    from include.registry.model_files import FittedModel
+    from include.scoring.score import Shard
+
+# The scoring modules (scikit-learn, ~100 MB) are imported inside the scoring paths only, so that an
+# ingest path's peak RSS is what an ingest task holds.
+
+Work = Callable[[], int]
+Setup = Callable[..., Work]
+WRITES_PREDICTIONS = (
+    "scoring.project",
+    "scoring.project_lake",
+    "scoring.naive",
+    "scoring.raw_write",
+    "sharded_scoring.one_task",
+    "sharded_scoring.publish",
+    "sharded_scoring.swap",
+    "sharded_scoring.delete_copy",
+)
+PATHS: dict[str, Setup] = {}
+# What a path reports beside its figures (a shard's counts), set by its work.
+EXTRA: dict[str, Any] = {}
+RUN_ID = "bench"
+PLAIN_PREDICTIONS = "bench_predictions_plain"
+
+
+def path(name: str) -> Callable[[Setup], Setup]:
+    """Register a path's setup, which returns the work to time (the work returns its rows)."""
+
+    def register(setup: Setup) -> Setup:
+        PATHS[name] = setup
+        return setup
+
+    return register
+
+
+def score_query(bench: Bench) -> sa.Select:
+    return sa.select(*(sa.column(c) for c in bench.columns)).select_from(sa.table(SCORE_TABLE))
+
+
+def day_query(bench: Bench) -> sa.Select:
+    """The SQL source's rows of the day, as `read_sql_day` selects them."""
+    source = bench.spec.source("snapshots")
+    day = sa.column(source.date_column, sa.Date)
+    return (
+        sa.select(*(sa.column(c) for c in source.columns))
+        .select_from(sa.table(source.table))
+        .where(day >= DAY, day < DAY + dt.timedelta(days=1))
+    )
+
+
+def score(bench: Bench, model: FittedModel, engine: sa.Engine, batches: Iterable[pa.RecordBatch]) -> int:
+    """The scoring task's core, wired as `run_scoring` wires it: predict, drift, write to table and lake."""
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Scorer, Tally, write_predictions
+
+    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
+    drift = DriftCounter(bench.reference(), bench.spec)
+    lake = LocalStore(bench.workdir / "scored-lake")
+    written, _ = write_predictions(
+        engine, lake, bench.spec.name, DAY, scorer.predict(batches, Tally(), drift.add)
+    )
+    drift.drifts()
+    return written
+
+
+@path("scoring.project")
+def scoring_project(bench: Bench) -> Work:
+    model, engine = bench.model(), bench.engine()
+    return lambda: score(bench, model, engine, read_batches(engine, score_query(bench), bench.batch_rows))
+
+
+@path("scoring.project_lake")
+def scoring_project_lake(bench: Bench) -> Work:
+    from include.scoring.score import read_shard
+
+    model, engine, [whole] = bench.model(), bench.engine(), bench_shards(bench, 1)
+
+    def work() -> int:
+        with read_shard(bench.lake, bench.partition_key, whole, bench.columns, bench.batch_rows) as batches:
+            return score(bench, model, engine, batches)
+
+    return work
+
+
+@path("scoring.naive")
+def scoring_naive(bench: Bench) -> Work:
+    """The usual hand-written way: read it all, predict it all, `to_sql` (method=None: executemany)."""
+    spec, model, engine = bench.spec, bench.model(), bench.engine()
+    key = (predictions.c.use_case == spec.name) & (predictions.c.ds == DAY)
+
+    def work() -> int:
+        frame = pd.read_sql(score_query(bench), engine)
+        scores = model.predict_proba(frame[list(spec.features.all)])
+        out = pd.DataFrame(
+            {
+                "use_case": spec.name,
+                "ds": DAY,
+                "entity_id": frame[spec.entity_id],
+                "model_version": 1,
+                "score": scores,
+                "predicted_label": (scores >= model.threshold).astype("int16"),
+                "scored_at": dt.datetime.now(dt.UTC),
+            }
+        )
+        with engine.begin() as conn:
+            conn.execute(predictions.delete().where(key))
+            out.to_sql(predictions.name, conn, if_exists="append", index=False)
+        return len(out)
+
+    return work
+
+
+def adbc_read(engine: sa.Engine, query: sa.Select) -> int:
+    with query_cursor(engine, query) as cursor:
+        return cursor.fetch_arrow_table().num_rows
+
+
+@path("scoring.raw_read")
+def scoring_raw_read(bench: Bench) -> Work:
+    engine = bench.engine()
+    return lambda: adbc_read(engine, score_query(bench))
+
+
+@path("scoring.raw_predict")
+def scoring_raw_predict(bench: Bench) -> Work:
+    """`predict_proba` alone on the frame in memory, in `batch_rows` slices (one call on all N rows is
+    slower, and holds GBs), the frame converted as the project converts it (`to_frame`)."""
+    from include.scoring.score import to_frame
+
+    model = bench.model()
+    table = pq.read_table(bench.lake.root / bench.partition_key, columns=bench.columns).combine_chunks()
+    frame = to_frame(table.to_batches()[0], bench.spec.entity_id)
+    slices = [
+        frame.iloc[start : start + bench.batch_rows] for start in range(0, len(frame), bench.batch_rows)
+    ]
+    return lambda: sum(len(model.predict_proba(rows)) for rows in slices)
+
+
+@path("scoring.raw_write")
+def scoring_raw_write(bench: Bench) -> Work:
+    """`adbc_ingest` of the day's predictions, built beforehand (scores drawn at random: COPY sends bytes)
+    and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
+    from include.scoring.score import PREDICTION_SCHEMA
+
+    engine, made = bench.engine(), day_predictions(bench)
+    chunks = made.to_batches(bench.batch_rows)
+    table = pa.Table.from_batches([chunk.sort_by("entity_id") for chunk in chunks], PREDICTION_SCHEMA)
+
+    def work() -> int:
+        with adbc_connection(engine) as conn:
+            with conn.cursor() as cursor:
+                rows = cursor.adbc_ingest(predictions.name, table, mode="append")
+            conn.commit()
+        return rows
+
+    return work
+
+
+@path("ingest.project")
+def ingest_project(bench: Bench) -> Work:
+    engine, partition = bench.engine(), Partition(DAY)
+    lake = LocalStore(bench.workdir / "ingested-lake")
+
+    def work() -> int:
+        raw = read_sources(bench.spec, partition, lambda _: engine, lambda _: bench.bucket)
+        result = ingest_partition(bench.spec, partition, raw=raw, lake=lake, platform=engine, run_id="bench")
+        return result.counts.written
+
+    return work
+
+
+@path("ingest.naive")
+def ingest_naive(bench: Bench) -> Work:
+    """`read_sql` + `read_csv` + merge + `to_parquet`, with no validation at all."""
+    engine, out = bench.engine(), bench.workdir / "naive.parquet"
+
+    def work() -> int:
+        rows = pd.read_sql(day_query(bench), engine)
+        billing = pd.read_csv(bench.bucket.root / bench.billing_key)
+        frame = rows.merge(billing, on=bench.spec.entity_id)
+        frame.to_parquet(out, index=False)
+        return len(frame)
+
+    return work
+
+
+@path("ingest.raw_read")
+def ingest_raw_read(bench: Bench) -> Work:
+    engine = bench.engine()
+    return lambda: adbc_read(engine, day_query(bench))
+
+
+@path("ingest.raw_csv")
+def ingest_raw_csv(bench: Bench) -> Work:
+    return lambda: pacsv.read_csv(bench.bucket.root / bench.billing_key).num_rows
+
+
+@path("ingest.raw_write")
+def ingest_raw_write(bench: Bench) -> Work:
+    table = pq.read_table(bench.lake.root / bench.partition_key)
+    out = bench.workdir / "raw-write.parquet"
+
+    def work() -> int:
+        pq.write_table(table, out, compression="zstd")
+        return table.num_rows
+
+    return work
+
+
+def bench_shards(bench: Bench, count: int) -> list[Shard]:
+    """The bench day's partition split as `plan_shards` splits a day, into `count` shards."""
+    from include.io.lake import shard_key
+    from include.scoring.score import Shard, partition_row_groups, split_row_groups
+
+    group_rows = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
+    ranges = split_row_groups(group_rows, -(-sum(group_rows) // count))
+    return [
+        Shard(i, len(ranges), first, end, sum(group_rows[first:end]), sum(group_rows), key)
+        for i, (first, end) in enumerate(ranges)
+        for key in [shard_key(bench.spec.name, DAY, RUN_ID, i, len(ranges))]
+    ]
+
+
+def staging_lake(bench: Bench) -> LocalStore:
+    return LocalStore(bench.workdir / "scored-lake")
+
+
+def score_bench_shard(
+    bench: Bench, index: int, count: int, model: FittedModel | None = None
+) -> dict[str, Any]:
+    """Score shard `index` (from 0) of `count` of the bench's day in this process, as `score_shard`
+    does: read its row groups, predict, count drift, stage its predictions. Returns its counts.
+
+    Raises:
+        ValueError: when the partition has fewer than `count` row groups.
+    """
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Scorer, Tally, read_shard, stage_predictions
+
+    shards = bench_shards(bench, count)
+    if len(shards) != count:
+        raise ValueError(f"count: the bench day has {len(shards)} row groups, fewer than {count} shards")
+    shard, model = shards[index], model or bench.model()
+    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
+    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
+    with read_shard(bench.lake, bench.partition_key, shard, bench.columns, bench.batch_rows) as batches:
+        stage_predictions(staging_lake(bench), shard.key, scorer.predict(batches, tally, drift.add))
+    return {"index": index, "count": count, "tally": tally.to_dict(), "drift": drift.to_dict()}
+
+
+def publish_bench_day(bench: Bench, engine: sa.Engine, results: list[dict[str, Any]]) -> int:
+    """Merge the shards' counts and publish their staged predictions, as `publish` does."""
+    from include.monitoring.drift import DriftCounter
+    from include.scoring.score import Tally, read_staged, write_predictions
+
+    shards = bench_shards(bench, len(results))
+    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
+    for result in sorted(results, key=lambda r: r["index"]):
+        tally.merge(Tally.from_dict(result["tally"]))
+        drift.merge(DriftCounter.from_dict(result["drift"], bench.reference(), bench.spec))
+    lake = staging_lake(bench)
+    staged = read_staged(lake, [s.key for s in shards], bench.batch_rows)
+    written, _ = write_predictions(engine, lake, bench.spec.name, DAY, staged)
+    drift.drifts()
+    if written != tally.rows_scored:
+        raise RuntimeError(f"publish wrote {written} rows, the shards scored {tally.rows_scored}")
+    return written
+
+
+@path("sharded_scoring.one_task")
+def sharded_one_task(bench: Bench) -> Work:
+    """The day as one shard and its publish, in one process (what `run_scoring` does)."""
+    model, engine = bench.model(), bench.engine()
+    return lambda: publish_bench_day(bench, engine, [score_bench_shard(bench, 0, 1, model)])
+
+
+@path("sharded_scoring.shard")
+def sharded_shard(bench: Bench, index: str, count: str) -> Work:
+    """Shard `index` of `count` alone (its counts reported for the publish)."""
+    model = bench.model()
+
+    def work() -> int:
+        counts = score_bench_shard(bench, int(index), int(count), model)
+        EXTRA["counts"] = counts
+        return counts["tally"]["rows_in"]
+
+    return work
+
+
+@path("sharded_scoring.publish")
+def sharded_publish(bench: Bench, results_file: str) -> Work:
+    results, engine = json.loads(Path(results_file).read_text()), bench.engine()
+    return lambda: publish_bench_day(bench, engine, results)
+
+
+def day_predictions(bench: Bench) -> pa.Table:
+    """The day's predictions, made beforehand (scores drawn at random), in `batch_rows` chunks."""
+    from include.scoring.score import PREDICTION_SCHEMA
+
+    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
+    n = len(ids)
+    scores = np.random.default_rng(0).random(n)
+    return pa.table(
+        [
+            pa.repeat(pa.scalar(bench.spec.name), n),
+            pa.repeat(pa.scalar(DAY, pa.date32()), n),
+            ids,
+            pa.repeat(pa.scalar(1, pa.int32()), n),
+            pa.array(scores),
+            pa.array((scores >= 0.5).astype("int16")),
+            pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
+        ],
+        schema=PREDICTION_SCHEMA,
+    )
+
+
+def replace_a_full_day(bench: Bench, table: sa.Table) -> Work:
+    """`replace_partition` of a day that already holds its N rows (put there before the clock)."""
+    from include.io.bulk import replace_partition
+    from include.scoring.score import PREDICTION_SCHEMA
+
+    engine, made = bench.engine(), day_predictions(bench)
+    key = {"use_case": bench.spec.name, "ds": DAY}
+    replace_partition(engine, table, key, PREDICTION_SCHEMA, made.to_batches(bench.batch_rows))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+    return lambda: replace_partition(engine, table, key, PREDICTION_SCHEMA, made.to_batches(bench.batch_rows))
+
+
+@path("sharded_scoring.swap")
+def sharded_swap(bench: Bench) -> Work:
+    """PostgreSQL's path: the day's partition swapped for a freshly loaded and indexed table."""
+    return replace_a_full_day(bench, predictions)
+
+
+@path("sharded_scoring.delete_copy")
+def sharded_delete_copy(bench: Bench) -> Work:
+    """The path before partitions: DELETE the day's N rows, COPY N new, into a plain table."""
+    columns = (
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in predictions.columns
+    )
+    plain = sa.Table(PLAIN_PREDICTIONS, sa.MetaData(), *columns)
+    engine = bench.engine()
+    plain.drop(engine, checkfirst=True)
+    plain.create(engine)
+    work = replace_a_full_day(bench, plain)
+
+    def then_count() -> int:
+        rows = work()
+        EXTRA["predictions"] = rows
+        return rows
+
+    return then_count
+
+
+def measure(name: str, bench: Bench, *args: str) -> dict[str, Any]:
+    """Set the path up, time it, and report its figures with this process's peak RSS."""
+    work = PATHS[name](bench, *args)
+    started = time.perf_counter()
+    rows = work()
+    seconds = time.perf_counter() - started
+    figures = {
+        "seconds": seconds,
+        "rows": rows,
+        "peak_rss_mb": peak_rss_mb(),
+        **EXTRA,
+    }
+    if name in WRITES_PREDICTIONS and "predictions" not in figures:
+        key = (predictions.c.use_case == bench.spec.name) & (predictions.c.ds == DAY)
+        with bench.engine().connect() as conn:
+            count = sa.select(sa.func.count()).select_from(predictions).where(key)
+            figures["predictions"] = conn.execute(count).scalar_one()
+    return figures
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    print(json.dumps(measure(sys.argv[1], Bench.load(Path(sys.argv[2])), *sys.argv[3:])))

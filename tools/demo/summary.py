@@ -1,0 +1,141 @@
+"""The demo's closing summary: what ran, the row counts, where the outputs are, what to open next."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from include.config import Settings
+from include.io.connections import store_for
+from include.ui import page_urls
+
+
+def ingest_totals(use_case: str) -> dict:
+    """Partitions and row counts summed over the ingest run records (`python -m include.cli runs`)."""
+    from include.cli import runs
+
+    rows = runs(use_case)
+    read: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    for row in rows:
+        read.update(row["rows_read"])
+        quarantined.update(row["rows_quarantined"])
+    days = [row["ds"] for row in rows]
+    return {
+        "partitions": len(rows),
+        "first": days[0] if days else None,
+        "last": days[-1] if days else None,
+        "read": dict(read),
+        "quarantined": dict(quarantined),
+        "written": sum(row["rows_written"] for row in rows),
+    }
+
+
+def print_summary(airflow_url: str, facts: dict) -> None:
+    nav, page = page_urls(airflow_url, "churn")
+    settings = Settings.from_env()
+    lake = store_for(settings.lake_conn_id)
+    totals = ingest_totals("churn")
+    lake_partitions = len(lake.list_keys("raw/churn/"))
+    lines = [
+        "",
+        "=" * 72,
+        "Demo summary",
+        "=" * 72,
+        *(f"  {k:<42} {v}" for k, v in facts.items()),
+        "",
+        "Ingest (churn_ingest)",
+        f"  partitions recorded / in the lake          {totals['partitions']} / {lake_partitions}"
+        f"  ({totals['first']} .. {totals['last']})",
+        f"  rows read per source                       {totals['read']}",
+        f"  rows quarantined per source                {totals['quarantined']}",
+        f"  rows written                               {totals['written']}",
+        f"  partitions                                 {lake.uri('raw/churn/')}",
+        f"  quarantine                                 {lake.uri('quarantine/churn/')}",
+        "  run records                                table ingest_runs (connection platform_db)",
+        "",
+        "Registry (python -m include.cli models churn)",
+        *_indented(_models_table()),
+        "",
+        "Gate decisions (python -m include.cli gate churn)",
+        *_indented(_gate_table()),
+        "",
+        "Scoring (python -m include.cli predictions churn; drift churn)",
+        *_indented(_scoring_table()),
+        f"  predictions                                table predictions; {lake.uri('predictions/churn/')}",
+        "",
+        "Drift and retraining (python -m include.cli drift churn)",
+        "  the demo's billing raises MonthlyCharges 25 % from 2025-03-25 (tools/demo/seed.py)",
+        *_indented(_drift_week()),
+        "",
+        "Next",
+        f"  make up                                    Airflow's UI on the demo, {airflow_url}",
+        f"  the ML platform page (after make up)       {nav}  (the page alone: {page})",
+        "  make airflow ARGS='dags test churn_ingest 2025-03-31'",
+        '  python -m include.cli predictions churn --ds 2025-03-31   (after: eval "$(make -s demo-env)")',
+        "  python -m include.cli drift churn --ds 2025-03-31",
+        '  make airflow ARGS="dags test churn_train 2025-03-31 -c \'{\\"estimators\\": [\\"dummy\\"]}\'"',
+        "=" * 72,
+    ]
+    print("\n".join(lines))
+
+
+def _indented(text: str) -> list[str]:
+    return [f"  {line}" for line in text.splitlines()]
+
+
+def _models_table() -> str:
+    from include.cli import format_table, models
+
+    rows = models("churn")
+    keep = ["version", "status", "aliases", "ds", "family", "roc_auc", "accuracy", "sha256"]
+    return (
+        format_table([{k: r[k] for k in keep} | {"sha256": r["sha256"][:12]} for r in rows], keep)
+        if rows
+        else "none"
+    )
+
+
+def _gate_table() -> str:
+    from include.cli import gate, gate_table
+
+    rows = gate("churn")
+    return gate_table(rows, "roc_auc") if rows else "none"
+
+
+def _drift_week() -> str:
+    """Days graded warn or alert, and the retrain requests they made (the cooldown holds the rest)."""
+    from include.cli import drift
+    from include.platform.queries import retrain_request_records
+    from include.platform.schema import platform_engine
+
+    flagged = [d for d in drift("churn") if d["level"] != "ok"]
+    requests = retrain_request_records(platform_engine(Settings.from_env().platform_db_conn_id), "churn")
+    lines = [f"{d['ds']}  {d['level']:<5}  {d['worst_feature']} PSI {d['psi']:.3f}" for d in flagged] or [
+        "no day beyond the noise"
+    ]
+    lines.append(
+        f"retrain requests (churn_retrain_request Asset): {len(requests)}"
+        + "".join(f"\n  {r.ds}: {sorted(r.features)}" for r in requests)
+    )
+    return "\n".join(lines)
+
+
+def _scoring_table() -> str:
+    """Scored days grouped by the model that scored them: days, rows, mean score, drift levels."""
+    from include.cli import format_table, predictions
+
+    by_version: dict[int, list[dict]] = {}
+    for day in predictions("churn"):
+        by_version.setdefault(day["model_version"], []).append(day)
+    rows = [
+        {
+            "model": f"v{version}",
+            "days": f"{days[0]['ds']} .. {days[-1]['ds']} ({len(days)})",
+            "rows scored": sum(d["rows"] for d in days),
+            "rejected": sum(d["rows_rejected"] or 0 for d in days),
+            "mean score": sum(d["score_mean"] * d["rows"] for d in days) / sum(d["rows"] for d in days),
+            "drift (days)": dict(Counter(d["drift"] for d in days)),
+        }
+        for version, days in sorted(by_version.items())
+    ]
+    return format_table(rows, list(rows[0])) if rows else "none"
