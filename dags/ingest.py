@@ -43,9 +43,12 @@ def ingest_dag(spec: UseCase):
     def ingest_pipeline():
         @task(outlets=[raw_asset(spec.name)])
         def ingest(**context) -> dict:
+            from include.dag_context import run_facts, stores, tag_event
             from include.ingest.task import run_ingest
 
-            return run_ingest(spec.name, context)
+            result = run_ingest(run_facts(spec.name, context), stores())
+            tag_event(context, raw_asset(spec.name), {"ds": result.ds})
+            return result.to_dict()
 
         ingest()
 

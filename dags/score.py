@@ -70,53 +70,74 @@ def score_dag(spec: UseCase):
             mode="reschedule",
         )
         def wait_for_partition(**context) -> bool:
+            from include.dag_context import run_facts, stores
             from include.scoring.task import partition_ready
 
-            return partition_ready(spec.name, context)
+            return partition_ready(run_facts(spec.name, context), stores())
 
         @task
         def resolve(**context) -> dict:
+            from include.dag_context import run_facts, stores
             from include.scoring.task import resolve_model
 
-            return resolve_model(spec.name, context)
+            return resolve_model(run_facts(spec.name, context), stores()).to_dict()
 
         @task
         def plan(**context) -> list[dict]:
+            from include.dag_context import run_facts, stores
             from include.scoring.task import plan_shards
 
-            return plan_shards(spec.name, context)
+            return [shard.to_dict() for shard in plan_shards(run_facts(spec.name, context), stores())]
 
         @task(queue=SETTINGS.score_queue, map_index_template="{{ shard_label }}")
-        def score_shard(resolved: dict, shard: dict) -> dict:
+        def score_shard(resolved: dict, shard: dict, **context) -> dict:
             from airflow.sdk import get_current_context
 
-            from include.scoring.task import score_shard
+            from include.dag_context import run_facts, stores
+            from include.scoring.score import Shard
+            from include.scoring.task import Resolved, score_shard
 
-            get_current_context()["shard_label"] = f"shard {shard['index'] + 1} of {shard['count']}"
-            return score_shard(spec.name, resolved, shard)
+            part = Shard.from_dict(shard)
+            get_current_context()["shard_label"] = part.label
+            run = run_facts(spec.name, context)
+            return score_shard(run, Resolved.from_dict(resolved), part, stores()).to_dict()
 
         @task
         def publish(resolved: dict, planned: list[dict], scored: list[dict], **context) -> dict:
-            from include.scoring.task import publish
+            # `scored[:]`: one request for every shard's result (iterating asks once past the end).
+            from include.dag_context import run_facts, stores
+            from include.scoring.score import Shard
+            from include.scoring.task import Resolved, ShardResult, publish
 
-            return publish(spec.name, resolved, planned, scored, context)
+            return publish(
+                run_facts(spec.name, context),
+                Resolved.from_dict(resolved),
+                [Shard.from_dict(shard) for shard in planned],
+                [ShardResult.from_dict(result) for result in scored[:]],
+                stores(),
+            ).to_dict()
 
         @task.short_circuit
-        def retrain_due(scored: dict) -> bool:
-            from include.scoring.task import retrain_due
+        def retrain_due(scored: dict, **context) -> bool:
+            from include.dag_context import run_facts, stores
+            from include.scoring.task import PublishedDay, retrain_due
 
-            return retrain_due(spec.name, scored)
+            return retrain_due(run_facts(spec.name, context), PublishedDay.from_dict(scored), stores())
 
         @task(outlets=[retrain_asset(spec.name)])
         def request_retrain(scored: dict, **context) -> dict:
             from airflow.exceptions import AirflowSkipException
 
-            from include.scoring.task import RetrainBlocked, request_retrain
+            from include.dag_context import run_facts, stores, tag_event
+            from include.scoring.task import PublishedDay, RetrainBlocked, request_retrain
 
+            run = run_facts(spec.name, context)
             try:
-                return request_retrain(spec.name, scored, context)
+                extra = request_retrain(run, PublishedDay.from_dict(scored), stores())
             except RetrainBlocked as blocked:
                 raise AirflowSkipException(str(blocked)) from blocked
+            tag_event(context, retrain_asset(spec.name), extra)
+            return extra
 
         ready = wait_for_partition()
         resolved, planned = resolve(), plan()

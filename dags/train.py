@@ -87,40 +87,58 @@ def train_dag(spec: UseCase):
     def train_pipeline():
         @task
         def plan(**context) -> dict:
+            from include.dag_context import run_facts, stores
             from include.training.task import plan_training
 
-            return plan_training(spec.name, context)
+            return plan_training(run_facts(spec.name, context), stores()).to_dict()
 
         @task
-        def sample_trials(params: dict) -> list[dict]:
+        def sample_trials(**context) -> list[dict]:
+            from include.dag_context import run_facts
             from include.training.task import sample_trials
 
-            return sample_trials(spec.name, params)
+            return [trial.to_dict() for trial in sample_trials(run_facts(spec.name, context))]
 
         @task(queue=SETTINGS.train_queue, map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
-        def trial(plan: dict, trial: dict, params: dict) -> dict:
-            from include.training.task import run_trial
+        def trial(plan: dict, trial: dict, **context) -> dict:
+            from include.dag_context import run_facts, stores
+            from include.training.estimators import Trial
+            from include.training.task import TrainingPlan, run_trial
 
-            return run_trial(spec.name, plan, trial, params)
+            run = run_facts(spec.name, context)
+            return run_trial(run, TrainingPlan.from_dict(plan), Trial.from_dict(trial), stores()).to_dict()
 
         @task
-        def register(plan: dict, results: list, params: dict, run_id: str) -> dict:
-            from include.training.task import fit_and_register
+        def register(plan: dict, results: list, **context) -> dict:
+            from include.dag_context import run_facts, stores
+            from include.training.task import TrainingPlan, fit_and_register
+            from include.training.tuning import TrialResult
 
-            # One request for every trial's result (iterating asks once per item, then once past the end).
-            return fit_and_register(spec.name, plan, list(results[:]), params, run_id)
+            # `results[:]`: one request for every trial's result (iterating asks once past the end).
+            trials = [TrialResult.from_dict(result) for result in results[:]]
+            run = run_facts(spec.name, context)
+            return fit_and_register(run, TrainingPlan.from_dict(plan), trials, stores()).to_dict()
 
         @task.short_circuit
         def gate(plan: dict, candidate: dict, **context) -> bool:
-            from include.training.task import gate
+            from include.dag_context import rejection_alert, run_facts, stores
+            from include.training.task import Candidate, TrainingPlan, gate
 
-            return gate(spec.name, plan, candidate, context)
+            run = run_facts(spec.name, context)
+            return gate(
+                run,
+                TrainingPlan.from_dict(plan),
+                Candidate.from_dict(candidate),
+                stores(),
+                rejection_alert(context, run),
+            )
 
         @task
-        def promote(candidate: dict) -> dict:
-            from include.training.task import promote
+        def promote(candidate: dict, **context) -> dict:
+            from include.dag_context import run_facts, stores
+            from include.training.task import Candidate, promote
 
-            return promote(spec.name, candidate)
+            return promote(run_facts(spec.name, context), Candidate.from_dict(candidate), stores())
 
         planned = plan()
         results = trial.partial(plan=planned).expand(trial=sample_trials())

@@ -16,7 +16,8 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from include.partition import PartitionError, partition_from_context
+from include.dag_context import partition_from_context
+from include.partition import PartitionError
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def resolve_partition(
     tz: str = "UTC",
     event_ds: str | None = None,
 ) -> Partition:
-    """Apply the module's rule to the run's facts (pure, for tests and for `partition_from_context`)."""
+    """Apply the module's rule to the run's facts (pure; `include.dag_context` reads them from Airflow)."""
     if ds_param not in (None, ""):
         return Partition(parse_ds(ds_param), tz)
     if logical_date is None and event_ds:
@@ -113,24 +113,3 @@ def _check_finite(value: Any, name: str) -> None:
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             _check_finite(item, f"{name}[{i}]")
-
-
-def partition_from_context(context: Any, tz: str = "UTC") -> Partition:
-    """The day an Airflow task instance processes, from its context; its params checked first."""
-    params = context.get("params") or {}
-    check_params(params)
-    dag_run = context.get("dag_run")
-    return resolve_partition(
-        params.get("ds"),
-        context.get("logical_date"),
-        getattr(dag_run, "run_after", None),
-        tz,
-        _triggering_event_ds(context),
-    )
-
-
-def _triggering_event_ds(context: Any) -> str | None:
-    """The newest `ds` in the extras of the asset events that triggered the run, if any."""
-    events = context.get("triggering_asset_events") or {}
-    days = [e.extra["ds"] for listed in events.values() for e in listed if (e.extra or {}).get("ds")]
-    return max(days, default=None)

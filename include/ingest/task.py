@@ -1,43 +1,30 @@
-"""The ingest task's body: the run's context in, the day's partition and run record out."""
+"""The ingest task's body: the run's day in, the day's partition and run record out."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from include.config import Settings
-from include.usecases.spec import get_spec
+if TYPE_CHECKING:
+    from include.ingest.pipeline import IngestResult
+    from include.runs import RunFacts, Stores
 
 log = logging.getLogger(__name__)
 
 
-def run_ingest(use_case: str, context: Any) -> dict:
-    """Ingest the run's day for `use_case` and tag the emitted asset event with it."""
-    from include.assets import raw_asset
+def run_ingest(run: RunFacts, stores: Stores) -> IngestResult:
+    """Ingest the run's day: read the sources, check and join their rows, replace the partition."""
     from include.ingest.pipeline import ingest_partition, read_sources
     from include.io.connections import engine_for, store_for
-    from include.partition import partition_from_context
-    from include.platform.schema import platform_engine
 
-    settings = Settings.from_env()
-    spec = get_spec(use_case, settings.spec_dir)
-    partition = partition_from_context(context, spec.schedule.timezone)
-    raw = read_sources(spec, partition, engine_for, store_for)
-    platform = platform_engine(settings.platform_db_conn_id)
-    withdraw_ingest_run(platform, use_case, partition.ds)
-    result = ingest_partition(
-        spec,
-        partition,
-        raw=raw,
-        lake=store_for(settings.lake_conn_id),
-        platform=platform,
-        run_id=context["run_id"],
+    raw = read_sources(run.spec, run.partition, engine_for, store_for)
+    withdraw_ingest_run(stores.platform, run.use_case, run.ds)
+    return ingest_partition(
+        run.spec, run.partition, raw=raw, lake=stores.lake, platform=stores.platform, run_id=run.run_id
     )
-    context["outlet_events"][raw_asset(use_case)].extra = {"ds": partition.key}
-    return result.to_dict()
 
 
 def withdraw_ingest_run(platform: sa.Engine, use_case: str, ds: dt.date) -> None:

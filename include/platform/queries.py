@@ -283,3 +283,24 @@ def as_plain(value: Any) -> Any:
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
+
+
+def ingest_record(conn: sa.Connection, use_case: str, ds: dt.date) -> sa.Row | None:
+    """The day's ingest record (rows written, quarantined per source, both URIs), if it has one."""
+    columns = (
+        ingest_runs.c.rows_written,
+        ingest_runs.c.rows_quarantined,
+        ingest_runs.c.partition_uri,
+        ingest_runs.c.quarantine_uri,
+    )
+    return conn.execute(sa.select(*columns).where(_of(ingest_runs, use_case, ds))).first()
+
+
+def last_retrain_request(
+    conn: sa.Connection, use_case: str, besides: dt.date | None = None
+) -> dt.date | None:
+    """The day of the use case's latest retrain request (other than `besides`'s)."""
+    which = retrain_requests.c.use_case == use_case
+    if besides is not None:
+        which &= retrain_requests.c.ds != besides
+    return conn.execute(sa.select(sa.func.max(retrain_requests.c.ds)).where(which)).scalar()

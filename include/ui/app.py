@@ -107,11 +107,11 @@ def get_ingest(spec: Spec, engine: Engine) -> views.Ingest:
     return views.ingest(engine, spec)
 
 
-def _page(template: str, use_case: str | None = None, **context: Any) -> HTMLResponse:
+def _page(template: str, use_case: str | None = None, **values: Any) -> HTMLResponse:
     base = f"{URL_PREFIX}/{use_case}"
     return HTMLResponse(
         TEMPLATES.get_template(template).render(
-            nav_name=NAV_NAME, prefix=URL_PREFIX, use_case=use_case, base=base, **context
+            nav_name=NAV_NAME, prefix=URL_PREFIX, use_case=use_case, base=base, **values
         )
     )
 

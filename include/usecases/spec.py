@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,8 @@ SPEC_DIR = Path(__file__).parent
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
 ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy")
+# The `training` keys a run's params override (the training DAG's trigger form); `min_improvement` too.
+RUN_OVERRIDES = ("estimators", "n_trials", "window_days")
 
 
 class SpecError(ValueError):
@@ -323,6 +326,17 @@ class UseCase(_Model):
         """The source called `name`."""
         return next(s for s in self.sources if s.name == name)
 
+    def with_run_params(self, params: Mapping[str, object]) -> UseCase:
+        """The spec with a run's overrides (the training form's params), validated like the file."""
+        training = {k: params[k] for k in RUN_OVERRIDES if params.get(k) not in (None, [])}
+        gate = {} if params.get("min_improvement") is None else {"min_improvement": params["min_improvement"]}
+        if not training and not gate:
+            return self
+        raw = self.model_dump()
+        raw["training"].update(training)
+        raw["gate"].update(gate)
+        return UseCase.model_validate(raw)
+
 
 def _label_problems(label: Label, column: Column) -> list[str]:
     """Why `label.positive` cannot be a value of its column, if it cannot."""
@@ -354,15 +368,15 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_spec(path: Path | str) -> UseCase:
-    """Read and validate one spec file.
+def load_spec(path: Path | str, text: bytes | None = None) -> UseCase:
+    """Read and validate one spec file (`text`: its content, when the caller has read it already).
 
     Raises:
         SpecError: naming the file and every bad key.
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes() if text is None else text)
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path.name}: cannot read the spec: {exc}") from exc
     if not isinstance(raw, dict):
@@ -409,20 +423,28 @@ def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
     return SpecFolder(list(loaded.values()), errors)
 
 
-def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
-    """The use case whose spec says `name: <name>`, whatever its file is called.
-
-    Only the file that claims the name is validated, so another file's error does not hide it.
+def spec_file(name: str, folder: Path | str = SPEC_DIR) -> Path:
+    """The file whose spec says `name: <name>`, whatever it is called.
 
     Raises:
-        SpecError: when no file, or more than one, claims the name, or the one that does is invalid.
+        SpecError: when no file, or more than one, claims the name.
     """
     claiming = [path for path in sorted(Path(folder).glob("*.yaml")) if _claimed_name(path) == name]
     if not claiming:
         raise SpecError(f"no use case named {name!r}: no spec file in {folder} has `name: {name}`")
     if len(claiming) > 1:
         raise SpecError(f"use case name {name!r} repeats in {', '.join(p.name for p in claiming)}")
-    return load_spec(claiming[0])
+    return claiming[0]
+
+
+def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
+    """The use case called `name`; only its own file is validated, so another file's error does not
+    hide it.
+
+    Raises:
+        SpecError: when no file, or more than one, claims the name, or the one that does is invalid.
+    """
+    return load_spec(spec_file(name, folder))
 
 
 def write_changed_spec(folder: Path, changes: dict[str, dict[str, object]], name: str = "churn") -> Path:

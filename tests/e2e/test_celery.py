@@ -212,6 +212,7 @@ FIGURES = (
 def one_shard(celery_platform: Platform, trained: str, big_day: int, tmp_path_factory) -> tuple:
     """DAY scored as ONE shard by the scoring tasks' own code in this process (a spec whose
     `scoring.shard_rows` exceeds the day), before the Celery runs replace it; its outcome."""
+    from include.runs import RunFacts, Stores
     from include.scoring.task import run_scoring
     from include.usecases.spec import write_changed_spec
 
@@ -221,7 +222,7 @@ def one_shard(celery_platform: Platform, trained: str, big_day: int, tmp_path_fa
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**settings, "PLATFORM_SPEC_DIR": str(specs)}.items():
             patch.setenv(name, value)
-        run_scoring("churn", {"params": {"ds": DAY, "model_version": None}, "run_id": "one-shard-reference"})
+        run_scoring(RunFacts.of("churn", DAY, "one-shard-reference"), Stores.from_settings())
     return day_outcome(celery_platform)
 
 

@@ -95,3 +95,11 @@ def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path)
     assert training["sizes"]["3000"]["trial_rows"] == cap < training["sizes"]["3000"]["train_rows"]
     [(name, ratio)] = training["time_ratios"].items()
     assert name == "3000/1500" and ratio["rows"] == 2.0 and ratio["seconds"] > 0
+
+
+def test_the_bench_scores_and_publishes_with_the_dags_own_functions():
+    import include.scoring.task as scoring
+    from tools.bench import paths
+
+    assert paths.score_shard is scoring.score_shard
+    assert paths.publish is scoring.publish

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from include.io.connections import engine_for
 from include.io.stores import LocalStore
 from include.platform.tables import ingest_runs
-from tools.reliability.world import make_world, task_context
+from include.runs import RunFacts, Stores
+from tools.reliability.world import make_world
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +35,13 @@ def world(tmp_path, monkeypatch):
 def ingest(run_id: str) -> dict:
     from include.ingest.task import run_ingest
 
-    return run_ingest("churn", task_context(DAY, run_id))
+    return run_ingest(RunFacts.of("churn", DAY, run_id), Stores.from_settings()).to_dict()
 
 
 def ready() -> bool:
     from include.scoring.task import partition_ready
 
-    return partition_ready("churn", task_context(DAY, "score"))
+    return partition_ready(RunFacts.of("churn", DAY, "score"), Stores.from_settings())
 
 
 def drop_billing_row(world) -> None:

@@ -22,7 +22,9 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
 from include.registry.registry import Registry
+from include.runs import RunFacts, Stores
 from include.scoring.score import ScoreError
+from include.scoring.task import PublishedDay
 from include.usecases.spec import get_spec
 from tests.conftest import register_model, run_dag, task_states, use_platform
 from tools.demo.seed import seed
@@ -83,18 +85,17 @@ def big_day(lake) -> pd.DataFrame:
     return rows.drop_duplicates(SPEC.entity_id, ignore_index=True)
 
 
-class Outlets(dict):
-    def __missing__(self, asset):
-        self[asset] = event = type("Event", (), {"extra": None})()
-        return event
+def run_of(day: dt.date, run_id: str = "score") -> RunFacts:
+    return RunFacts.of("churn", day, run_id)
 
 
-def score(day: dt.date, model_version: int | None = None, run: str = "score") -> dict:
+def score(day: dt.date, model_version: int | None = None, run: str = "score") -> PublishedDay:
     """One run of the score DAG's tasks in this process, as the DAG calls them."""
     from include.scoring.task import run_scoring
 
-    context = {"params": {"ds": day.isoformat(), "model_version": model_version}, "run_id": f"{run}-{day}"}
-    return run_scoring("churn", context)
+    return run_scoring(
+        RunFacts.of("churn", day, f"{run}-{day}", model_version=model_version), Stores.from_settings()
+    )
 
 
 def day_predictions(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
@@ -113,12 +114,12 @@ def test_a_day_is_scored_reconciled_and_the_same_in_table_and_lake(world):
 
     rows = read_frame(lake, f"raw/churn/ds={DAYS[2]}/part-0.parquet")
     table = day_predictions(platform, DAYS[2])
-    assert len(table) == len(rows) == summary["rows_in"] == summary["rows_scored"]
+    assert len(table) == len(rows) == summary.rows_in == summary.rows_scored
     assert set(table["entity_id"]) == set(rows["customerID"])
     assert table["model_version"].eq(2).all()
     assert table["score"].between(0, 1).all()
-    assert summary["rows_rejected"] == 0
-    assert sum(summary["score_histogram"]) == len(rows)
+    assert summary.rows_rejected == 0
+    assert sum(summary.score_histogram) == len(rows)
 
     in_lake = read_frame(lake, f"predictions/churn/ds={DAYS[2]}/part-0.parquet").sort_values("entity_id")
     assert in_lake["entity_id"].tolist() == table["entity_id"].tolist()
@@ -145,8 +146,8 @@ def test_rescoring_gives_the_same_rows_and_no_duplicates(world):
 
 def test_each_day_uses_the_champion_of_its_time(world):
     platform, _, _ = world
-    assert score(DAYS[0])["model_version"] == 1  # 2025-03-29: v2 (as of 03-30) was not champion yet
-    assert score(DAYS[1])["model_version"] == 2
+    assert score(DAYS[0]).model_version == 1  # 2025-03-29: v2 (as of 03-30) was not champion yet
+    assert score(DAYS[1]).model_version == 2
     assert set(day_predictions(platform, DAYS[0])["model_version"]) == {1}
     # The dummy champion predicts the prior for everyone; the logistic one does not.
     assert day_predictions(platform, DAYS[0])["score"].nunique() == 1
@@ -154,7 +155,7 @@ def test_each_day_uses_the_champion_of_its_time(world):
 
 
 def test_a_named_version_overrides_the_champion(world):
-    assert score(DAYS[2], model_version=1)["model_version"] == 1
+    assert score(DAYS[2], model_version=1).model_version == 1
 
 
 def test_an_unknown_version_and_a_day_without_champion_say_what_to_do(world):
@@ -193,7 +194,7 @@ def test_the_chunked_path_equals_the_one_shot_path_row_for_row(world, tmp_path, 
     with_batch_rows(tmp_path, monkeypatch, 7)
     chunked_summary = score(DAYS[2])
     chunked = day_predictions(platform, DAYS[2])
-    assert chunked_summary["rows_scored"] == len(one_shot) == len(every_day)
+    assert chunked_summary.rows_scored == len(one_shot) == len(every_day)
     exact = ["use_case", "ds", "entity_id", "model_version", "predicted_label"]
     pd.testing.assert_frame_equal(one_shot[exact], chunked[exact], check_exact=True)
     # BLAS sums a matrix product in an order that depends on the batch's shape: the last bit may move.
@@ -243,7 +244,6 @@ def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
 
 
 def test_drift_that_persists_requests_a_retrain_then_the_cooldown_holds(world):
-    from include.assets import retrain_asset
     from include.scoring.task import RetrainBlocked, request_retrain, retrain_due
 
     platform, lake, _ = world
@@ -256,26 +256,25 @@ def test_drift_that_persists_requests_a_retrain_then_the_cooldown_holds(world):
     ordinary_day(lake, platform, DAYS[0])
 
     stable = score(DAYS[0])
-    assert stable["drift_level"] != "alert"
-    assert not retrain_due("churn", stable)
+    assert stable.drift_level != "alert"
+    assert not retrain_due(run_of(DAYS[0]), stable, Stores.from_settings())
 
     first = score(DAYS[1])
-    assert first["drift_level"] == "alert"
-    assert set(first["alerts"]) >= {"Contract", "MonthlyCharges"}
-    assert not retrain_due("churn", first)  # one day's alert: drift.alert_days is 2
+    assert first.drift_level == "alert"
+    assert set(first.alerts) >= {"Contract", "MonthlyCharges"}
+    assert not retrain_due(run_of(DAYS[1]), first, Stores.from_settings())  # drift.alert_days is 2
 
     second = score(DAYS[2])
-    assert retrain_due("churn", second)
-    outlets = Outlets()
-    request_retrain("churn", second, {"run_id": "score-drift", "outlet_events": outlets})
-    extra = outlets[retrain_asset("churn")].extra
+    assert retrain_due(run_of(DAYS[2]), second, Stores.from_settings())
+    extra = request_retrain(run_of(DAYS[2], "score-drift"), second, Stores.from_settings())
     assert extra["ds"] == DAYS[2].isoformat() and set(extra["features"]) >= {"Contract", "MonthlyCharges"}
 
-    assert not retrain_due("churn", second)  # a rerun of the same day does not ask again
-    assert not retrain_due("churn", first)  # the run now holds DAYS[1] too, but behind a newer request
+    # A rerun of the same day does not ask again; the run now holds DAYS[1] too, behind a newer request.
+    assert not retrain_due(run_of(DAYS[2]), second, Stores.from_settings())
+    assert not retrain_due(run_of(DAYS[1]), first, Stores.from_settings())
     with pytest.raises(RetrainBlocked, match="the request of 2025-03-31 holds it"):
         # A run that passed retrain_due before the request was recorded (days scored at once).
-        request_retrain("churn", first, {"run_id": "score-race", "outlet_events": Outlets()})
+        request_retrain(run_of(DAYS[1], "score-race"), first, Stores.from_settings())
     with platform.connect() as conn:
         assert conn.execute(sa.select(retrain_requests.c.ds)).scalars().all() == [DAYS[2]]
 
@@ -287,7 +286,7 @@ def test_the_cli_shows_a_scored_day_and_its_drift(world, capsys):
     capsys.readouterr()  # the task's logs
     assert cli.main(["predictions", "churn", "--ds", DAYS[2].isoformat(), "--json"]) == 0
     [day] = json.loads(capsys.readouterr().out)
-    assert day["rows"] == day["rows_in"] == summary["rows_scored"]
+    assert day["rows"] == day["rows_in"] == summary.rows_scored
     assert (day["model_version"], day["model_versions"]) == (2, 1)
     assert 0 <= day["score_min"] <= day["score_mean"] <= day["score_max"] <= 1
     assert sum(day["score_histogram"]) == day["rows"]
@@ -362,7 +361,7 @@ def test_two_runs_of_the_same_day_at_once_leave_one_prediction_set(world):
         summaries = list(pool.map(lambda n: score(DAYS[2], run=f"run{n}"), range(4)))
     assert lake.list_keys("staging/") == []
     table = day_predictions(platform, DAYS[2])
-    assert {s["rows_scored"] for s in summaries} == {len(table)}
+    assert {s.rows_scored for s in summaries} == {len(table)}
     assert table["entity_id"].is_unique
     with platform.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(score_runs)).scalar() == 1
@@ -419,16 +418,15 @@ def test_one_shard_and_eight_give_the_same_day_and_a_rerun_leaves_no_old_layout(
     platform, lake, registry = world
     rows = many_row_groups(lake, platform, DAYS[2])
     with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows)
-    context = {"params": {"ds": DAYS[2].isoformat(), "model_version": None}, "run_id": "plan"}
-    assert len(plan_shards("churn", context)) == 1
+    assert len(plan_shards(run_of(DAYS[2], "plan"), Stores.from_settings())) == 1
     one = score(DAYS[2])
     one_rows, one_record = day_predictions(platform, DAYS[2]), run_record(platform, DAYS[2])
     one_drift = drift_figures(platform, DAYS[2])
 
     with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
-    plan = plan_shards("churn", context)
-    assert [s["count"] for s in plan] == [8] * 8
-    assert sum(s["rows"] for s in plan) == rows
+    plan = plan_shards(run_of(DAYS[2], "plan"), Stores.from_settings())
+    assert [s.count for s in plan] == [8] * 8
+    assert sum(s.rows for s in plan) == rows
     eight = score(DAYS[2])
 
     assert eight == one
@@ -483,25 +481,25 @@ def test_a_shard_run_twice_or_retried_leaves_no_duplicate_and_no_stale_row(world
     platform, lake, _ = world
     rows = many_row_groups(lake, platform, DAYS[2])
     with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
-    context = {"params": {"ds": DAYS[2].isoformat(), "model_version": None}, "run_id": "retried"}
-    resolved, plan = resolve_model("churn", context), plan_shards("churn", context)
-    results = [score_shard("churn", resolved, shard) for shard in plan]
+    run, stores = run_of(DAYS[2], "retried"), Stores.from_settings()
+    resolved, plan = resolve_model(run, stores), plan_shards(run, stores)
+    results = [score_shard(run, resolved, shard, stores) for shard in plan]
     # A failed first attempt of shard 3 left a partial file; its retry, and a second run, replace it.
-    lake.put_bytes(plan[3]["key"], b"a partial write")
-    results[3] = score_shard("churn", resolved, plan[3])
-    results[3] = score_shard("churn", resolved, plan[3])
-    summary = publish("churn", resolved, plan, results, context)
+    lake.put_bytes(plan[3].key, b"a partial write")
+    results[3] = score_shard(run, resolved, plan[3], stores)
+    results[3] = score_shard(run, resolved, plan[3], stores)
+    summary = publish(run, resolved, plan, results, stores)
     publish_again = publish(
-        "churn", resolved, plan, [score_shard("churn", resolved, s) for s in plan], context
+        run, resolved, plan, [score_shard(run, resolved, s, stores) for s in plan], stores
     )
 
     table = day_predictions(platform, DAYS[2])
     assert summary == publish_again
-    assert len(table) == rows == summary["rows_scored"]
+    assert len(table) == rows == summary.rows_scored
     assert table["entity_id"].is_unique
     assert lake.list_keys("staging/") == []
     with pytest.raises(ScoreError, match=r"shard results .* are not the plan's"):
-        publish("churn", resolved, plan, results[:-1], context)
+        publish(run, resolved, plan, results[:-1], stores)
 
 
 def test_readers_see_the_old_day_or_the_new_one_never_a_mix(world, tmp_path, monkeypatch):

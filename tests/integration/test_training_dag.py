@@ -94,7 +94,8 @@ def test_a_rejected_run_then_a_promoted_one_against_the_existing_champion(world)
 def test_promote_swaps_only_from_the_champion_its_gate_judged(world):
     """A champion promoted between a candidate's gate and its promotion wins: the candidate, judged
     against the old champion, is not promoted over the new one."""
-    from include.training.task import promote
+    from include.runs import RunFacts, Stores
+    from include.training.task import Candidate, promote
 
     registry, lake, first_week = world
     _, tasks = train(AS_OF, min_improvement=1.0)  # judged against v1, and failed
@@ -109,7 +110,8 @@ def test_promote_swaps_only_from_the_champion_its_gate_judged(world):
     )
     assert registry.promote("churn", interloper, 1).promoted
 
-    outcome = promote("churn", {"version": candidate.version})
+    run = RunFacts.of("churn", AS_OF, "promote")
+    outcome = promote(run, Candidate.of(candidate, unchanged=False), Stores.from_settings())
 
     assert not outcome["promoted"]
     assert outcome["reason"] == f"not promoted: the champion changed from v1 to v{interloper} meanwhile"

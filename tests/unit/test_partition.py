@@ -11,7 +11,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from include.partition import Partition, PartitionError, partition_from_context, resolve_partition
+from include.dag_context import partition_from_context
+from include.partition import Partition, PartitionError, resolve_partition
 
 UTC = dt.UTC
 NEW_YORK = "America/New_York"
@@ -175,11 +176,8 @@ def test_a_non_finite_number_in_the_conf_is_refused_naming_the_param(conf, named
         partition_from_context(context)
 
 
-def test_training_refuses_a_nan_min_improvement_before_any_work(monkeypatch):
-    from include.training import task
-
-    monkeypatch.setattr(task, "_lake_and_registry", lambda: pytest.fail("no I/O before the check"))
-    context = {"params": {"ds": "2025-03-31", "min_improvement": float("nan")}, "run_id": "manual"}
+def test_a_run_refuses_a_nan_min_improvement_before_any_work():
+    from include.runs import RunFacts
 
     with pytest.raises(PartitionError, match="param min_improvement: nan is not a finite number"):
-        task.plan_training("churn", context)
+        RunFacts.of("churn", "2025-03-31", "manual", min_improvement=float("nan"))

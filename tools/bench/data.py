@@ -62,6 +62,8 @@ class Bench:
     batch_rows: int
     family: str
     sha256: str = ""
+    # The model's version in the bench database's registry (what the scoring paths score with).
+    version: int = 0
 
     @cached_property
     def spec(self) -> UseCase:
@@ -170,6 +172,7 @@ def prepare(bench: Bench) -> Bench:
     day = pa.repeat(pa.scalar(DAY, pa.date32()), bench.rows)
     engine = bench.engine()
     upgrade(engine)
+    bench = dataclasses.replace(bench, version=register_bench_model(bench.lake, engine, spec, bench))
     with adbc_connection(engine) as conn:
         with conn.cursor() as cursor:
             cursor.adbc_ingest(SCORE_TABLE, rows, mode="create")
@@ -195,3 +198,30 @@ def prepare(bench: Bench) -> Bench:
     bench.save()
     log.info("bench data: %d rows in PostgreSQL, the lake and a billing CSV", bench.rows)
     return bench
+
+
+def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, bench: Bench) -> int:
+    """Store the bench's model file in the lake and register it with its drift reference (no gate:
+    the runs name it); its version number."""
+    from include.provenance import code_version, library_versions
+    from include.registry.model_files import store_model
+    from include.registry.registry import NewVersion, Registry
+
+    model = bench.model()  # its sha256 checked
+    uri, sha = store_model(lake, spec.name, (bench.workdir / "model.skops").read_bytes())
+    version = Registry(platform).register(
+        NewVersion.of_day(
+            spec.name,
+            "bench-model",
+            DAY,
+            family=bench.family,
+            artifact_uri=uri,
+            sha256=sha,
+            params=dict(PARAMS[bench.family]),
+            threshold=model.threshold,
+            reference=json.loads((bench.workdir / "reference.json").read_text()),
+            library_versions=library_versions(),
+            code_version=code_version(),
+        )
+    )
+    return version.version

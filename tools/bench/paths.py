@@ -6,8 +6,8 @@ the clock covers the path only. The process prints one JSON line: seconds, rows 
 plus, for a path that writes predictions, how many the table holds for the day afterwards, and for
 a scoring shard what it counted (for the publish to merge).
 
-`score_bench_shard(bench, index, count)` scores shard `index` of `count` of the bench's day in the
-calling process, as a `score_shard` task does: the function a Celery worker's bench task calls.
+The sharded paths call the scoring DAG's own stage functions (`include.scoring.task.score_shard`
+and `publish`) on the bench's stores: the bench measures the product, not a copy of it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from include.io.memory import peak_rss_mb
 from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.tables import predictions
+from include.runs import RunFacts, Stores
+from include.scoring.task import ShardResult, publish, resolve_model, score_shard
 from tools.bench.data import DAY, SCORE_TABLE, Bench
 
 if TYPE_CHECKING:
@@ -260,76 +262,55 @@ def bench_shards(bench: Bench, count: int) -> list[Shard]:
     ]
 
 
-def staging_lake(bench: Bench) -> LocalStore:
-    return LocalStore(bench.workdir / "scored-lake")
+def bench_run(bench: Bench) -> tuple[RunFacts, Stores]:
+    """The bench day's scoring run, with the bench's registered model, and the bench's stores."""
+    return RunFacts.of(bench.spec.name, DAY, RUN_ID, model_version=bench.version), Stores(
+        bench.lake, bench.engine()
+    )
 
 
-def score_bench_shard(
-    bench: Bench, index: int, count: int, model: FittedModel | None = None
-) -> dict[str, Any]:
-    """Score shard `index` (from 0) of `count` of the bench's day in this process, as `score_shard`
-    does: read its row groups, predict, count drift, stage its predictions. Returns its counts.
+def score_bench_shard(bench: Bench, index: int, count: int) -> ShardResult:
+    """Shard `index` (from 0) of `count` of the bench's day, scored by the DAG's `score_shard`.
 
     Raises:
         ValueError: when the partition has fewer than `count` row groups.
     """
-    from include.monitoring.drift import DriftCounter
-    from include.scoring.score import Scorer, Tally, read_shard, stage_predictions
-
     shards = bench_shards(bench, count)
     if len(shards) != count:
         raise ValueError(f"count: the bench day has {len(shards)} row groups, fewer than {count} shards")
-    shard, model = shards[index], model or bench.model()
-    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
-    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
-    with read_shard(bench.lake, bench.partition_key, shard, bench.columns, bench.batch_rows) as batches:
-        stage_predictions(staging_lake(bench), shard.key, scorer.predict(batches, tally, drift.add))
-    return {"index": index, "count": count, "tally": tally.to_dict(), "drift": drift.to_dict()}
+    run, stores = bench_run(bench)
+    return score_shard(run, resolve_model(run, stores), shards[index], stores)
 
 
-def publish_bench_day(bench: Bench, engine: sa.Engine, results: list[dict[str, Any]]) -> int:
-    """Merge the shards' counts and publish their staged predictions, as `publish` does."""
-    from include.monitoring.drift import DriftCounter
-    from include.scoring.score import Tally, read_staged, write_predictions
-
-    shards = bench_shards(bench, len(results))
-    tally, drift = Tally(), DriftCounter(bench.reference(), bench.spec)
-    for result in sorted(results, key=lambda r: r["index"]):
-        tally.merge(Tally.from_dict(result["tally"]))
-        drift.merge(DriftCounter.from_dict(result["drift"], bench.reference(), bench.spec))
-    lake = staging_lake(bench)
-    staged = read_staged(lake, [s.key for s in shards], bench.batch_rows)
-    written, _ = write_predictions(engine, lake, bench.spec.name, DAY, staged)
-    drift.drifts()
-    if written != tally.rows_scored:
-        raise RuntimeError(f"publish wrote {written} rows, the shards scored {tally.rows_scored}")
-    return written
+def publish_bench_day(bench: Bench, results: list[ShardResult]) -> int:
+    """The shards' counts merged and their staged predictions published by the DAG's `publish`."""
+    run, stores = bench_run(bench)
+    published = publish(run, resolve_model(run, stores), bench_shards(bench, len(results)), results, stores)
+    return published.rows_scored
 
 
 @path("sharded_scoring.one_task")
 def sharded_one_task(bench: Bench) -> Work:
     """The day as one shard and its publish, in one process (what `run_scoring` does)."""
-    model, engine = bench.model(), bench.engine()
-    return lambda: publish_bench_day(bench, engine, [score_bench_shard(bench, 0, 1, model)])
+    return lambda: publish_bench_day(bench, [score_bench_shard(bench, 0, 1)])
 
 
 @path("sharded_scoring.shard")
 def sharded_shard(bench: Bench, index: str, count: str) -> Work:
     """Shard `index` of `count` alone (its counts reported for the publish)."""
-    model = bench.model()
 
     def work() -> int:
-        counts = score_bench_shard(bench, int(index), int(count), model)
-        EXTRA["counts"] = counts
-        return counts["tally"]["rows_in"]
+        counts = score_bench_shard(bench, int(index), int(count))
+        EXTRA["counts"] = counts.to_dict()
+        return counts.tally["rows_in"]
 
     return work
 
 
 @path("sharded_scoring.publish")
 def sharded_publish(bench: Bench, results_file: str) -> Work:
-    results, engine = json.loads(Path(results_file).read_text()), bench.engine()
-    return lambda: publish_bench_day(bench, engine, results)
+    results = [ShardResult.from_dict(r) for r in json.loads(Path(results_file).read_text())]
+    return lambda: publish_bench_day(bench, results)
 
 
 def day_predictions(bench: Bench) -> pa.Table:

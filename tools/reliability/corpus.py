@@ -110,7 +110,7 @@ def run_spec(case: Case) -> dict[str, Any]:
 
 
 def run_params(case: Case) -> dict[str, Any]:
-    from include.partition import partition_from_context
+    from include.dag_context import partition_from_context
 
     def call() -> dict[str, Any]:
         context = {

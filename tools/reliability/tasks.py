@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from tools.reliability.world import task_context
+from include.runs import RunFacts, Stores
 
 USE_CASE = "churn"
 
@@ -19,7 +19,7 @@ def ingest(ds: str, run_id: str = "reliability") -> dict[str, Any]:
     """The ingest DAG's one task."""
     from include.ingest.task import run_ingest
 
-    return run_ingest(USE_CASE, task_context(ds, f"{run_id}-ingest-{ds}"))
+    return run_ingest(RunFacts.of(USE_CASE, ds, f"{run_id}-ingest-{ds}"), Stores.from_settings()).to_dict()
 
 
 def score(ds: str, run_id: str = "reliability", model_version: int | None = None) -> dict[str, Any]:
@@ -27,24 +27,24 @@ def score(ds: str, run_id: str = "reliability", model_version: int | None = None
     publish; the drift tasks are not run)."""
     from include.scoring.task import partition_ready, run_scoring
 
-    context = task_context(ds, f"{run_id}-score-{ds}", model_version=model_version)
-    if not partition_ready(USE_CASE, context):
+    run = RunFacts.of(USE_CASE, ds, f"{run_id}-score-{ds}", model_version=model_version)
+    stores = Stores.from_settings()
+    if not partition_ready(run, stores):
         raise RuntimeError(f"ds={ds}: the sensor found no partition it can trust")
-    return run_scoring(USE_CASE, context)
+    return run_scoring(run, stores).to_dict()
 
 
 def train(ds: str, run_id: str = "reliability", **params: Any) -> dict[str, Any]:
     """The training DAG: plan, every trial, fit and register, gate, promote if it passed."""
     from include.training import task
 
-    context = task_context(ds, f"{run_id}-train-{ds}", **params)
-    plan = task.plan_training(USE_CASE, context)
-    trials = task.sample_trials(USE_CASE, context["params"])
-    results = [task.run_trial(USE_CASE, plan, t, context["params"]) for t in trials]
-    candidate = task.fit_and_register(USE_CASE, plan, results, context["params"], context["run_id"])
-    passed = task.gate(USE_CASE, plan, candidate, context)
-    promoted = task.promote(USE_CASE, candidate) if passed else None
-    return {"candidate": candidate, "passed": passed, "promotion": promoted}
+    run, stores = RunFacts.of(USE_CASE, ds, f"{run_id}-train-{ds}", **params), Stores.from_settings()
+    plan = task.plan_training(run, stores)
+    results = [task.run_trial(run, plan, trial, stores) for trial in task.sample_trials(run)]
+    candidate = task.fit_and_register(run, plan, results, stores)
+    passed = task.gate(run, plan, candidate, stores, alert=lambda reasons, details: None)
+    promoted = task.promote(run, candidate, stores) if passed else None
+    return {"candidate": candidate.to_dict(), "passed": passed, "promotion": promoted}
 
 
 def main() -> None:

@@ -11,11 +11,9 @@ import contextlib
 import json
 import os
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -117,19 +115,6 @@ def day_predictions(conn: sa.Connection, use_case: str, day: dt.date) -> pd.Data
         ),
         conn,
     )
-
-
-def task_context(ds: str, run_id: str, **params: Any) -> dict[str, Any]:
-    """What a task body reads from Airflow's context: the params, the run id, the outlet events."""
-    return {
-        "params": {"ds": ds, **params},
-        "run_id": run_id,
-        "logical_date": None,
-        "dag_run": None,
-        "outlet_events": defaultdict(SimpleNamespace),
-        # What an alert reads of the task instance (a rejected candidate alerts from the gate).
-        "ti": SimpleNamespace(dag_id="reliability", task_id="task", run_id=run_id, log_url=""),
-    }
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from include.io.stores import LocalStore
 from include.usecases.spec import UseCase, get_spec
-from tools.bench.data import PARAMS, Bench
+from tools.bench.data import Bench, register_bench_model
 from tools.demo.airflow_api import AirflowApi, trigger_run, wait_for_dag, wait_for_runs
 from tools.scaleout.stack import USER, CeleryAirflow, CeleryLayout, check_services, prepare, stack_env
 
@@ -94,33 +94,6 @@ def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, partition: Pat
     with platform.begin() as conn:
         replace_rows(conn, ingest_runs, {"use_case": spec.name, "ds": DAY}, [record])
     return footer.num_row_groups
-
-
-def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, bench: Bench) -> int:
-    """Store the bench's model file in the lake and register it with its drift reference (no gate:
-    the runs name it); its version number."""
-    from include.provenance import code_version, library_versions
-    from include.registry.model_files import store_model
-    from include.registry.registry import NewVersion, Registry
-
-    model = bench.model()  # its sha256 checked
-    uri, sha = store_model(lake, spec.name, (bench.workdir / "model.skops").read_bytes())
-    version = Registry(platform).register(
-        NewVersion.of_day(
-            spec.name,
-            "bench-model",
-            DAY,
-            family=bench.family,
-            artifact_uri=uri,
-            sha256=sha,
-            params=dict(PARAMS[bench.family]),
-            threshold=model.threshold,
-            reference=json.loads((bench.workdir / "reference.json").read_text()),
-            library_versions=library_versions(),
-            code_version=code_version(),
-        )
-    )
-    return version.version
 
 
 class TreeRss:
