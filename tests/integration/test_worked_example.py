@@ -1,4 +1,4 @@
-"""The README's "Adding a use case" example, run as written: its spec (a file name other than its
+"""The worked example of `docs/adding-a-use-case.md`, run as written: its spec (a file name other than its
 `name`, a 0/1 integer label written `positive: 1`, one SQL source, a date feature, `true`/`false`
 booleans) and its seeding command, then ingest → train → score through `dag.test()`."""
 
@@ -28,24 +28,27 @@ pytestmark = pytest.mark.integration
 FIRST, LAST = dt.date(2025, 3, 1), dt.date(2025, 3, 28)
 
 
-def readme_block(marker: str) -> str:
-    """The fenced block that follows `<!-- marker -->` in the README."""
-    text = (REPO / "README.md").read_text()
+PAGE = "docs/adding-a-use-case.md"
+
+
+def doc_block(page: str, marker: str) -> str:
+    """The fenced block that follows `<!-- marker -->` in the page (a path from the repository root)."""
+    text = (REPO / page).read_text()
     found = re.search(rf"<!-- {marker} -->\n```\w+\n(.*?)```", text, re.S)
-    assert found, f"README has no block marked {marker}"
+    assert found, f"{page} has no block marked {marker}"
     return found.group(1)
 
 
 @pytest.fixture
 def example(airflow_db, tmp_path, monkeypatch):
-    """The README's spec in a spec folder, its source seeded by the README's command, the days ingested."""
+    """The page's spec in a spec folder, its source seeded by the page's command, the days ingested."""
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "subs.yaml").write_text(readme_block("worked-example-spec"))
-    commands = readme_block("worked-example-commands").splitlines()
+    (specs / "subs.yaml").write_text(doc_block(PAGE, "worked-example-spec"))
+    commands = doc_block(PAGE, "worked-example-commands").splitlines()
     [export] = [line for line in commands if line.startswith("export AIRFLOW_CONN_SUBSCRIPTIONS_DB=")]
     connection = json.loads(shlex.split(export.split("=", 1)[1])[0])
-    connection["host"] = str(tmp_path / "subscriptions.db")  # the README's path is under .demo/
+    connection["host"] = str(tmp_path / "subscriptions.db")  # the page's path is under .demo/
     monkeypatch.setenv("AIRFLOW_CONN_SUBSCRIPTIONS_DB", json.dumps(connection))
     [seed] = [line for line in commands if line.startswith("python -m tools.demo.subscriptions")]
     subprocess.run([sys.executable, *shlex.split(seed)[1:]], check=True, cwd=REPO, capture_output=True)
@@ -72,7 +75,7 @@ def example(airflow_db, tmp_path, monkeypatch):
     platform.dispose()
 
 
-def test_the_readme_example_runs_ingest_train_and_score(example, capsys):
+def test_the_worked_example_runs_ingest_train_and_score(example, capsys):
     spec, platform = example
     assert (spec.name, spec.label.positive, [s.kind for s in spec.sources]) == ("subscriptions", 1, ["sql"])
 
