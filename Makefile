@@ -50,9 +50,10 @@ up-celery: venv ## Airflow on the CeleryExecutor: http://127.0.0.1:8091, admin /
 demo-env: ## Print the demo's environment, for `eval "$(make -s demo-env)"`.
 	@env | grep -E '^(AIRFLOW|PLATFORM|PYTHONPATH)' | sed "s/^\([^=]*\)=\(.*\)$$/export \1='\2'/"
 
-lint: venv
+lint: venv ## Ruff, and the package layering (pyproject.toml [tool.importlinter]).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports
 
 test: lint ## Lint and the whole test suite.
 	$(BIN)/pytest
@@ -66,10 +67,11 @@ test-celery: venv ## End-to-end on the CeleryExecutor: two workers, training tri
 reliability: venv ## The reliability suite at the README's counts (KILLS=100 RACES=50 BACKFILL_DAYS=30): table + .bench/reliability.json.
 	$(BIN)/python -m tools.reliability --kills $(or $(KILLS),100) --races $(or $(RACES),50) --backfill-days $(or $(BACKFILL_DAYS),30)
 
-test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls).
-	$(BIN)/python -m tools.reliability --kills 20 --races 10 --backfill-days 5 --out .bench/reliability-ci.json
+test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls); its corpus and faults sections run under pytest (tests/reliability, test_faults.py, test_scheduler_kill.py).
+	$(BIN)/python -m tools.reliability --kills 20 --races 10 --backfill-days 5 --only kills,races,backfill,secrets --out .bench/reliability-ci.json
 
 bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL (each path REPEATS times, default 3, the median kept), sharded scoring also on 1 and 2 Celery workers; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database).
+	$(BIN)/pytest -q -m bench tests/integration/test_bench.py
 	$(BIN)/python -m tools.bench --rows $(or $(N),1000000) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
 
 serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.

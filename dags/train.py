@@ -121,7 +121,8 @@ def train_dag(spec: UseCase):
 
         @task.short_circuit
         def gate(plan: dict, candidate: dict, **context) -> bool:
-            from include.dag_context import rejection_alert, run_facts, stores
+            from include.alerting import rejection_alert
+            from include.dag_context import run_facts, stores
             from include.training.task import Candidate, TrainingPlan, gate
 
             run = run_facts(spec.name, context)

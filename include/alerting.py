@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from include.dag_context import partition_from_context
 from include.partition import PartitionError
+
+if TYPE_CHECKING:
+    from include.runs import RunFacts
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +124,17 @@ class PlatformAlert(BaseNotifier):
     def notify(self, context: Any) -> None:
         reasons = self.reasons or [exception_text(context.get("exception"))]
         send_alert(self.conn_id, alert_message(self.event, context, reasons, self.tz, **self.details))
+
+
+def rejection_alert(context: Any, run: RunFacts) -> Callable[[Sequence[str], dict[str, Any]], None]:
+    """What the gate calls with a rejection's reasons and the versions judged: an alert from this task."""
+    from include.config import Settings
+
+    def alert(reasons: Sequence[str], details: dict[str, Any]) -> None:
+        conn_id = Settings.from_env().alerts_conn_id
+        tz = run.spec.schedule.timezone
+        PlatformAlert(conn_id, tz, event="rejected", reasons=reasons, use_case=run.use_case, **details)(
+            context
+        )
+
+    return alert

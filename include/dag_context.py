@@ -1,16 +1,15 @@
 """The DAG adapter layer: Airflow's task context in, the stages' typed `RunFacts` out.
 
-The only module (with `include.alerting`'s notifier, whose signature Airflow sets) that reads a
+With `include.alerting` (whose notifier's signature Airflow sets), the only module that reads a
 task's context. A DAG task calls `run_facts(use_case, context)` once and hands the result, with
 `Stores.from_settings()`, to a stage function in `include.<stage>.task`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from include.config import Settings
 from include.partition import Partition, check_params, resolve_partition
 from include.runs import RunFacts, Stores
 
@@ -54,21 +53,3 @@ def stores() -> Stores:
 def tag_event(context: Mapping[str, Any], asset: Any, extra: dict[str, Any]) -> None:
     """Tag the asset event the task emits with `extra` (the day it is about)."""
     context["outlet_events"][asset].extra = extra
-
-
-def rejection_alert(context: Mapping[str, Any], run: RunFacts) -> Callable[[Sequence[str], dict], None]:
-    """What the gate calls with a rejection's reasons and details: an alert from this task."""
-    from include.alerting import PlatformAlert
-
-    def alert(reasons: Sequence[str], details: dict) -> None:
-        settings = Settings.from_env()
-        PlatformAlert(
-            settings.alerts_conn_id,
-            run.spec.schedule.timezone,
-            event="rejected",
-            reasons=reasons,
-            use_case=run.use_case,
-            **details,
-        )(context)
-
-    return alert

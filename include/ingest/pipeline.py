@@ -32,7 +32,8 @@ from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.memory import use_returning_pool
 from include.io.stores import ObjectStore
 from include.partition import Partition
-from include.platform.tables import ingest_runs, replace_rows
+from include.platform.day_swap import replace_rows
+from include.platform.tables import ingest_runs
 from include.usecases.spec import UseCase
 
 log = logging.getLogger(__name__)

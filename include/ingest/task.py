@@ -34,7 +34,8 @@ def withdraw_ingest_run(platform: sa.Engine, use_case: str, ds: dt.date) -> None
     leaves no record vouching for the old counts beside a new quarantine or partition, and
     scoring's sensor waits for a rerun that completes, instead of trusting a stale record.
     """
-    from include.platform.tables import ingest_runs, replace_rows
+    from include.platform.day_swap import replace_rows
+    from include.platform.tables import ingest_runs
 
     with platform.begin() as conn:
         replace_rows(conn, ingest_runs, {"use_case": use_case, "ds": ds}, [])

@@ -1,10 +1,8 @@
-"""The databases' bulk paths: Arrow batches in and out, a partition replaced in one transaction.
+"""The databases' bulk paths: Arrow batches in and out.
 
-PostgreSQL goes through ADBC (binary COPY under the hood) both ways; a table partitioned by day
-(`predictions`) has the day's partition swapped for a freshly loaded table instead of deleting its
-rows (`make bench`: faster at 1 M and 5 M rows, see the README). SQLite, the embedded default,
-has no COPY: its rows go through the driver's `executemany` inside the same single transaction,
-which is the fastest path SQLite itself offers.
+PostgreSQL goes through ADBC (binary COPY under the hood) both ways; SQLite, the embedded default,
+has no COPY: its rows go through the driver's `executemany` (`sqlite_rows`). Replacing a day of a
+platform table with them is `include.platform.day_swap`'s.
 """
 
 from __future__ import annotations
@@ -18,15 +16,6 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateTable
-
-from include.platform.tables import (
-    PARTITION_MARK,
-    day_partition,
-    default_partition,
-    partition_filter,
-    partition_lock,
-)
 
 log = logging.getLogger(__name__)
 
@@ -77,93 +66,6 @@ def read_batches(engine: sa.Engine, query: sa.Select, batch_rows: int) -> Iterat
             yield from _rechunk(batch, batch_rows)
 
 
-def replace_partition(
-    engine: sa.Engine,
-    table: sa.Table,
-    key: dict[str, Any],
-    schema: pa.Schema,
-    batches: Iterable[pa.RecordBatch],
-) -> int:
-    """Replace the rows of `table` matching `key` with `batches`, all in one transaction.
-
-    Readers see the old partition until the commit and the new one after it; a crash or a kill in
-    between rolls back and leaves the old partition whole. Two runs of the same partition (a
-    backfill and the nightly run) take turns on `partition_lock`. On PostgreSQL a table partitioned
-    by day is swapped (`_swap_day`), any other table gets DELETE + COPY. Returns the rows written.
-    """
-    delete = table.delete().where(partition_filter(table, key))
-    if is_postgres(engine):
-        with adbc_connection(engine) as conn:
-            with conn.cursor() as cursor:
-                cursor.execute(literal_sql(engine, partition_lock(table, key)))
-                cursor.fetchall()
-                reader = pa.RecordBatchReader.from_batches(schema, batches)
-                if _is_partitioned(cursor, table):
-                    rows = _swap_day(engine, cursor, table, key, reader)
-                else:
-                    cursor.execute(literal_sql(engine, delete))
-                    rows = cursor.adbc_ingest(table.name, _in_key_order(table, key, reader), mode="append")
-            conn.commit()
-        return rows
-    insert = f"INSERT INTO {table.name} ({', '.join(schema.names)}) VALUES ({', '.join('?' * len(schema))})"
-    rows = 0
-    with engine.begin() as conn:
-        conn.execute(delete)
-        for batch in _in_key_order(table, key, batches):
-            conn.exec_driver_sql(insert, _sqlite_rows(batch))
-            rows += batch.num_rows
-    return rows
-
-
-def _in_key_order(table: sa.Table, key: dict[str, Any], batches: Iterable[pa.RecordBatch]) -> Any:
-    """Each batch in primary-key order: an index takes sorted runs far faster than random keys."""
-    order = [(c.name, "ascending") for c in table.primary_key.columns if c.name not in key]
-    sorted_batches = (batch.sort_by(order) if order else batch for batch in batches)
-    if isinstance(batches, pa.RecordBatchReader):
-        return pa.RecordBatchReader.from_batches(batches.schema, sorted_batches)
-    return sorted_batches
-
-
-def _is_partitioned(cursor: Any, table: sa.Table) -> bool:
-    cursor.execute(f"SELECT relkind = 'p' FROM pg_class WHERE oid = '{table.name}'::regclass")
-    return bool(cursor.fetchone()[0])
-
-
-def _condition(engine: sa.Engine, table: sa.Table, key: dict[str, Any]) -> str:
-    """`key` as an SQL condition on unqualified columns, its values inlined (values the platform made)."""
-    condition = sa.and_(*(sa.column(name, table.c[name].type) == value for name, value in key.items()))
-    return str(condition.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-
-
-def _swap_day(engine: sa.Engine, cursor: Any, table: sa.Table, key: dict[str, Any], reader: Any) -> int:
-    """PostgreSQL, a table partitioned by (use case, day): the day loaded into a fresh table, indexed,
-    then swapped in for the day's partition, inside the caller's transaction.
-
-    No row is deleted: the old partition is dropped whole. The load and the index build happen
-    before any lock on the table that readers wait for; the swap (drop, attach, rename) locks the
-    table for milliseconds at the end. A CHECK constraint equal to the partition's bounds spares the
-    attach its validating scan.
-    """
-    name, bounds = day_partition(table, key)
-    fresh = f"{name}{PARTITION_MARK}new"
-    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
-    cursor.execute(str(CreateTable(sa.Table(fresh, sa.MetaData(), *columns)).compile(dialect=engine.dialect)))
-    rows = cursor.adbc_ingest(fresh, reader, mode="append")
-    primary_key = ", ".join(c.name for c in table.primary_key.columns)
-    in_day = _condition(engine, table, key)
-    cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({primary_key})')
-    cursor.execute(f'ALTER TABLE "{fresh}" ADD CONSTRAINT in_day CHECK ({in_day})')
-    # The table's strongest lock first: every later step needs it, so two days swapped at once
-    # queue here instead of deadlocking on the partitions' locks.
-    cursor.execute(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
-    cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
-    cursor.execute(f'DELETE FROM "{default_partition(table)}" WHERE {in_day}')
-    cursor.execute(f'ALTER TABLE "{table.name}" ATTACH PARTITION "{fresh}" {bounds}')
-    cursor.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
-    cursor.execute(f'ALTER INDEX "{fresh}_pkey" RENAME TO "{name}_pkey"')
-    return rows
-
-
 def read_ahead(items: Iterable[T]) -> Iterator[T]:
     """`items` in order, each next one fetched in a background thread while the caller works on this one.
 
@@ -187,7 +89,7 @@ def _rechunk(batch: pa.RecordBatch, batch_rows: int) -> Iterator[pa.RecordBatch]
         yield batch.slice(offset, batch_rows)
 
 
-def _sqlite_rows(batch: pa.RecordBatch) -> list[tuple]:
+def sqlite_rows(batch: pa.RecordBatch) -> list[tuple]:
     """A batch's rows as tuples, dates and times as the text SQLAlchemy stores in SQLite."""
     return list(zip(*(_sqlite_text(column).to_pylist() for column in batch.columns), strict=True))
 

@@ -41,7 +41,7 @@ class SchemaBehindError(RuntimeError):
 
 def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
     """Alembic's filter: a table's partitions (PostgreSQL) are data, not schema, and not compared."""
-    from include.platform.tables import is_partition
+    from include.platform.day_swap import is_partition
 
     return not (type_ == "table" and name is not None and is_partition(name))
 

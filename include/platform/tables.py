@@ -7,15 +7,9 @@ table comes with its revision, and a test fails when the two disagree.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-from typing import Any
-
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
-# Between a partitioned table's name and its partition's: `predictions__churn__20250331`.
-PARTITION_MARK = "__"
 
 ingest_runs = sa.Table(
     "ingest_runs",
@@ -189,58 +183,3 @@ retrain_requests = sa.Table(
     sa.Column("features", sa.JSON, nullable=False, comment="features over the alert level, with PSI"),
     sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
-
-
-PARTITIONED = (predictions.name,)
-
-
-def partition_filter(table: sa.Table, key: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """The rows of `table` in one partition: every column of `key` equal to its value."""
-    return sa.and_(*(table.c[name] == value for name, value in key.items()))
-
-
-def day_partition(table: sa.Table, key: dict[str, Any]) -> tuple[str, str]:
-    """PostgreSQL: the name of the partition of `table` holding one use case's day, and its bounds.
-
-    The name is part of the table's layout (migration 0016 names the partitions it makes with it):
-    `predictions__churn__20250331`, with a digest for a use case too long for an identifier.
-    """
-    use_case, ds = key["use_case"], key["ds"]
-    part = use_case if len(use_case) <= 30 else hashlib.sha256(use_case.encode()).hexdigest()[:16]
-    bounds = (
-        f"FOR VALUES FROM ('{use_case}', '{ds.isoformat()}') "
-        f"TO ('{use_case}', '{(ds + dt.timedelta(days=1)).isoformat()}')"
-    )
-    return f"{table.name}{PARTITION_MARK}{part}{PARTITION_MARK}{ds:%Y%m%d}", bounds
-
-
-def default_partition(table: sa.Table) -> str:
-    """PostgreSQL: the name of the partition that takes the rows of a day with no partition of its own."""
-    return f"{table.name}{PARTITION_MARK}default"
-
-
-def is_partition(name: str) -> bool:
-    """Whether a table name is one of the day partitions or the default partition (not in `metadata`)."""
-    return any(name.startswith(f"{table}{PARTITION_MARK}") for table in PARTITIONED)
-
-
-def partition_lock(table: sa.Table, key: dict[str, Any]) -> sa.Select:
-    """PostgreSQL: a transaction-scoped advisory lock that two writers of one partition take turns on.
-
-    Without it the second writer's insert fails on the primary key instead of waiting for the first.
-    """
-    name = "/".join([table.name, *(str(value) for value in key.values())])
-    return sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(name)))
-
-
-def replace_rows(conn: sa.Connection, table: sa.Table, key: dict[str, Any], rows: list[dict]) -> None:
-    """Replace every row of the partition `key` with `rows`, inside the caller's transaction.
-
-    The small-record path (run records, decisions, drift); `include.io.bulk.replace_partition` is
-    the bulk one, with the same lock and delete.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(partition_lock(table, key))
-    conn.execute(table.delete().where(partition_filter(table, key)))
-    if rows:
-        conn.execute(table.insert(), rows)

@@ -26,7 +26,6 @@ from sklearn.pipeline import Pipeline
 
 from include.io.lake import model_key
 from include.io.stores import ObjectStore
-from include.training.estimators import Trial
 
 if TYPE_CHECKING:
     from include.registry.registry import ModelVersion
@@ -58,6 +57,25 @@ _KEYS = {"pipeline", "threshold", "trial", "metadata"}
 
 class ModelFileError(ValueError):
     """A model file that must not or cannot be loaded: wrong checksum, untrusted type, not a model."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One model family with one parameter set (`trial_id` is `<family>-<n>`): what a model file was
+    fitted with. Sampled by `include.training.estimators`; stored here, below training."""
+
+    trial_id: str
+    family: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (the XCom form)."""
+        return {"trial_id": self.trial_id, "family": self.family, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """The trial `to_dict` described."""
+        return cls(trial_id=data["trial_id"], family=data["family"], params=dict(data["params"]))
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from include.platform.day_swap import replace_rows
 from include.platform.queries import row_as
 from include.platform.tables import (
     champion_history,
     gate_decisions,
     model_aliases,
     model_versions,
-    replace_rows,
     training_runs,
 )
 

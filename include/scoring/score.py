@@ -33,9 +33,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
-from include.io.bulk import read_ahead, replace_partition
+from include.io.bulk import read_ahead
 from include.io.lake import PART_FILE, PREDICTIONS_ZONE, partition_key
 from include.io.stores import ObjectStore
+from include.platform.day_swap import replace_partition
 from include.platform.tables import predictions
 from include.registry.model_files import FittedModel
 from include.usecases.spec import UseCase

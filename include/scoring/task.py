@@ -285,7 +285,8 @@ def publish(
     from include.io.lake import staging_prefix
     from include.io.memory import peak_rss_mb, use_returning_pool
     from include.monitoring.drift import worst_level
-    from include.platform.tables import drift_measures, replace_rows, score_runs
+    from include.platform.day_swap import replace_rows
+    from include.platform.tables import drift_measures, score_runs
     from include.scoring.score import ScoreError, read_staged, write_predictions
 
     run.check_spec(resolved.spec_sha256)
@@ -443,8 +444,9 @@ def request_retrain(run: RunFacts, scored: PublishedDay, stores: Stores) -> dict
     """
     from include.io.bulk import is_postgres
     from include.monitoring.drift import should_retrain
+    from include.platform.day_swap import partition_lock, replace_rows
     from include.platform.queries import last_retrain_request
-    from include.platform.tables import partition_lock, replace_rows, retrain_requests
+    from include.platform.tables import retrain_requests
 
     spec, ds, platform = run.spec, scored.ds, stores.platform
     key = {"use_case": spec.name, "ds": ds}

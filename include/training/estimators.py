@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from scipy.stats import loguniform
@@ -19,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import ParameterSampler
 from sklearn.pipeline import Pipeline
 
+from include.registry.model_files import Trial
 from include.training.preprocess import build_preprocessor
 from include.usecases.spec import UseCase
 
@@ -57,24 +57,6 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
     "dummy": {},
 }
 FAMILIES = tuple(_FACTORIES)
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One family with one parameter set; `trial_id` is `<family>-<n>`."""
-
-    trial_id: str
-    family: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (the XCom form)."""
-        return {"trial_id": self.trial_id, "family": self.family, "params": dict(self.params)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
-        """The trial `to_dict` described."""
-        return cls(trial_id=data["trial_id"], family=data["family"], params=dict(data["params"]))
 
 
 def _check_family(family: str) -> None:

@@ -1,4 +1,5 @@
-"""`make bench` end to end on a few rows against PostgreSQL: every path runs on the same rows.
+"""`make bench` end to end on a few rows against PostgreSQL: every path runs on the same rows (marker
+`bench`: `make bench` runs it first, the test suite does not).
 
 No timing is asserted: on a shared machine the figures are noise at this size.
 """
@@ -11,7 +12,7 @@ import pytest
 
 from tools.bench.run import LABELS, SHARDED, SHARDED_LABELS, main
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 ROWS = 2_000
 
@@ -95,11 +96,3 @@ def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path)
     assert training["sizes"]["3000"]["trial_rows"] == cap < training["sizes"]["3000"]["train_rows"]
     [(name, ratio)] = training["time_ratios"].items()
     assert name == "3000/1500" and ratio["rows"] == 2.0 and ratio["seconds"] > 0
-
-
-def test_the_bench_scores_and_publishes_with_the_dags_own_functions():
-    import include.scoring.task as scoring
-    from tools.bench import paths
-
-    assert paths.score_shard is scoring.score_shard
-    assert paths.publish is scoring.publish

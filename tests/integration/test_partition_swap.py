@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from include.io.bulk import replace_partition
+from include.platform.day_swap import replace_partition
 from include.platform.tables import predictions
 from include.scoring.score import PREDICTION_SCHEMA
 

@@ -336,7 +336,7 @@ def day_predictions(bench: Bench) -> pa.Table:
 
 def replace_a_full_day(bench: Bench, table: sa.Table) -> Work:
     """`replace_partition` of a day that already holds its N rows (put there before the clock)."""
-    from include.io.bulk import replace_partition
+    from include.platform.day_swap import replace_partition
     from include.scoring.score import PREDICTION_SCHEMA
 
     engine, made = bench.engine(), day_predictions(bench)

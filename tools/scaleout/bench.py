@@ -68,7 +68,8 @@ def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, partition: Pat
     import pyarrow.parquet as pq
 
     from include.io.lake import RAW_ZONE, partition_key
-    from include.platform.tables import ingest_runs, replace_rows
+    from include.platform.day_swap import replace_rows
+    from include.platform.tables import ingest_runs
 
     key = partition_key(RAW_ZONE, spec.name, DAY)
     path = lake.root / key

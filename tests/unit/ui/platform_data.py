@@ -12,7 +12,8 @@ import datetime as dt
 import numpy as np
 import sqlalchemy as sa
 
-from include.platform.tables import drift_measures, ingest_runs, replace_rows, score_runs
+from include.platform.day_swap import replace_rows
+from include.platform.tables import drift_measures, ingest_runs, score_runs
 from include.registry.registry import NewVersion, Registry
 from include.training.compare import Bound, SliceGain
 from include.training.curves import holdout_curves

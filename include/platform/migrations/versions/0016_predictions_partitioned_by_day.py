@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from include.platform.tables import day_partition, default_partition
+from include.platform.day_swap import day_partition, default_partition
 
 revision = "0016"
 down_revision = "0015"
