@@ -92,16 +92,33 @@ def registered(registry: Registry, run_id: str, ds: dt.date, family: str, train,
     ).version
 
 
-def gate_context(ds: dt.date) -> dict:
-    ti = SimpleNamespace(dag_id="churn_train", task_id="gate", run_id=f"manual__{ds}", log_url="http://log")
-    return {"ti": ti, "params": {"ds": ds.isoformat()}, "logical_date": None, "dag_run": None}
+def gate(version: int, ds: dt.date, holdout: dict) -> bool:
+    """The training DAG's gate task for `version` as of `ds`, alerting as the DAG's task does."""
+    from include.alerting import rejection_alert
+    from include.runs import RunFacts, Stores
+    from include.training.task import Candidate, TrainingPlan
+    from include.training.task import gate as judge_and_record
+
+    run, stores = RunFacts.of("churn", ds, f"manual__{ds}"), Stores.from_settings()
+    plan = TrainingPlan(
+        ds=ds,
+        train_key="training/churn/train.parquet",
+        holdout_key=holdout["holdout_key"],
+        window=(ds, ds),
+        holdout=(ds, ds),
+        rows={},
+        fingerprint="",
+        spec_sha256=run.spec_sha256,
+    )
+    candidate = Candidate.of(stores.registry.get("churn", version), unchanged=False)
+    ti = SimpleNamespace(dag_id="churn_train", task_id="gate", run_id=run.run_id, log_url="http://log")
+    context = {"ti": ti, "params": {"ds": ds.isoformat()}, "logical_date": None, "dag_run": None}
+    return judge_and_record(run, plan, candidate, stores, rejection_alert(context, run))
 
 
 def test_a_candidate_below_the_floor_is_rejected_with_an_alert(platform, receiver, holdout, tmp_path):
-    from include.training.task import gate
-
     version = registered(platform, "weak", DAY, "dummy", holdout["train"], tmp_path)
-    assert gate("churn", holdout, {"version": version}, gate_context(DAY)) is False
+    assert gate(version, DAY, holdout) is False
 
     message = receiver.received[0]["json"]
     assert (message["event"], message["dag_id"], message["ds"]) == ("rejected", "churn_train", "2025-03-31")
@@ -110,13 +127,11 @@ def test_a_candidate_below_the_floor_is_rejected_with_an_alert(platform, receive
 
 
 def test_a_candidate_older_than_the_champion_is_rejected_with_an_alert(platform, receiver, holdout, tmp_path):
-    from include.training.task import gate
-
     champion = registered(platform, "champion", DAY, "logistic_regression", holdout["train"], tmp_path)
     assert platform.promote("churn", champion, expected=None).promoted
     older = DAY - dt.timedelta(days=7)
     backfill = registered(platform, "backfill", older, "logistic_regression", holdout["train"], tmp_path)
-    assert gate("churn", holdout, {"version": backfill}, gate_context(older)) is False
+    assert gate(backfill, older, holdout) is False
 
     message = receiver.received[0]["json"]
     assert (message["candidate_version"], message["champion_version"]) == (backfill, champion)
@@ -124,10 +139,8 @@ def test_a_candidate_older_than_the_champion_is_rejected_with_an_alert(platform,
 
 
 def test_a_passing_candidate_sends_no_alert_and_its_bounds_are_stored(platform, receiver, holdout, tmp_path):
-    from include.training.task import gate
-
     version = registered(platform, "strong", DAY, "logistic_regression", holdout["train"], tmp_path)
-    assert gate("churn", holdout, {"version": version}, gate_context(DAY)) is True
+    assert gate(version, DAY, holdout) is True
     assert receiver.received == []
     decision = platform.decision("churn", version)
     floor = decision.evidence["levels"]["roc_auc"]
@@ -138,17 +151,15 @@ def test_a_passing_candidate_sends_no_alert_and_its_bounds_are_stored(platform, 
 def test_a_twin_of_the_champion_is_rejected_on_its_interval_and_a_rerun_decides_the_same(
     platform, receiver, holdout, tmp_path
 ):
-    from include.training.task import gate
-
     champion = registered(platform, "champion", DAY, "logistic_regression", holdout["train"], tmp_path)
     assert platform.promote("churn", champion, expected=None).promoted
     twin = registered(platform, "twin", DAY, "logistic_regression", holdout["train"], tmp_path)
-    assert gate("churn", holdout, {"version": twin}, gate_context(DAY)) is False
+    assert gate(twin, DAY, holdout) is False
     first = platform.decision("churn", twin)
     assert (first.difference, first.difference_lower, first.difference_upper) == (0.0, 0.0, 0.0)
     assert first.confidence == 0.9
     assert (
         "roc_auc gain +0.0000 [+0.0000, +0.0000]: 90% bound +0.0000 < min_improvement 0.0050" in first.reasons
     )
-    assert gate("churn", holdout, {"version": twin}, gate_context(DAY)) is False
+    assert gate(twin, DAY, holdout) is False
     assert platform.decision("churn", twin).reasons == first.reasons

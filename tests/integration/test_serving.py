@@ -112,7 +112,7 @@ def assert_online_equals_batch(world, engine: str, monkeypatch) -> None:
     summary = score(DAY)  # the nightly task's body, as the DAG calls it
     batch = day_predictions(platform, DAY).sort_values("entity_id").reset_index(drop=True)
     rows = request_rows(lake, DAY)
-    assert len(batch) == len(rows) == summary["rows_scored"] > 800
+    assert len(batch) == len(rows) == summary.rows_scored > 800
     monkeypatch.setenv("PLATFORM_SERVING_ENGINE", engine)
     with TestClient(app_from_env()) as client:
         assert client.get("/v1/churn/model", headers=AUTH).json()["engine"] == engine
