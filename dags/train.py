@@ -26,6 +26,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from include.assets import retrain_asset
 from include.config import Settings
+from include.dag_factory import build_dags
 from include.dag_settings import default_args, ds_param, end_date, start_date
 from include.usecases.spec import (
     ESTIMATORS,
@@ -34,7 +35,6 @@ from include.usecases.spec import (
     MIN_TRAINING_DAYS,
     N_TRIALS_RANGE,
     UseCase,
-    load_specs,
 )
 
 SETTINGS = Settings.from_env()
@@ -138,5 +138,4 @@ def train_dag(spec: UseCase):
     return train_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir).specs:
-    globals()[_spec.train_dag_id] = train_dag(_spec)
+build_dags(globals(), train_dag, SETTINGS.spec_dir)

@@ -452,11 +452,13 @@ class SpecFolder:
     """A folder's specs: the valid ones, and one error per file that cannot be used.
 
     A bad file fails its own DAGs only: the DAG files build the valid specs' DAGs, and
-    `dags/spec_errors.py` raises `errors` as its import error, which Airflow shows.
+    `dags/spec_errors.py` raises `errors` as its import error, which Airflow shows. `files` names
+    each valid spec's file, by use case.
     """
 
     specs: list[UseCase]
     errors: list[SpecError]
+    files: dict[str, str]
 
 
 def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
@@ -480,7 +482,7 @@ def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
             )
             for file in claiming:
                 del loaded[file]
-    return SpecFolder(list(loaded.values()), errors)
+    return SpecFolder(list(loaded.values()), errors, {spec.name: file for file, spec in loaded.items()})
 
 
 def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:

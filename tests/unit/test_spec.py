@@ -280,6 +280,7 @@ def test_load_specs_reads_every_file_of_a_folder(tmp_path, churn_dict):
     folder = load_specs(tmp_path)
     assert [s.name for s in folder.specs] == ["churn", "upsell"]
     assert folder.errors == []
+    assert folder.files == {"churn": "churn.yaml", "upsell": "upsell.yaml"}
 
 
 def test_load_specs_refuses_both_files_claiming_one_name_and_keeps_the_others(tmp_path, churn_dict):
