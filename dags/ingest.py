@@ -20,8 +20,9 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.assets import raw_asset
 from include.config import Settings
+from include.dag_factory import build_dags
 from include.dag_settings import default_args, ds_param, end_date, start_date
-from include.usecases.spec import UseCase, load_specs
+from include.usecases.spec import UseCase
 
 SETTINGS = Settings.from_env()
 
@@ -55,5 +56,4 @@ def ingest_dag(spec: UseCase):
     return ingest_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir).specs:
-    globals()[_spec.ingest_dag_id] = ingest_dag(_spec)
+build_dags(globals(), ingest_dag, SETTINGS.spec_dir)

@@ -33,8 +33,9 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from include.assets import raw_asset, retrain_asset
 from include.config import Settings
+from include.dag_factory import build_dags
 from include.dag_settings import default_args, ds_param, end_date, start_date
-from include.usecases.spec import UseCase, load_specs
+from include.usecases.spec import UseCase
 
 SETTINGS = Settings.from_env()
 
@@ -149,5 +150,4 @@ def score_dag(spec: UseCase):
     return score_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir).specs:
-    globals()[_spec.score_dag_id] = score_dag(_spec)
+build_dags(globals(), score_dag, SETTINGS.spec_dir)

@@ -26,8 +26,16 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from include.assets import retrain_asset
 from include.config import Settings
+from include.dag_factory import build_dags
 from include.dag_settings import default_args, ds_param, end_date, start_date
-from include.usecases.spec import ESTIMATORS, UseCase, load_specs
+from include.usecases.spec import (
+    ESTIMATORS,
+    MAX_WINDOW_DAYS,
+    MIN_IMPROVEMENT_RANGE,
+    MIN_TRAINING_DAYS,
+    N_TRIALS_RANGE,
+    UseCase,
+)
 
 SETTINGS = Settings.from_env()
 
@@ -61,24 +69,24 @@ def train_dag(spec: UseCase):
             "n_trials": Param(
                 spec.training.n_trials,
                 type="integer",
-                minimum=1,
-                maximum=50,
+                minimum=N_TRIALS_RANGE[0],
+                maximum=N_TRIALS_RANGE[1],
                 title="Trials per family",
                 description="Parameter sets sampled per family (the dummy baseline has one).",
             ),
             "min_improvement": Param(
                 spec.gate.min_improvement,
                 type="number",
-                minimum=0,
-                maximum=1,
+                minimum=MIN_IMPROVEMENT_RANGE[0],
+                maximum=MIN_IMPROVEMENT_RANGE[1],
                 title="Minimum improvement",
                 description=f"How much the candidate's {spec.gate.primary} must beat the champion's by.",
             ),
             "window_days": Param(
                 spec.training.window_days,
                 type="integer",
-                minimum=spec.training.holdout_days + 7,
-                maximum=730,
+                minimum=spec.training.holdout_days + MIN_TRAINING_DAYS,
+                maximum=MAX_WINDOW_DAYS,
                 title="Window (days)",
                 description=f"Days up to ds; the newest {spec.training.holdout_days} are the holdout.",
             ),
@@ -149,5 +157,4 @@ def train_dag(spec: UseCase):
     return train_pipeline()
 
 
-for _spec in load_specs(SETTINGS.spec_dir).specs:
-    globals()[_spec.train_dag_id] = train_dag(_spec)
+build_dags(globals(), train_dag, SETTINGS.spec_dir)

@@ -1,7 +1,9 @@
 """A use case declared as data: the spec file's model, its validation and its loader.
 
 Specs are validated when the DAGs are parsed, so a bad key or a dangling column name fails the
-DAG file's import with a message that names the file and the key.
+DAG file's import with a message that names the file and the key. Every bound that building a
+use case's DAGs puts on a spec value (a trigger form's limits, a time zone, a date its schedule can
+count from) is checked here too, so a spec that validates builds its DAGs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +20,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from include.io.stores import check_key
 
@@ -29,6 +33,17 @@ ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", 
 # The `training` keys a run's params override (the training DAG's trigger form); `min_improvement` too.
 RUN_OVERRIDES = ("estimators", "n_trials", "window_days")
 
+# Bounds the DAGs put on spec values, defined once: the training DAG's trigger form uses the same
+# constants (dags/train.py), so a spec's value is always a valid default of its form.
+N_TRIALS_RANGE = (1, 50)  # training.n_trials
+MIN_IMPROVEMENT_RANGE = (0.0, 1.0)  # gate.min_improvement
+MIN_TRAINING_DAYS = 7  # training.window_days is at least holdout_days + this
+MAX_WINDOW_DAYS = 730  # training.window_days
+# The name tags its DAGs, and Airflow refuses a tag longer than 100 characters.
+MAX_NAME_CHARS = 100
+# Days a schedule can count its runs from: near year 1 or 9999 the next run's date overflows.
+START_DATE_RANGE = (dt.date(1970, 1, 1), dt.date(2099, 12, 31))
+
 
 class SpecError(ValueError):
     """A use-case spec that cannot be used, with the file and the offending key in the message."""
@@ -37,6 +52,17 @@ class SpecError(ValueError):
 class _Model(BaseModel):
     # NaN and infinities are refused: a `floor: .nan` would make every gate comparison false.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# The error type of a model validator's problems, each with its own key (see `_describe`).
+_KEYED = "spec_keys"
+
+
+def _keyed(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """A model validator's error that keeps each problem's key (dotted, below the model), so that
+    the spec's error names `label.positive` rather than the model that checked it."""
+    text = "; ".join(f"{key}: {message}" for key, message in problems)
+    return PydanticCustomError(_KEYED, "{text}", {"text": text, "problems": tuple(problems)})
 
 
 LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
@@ -56,13 +82,34 @@ class Schedule(_Model):
     ingest: str
     train: str
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'UTC', 'Europe/Paris')") from None
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _countable_start(cls, value: dt.date) -> dt.date:
+        first, last = START_DATE_RANGE
+        if not first <= value <= last:
+            raise ValueError(f"{value} is outside {first}..{last}")
+        return value
+
     @field_validator("ingest", "train")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
+        try:
+            croniter(value, dt.datetime(2000, 1, 1)).get_next()
+        except CroniterBadDateError:
+            raise ValueError(f"{value!r} names no date that exists: it would never run") from None
         return value
 
 
@@ -95,17 +142,19 @@ class Source(_Model):
     @model_validator(mode="after")
     def _kind_fields(self) -> Source:
         needed = {"sql": ("table", "date_column"), "files": ("prefix",)}[self.kind]
-        for key in needed:
-            if getattr(self, key) is None:
-                raise ValueError(f"a {self.kind} source needs `{key}`")
+        problems = [(key, f"a {self.kind} source needs it") for key in needed if getattr(self, key) is None]
         if self.kind == "sql" and self.recursive:
-            raise ValueError("`recursive` is for a files source, not a sql one")
+            problems.append(("recursive", "is for a files source, not a sql one"))
         named = [("table", self.table), ("date_column", self.date_column)]
-        for key, name in named + [("columns", c) for c in self.columns]:
-            if name is not None and not IDENTIFIER.match(name):
-                raise ValueError(f"`{key}`: {name!r} is not a plain SQL identifier")
+        problems += [
+            (key, f"{name!r} is not a plain SQL identifier")
+            for key, name in named + [("columns", c) for c in self.columns]
+            if name is not None and not IDENTIFIER.match(name)
+        ]
         if self.prefix is not None and "{ds}" not in self.prefix:
-            raise ValueError("`prefix` must contain {ds}, the partition's date")
+            problems.append(("prefix", "must contain {ds}, the partition's date"))
+        if problems:
+            raise _keyed(problems)
         return self
 
 
@@ -170,11 +219,11 @@ class Ingest(_Model):
 
 
 class Training(_Model):
-    window_days: int = Field(60, ge=7)
+    window_days: int = Field(60, le=MAX_WINDOW_DAYS)
     holdout_days: int = Field(14, ge=1)
     cv_folds: int = Field(5, ge=2)
-    n_trials: int = Field(4, ge=1)
-    estimators: tuple[Literal[ESTIMATORS], ...] = ESTIMATORS  # type: ignore[valid-type]
+    n_trials: int = Field(4, ge=N_TRIALS_RANGE[0], le=N_TRIALS_RANGE[1])
+    estimators: tuple[Literal[ESTIMATORS], ...] = Field(ESTIMATORS, min_length=1)  # type: ignore[valid-type]
     random_state: int = 42
     # Rows each trial is cross-validated on: a larger training part is sampled (seeded) down to this,
     # so the search stops growing with the window; the chosen trial is refitted on every row.
@@ -182,15 +231,28 @@ class Training(_Model):
     max_trial_rows: int | None = Field(100_000, ge=1000)
 
     @model_validator(mode="after")
-    def _holdout_inside_window(self) -> Training:
-        if self.holdout_days >= self.window_days:
-            raise ValueError("`holdout_days` must be smaller than `window_days`")
+    def _window_and_families(self) -> Training:
+        problems = []
+        least = self.holdout_days + MIN_TRAINING_DAYS
+        if self.window_days < least:
+            problems.append(
+                (
+                    "window_days",
+                    f"{self.window_days} is less than holdout_days + {MIN_TRAINING_DAYS} = {least} "
+                    f"(at least {MIN_TRAINING_DAYS} days to train on before the holdout)",
+                )
+            )
+        repeated = sorted({e for e in self.estimators if self.estimators.count(e) > 1})
+        if repeated:
+            problems.append(("estimators", f"{', '.join(repeated)} named more than once"))
+        if problems:
+            raise _keyed(problems)
         return self
 
 
 class Gate(_Model):
     primary: Literal[METRICS] = "roc_auc"  # type: ignore[valid-type]
-    min_improvement: float = Field(0.0, ge=0)
+    min_improvement: float = Field(0.0, ge=MIN_IMPROVEMENT_RANGE[0], le=MIN_IMPROVEMENT_RANGE[1])
     floor: float
     # Metric -> largest allowed fall against the champion (its upper confidence bound).
     guardrails: dict[Literal[METRICS], float] = {}  # type: ignore[valid-type]
@@ -206,7 +268,7 @@ class Gate(_Model):
     @model_validator(mode="after")
     def _accuracy_is_gated(self) -> Gate:
         if self.primary != "accuracy" and "accuracy" not in self.guardrails:
-            raise ValueError("accuracy must be the primary metric or a guard-rail")
+            raise _keyed([("guardrails", "accuracy must be the primary metric or a guard-rail")])
         return self
 
 
@@ -231,17 +293,22 @@ class Drift(_Model):
 
     @model_validator(mode="after")
     def _alert_is_stricter(self) -> Drift:
+        problems = []
         if self.psi_alert < self.psi_warn:
-            raise ValueError("`psi_alert` must be at least `psi_warn`")
+            problems.append(("psi_alert", f"must be at least psi_warn ({self.psi_warn})"))
         if self.false_alert_rate > self.false_alarm_rate:
-            raise ValueError("`false_alert_rate` must be at most `false_alarm_rate`")
+            problems.append(
+                ("false_alert_rate", f"must be at most false_alarm_rate ({self.false_alarm_rate})")
+            )
+        if problems:
+            raise _keyed(problems)
         return self
 
 
 class UseCase(_Model):
     """One use case: its sources, schema, features, training, gate, scoring and drift settings."""
 
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
     description: str = ""
     owner: str = "ml-platform"
     entity_id: str
@@ -266,7 +333,7 @@ class UseCase(_Model):
     @model_validator(mode="after")
     def _names_resolve(self) -> UseCase:
         declared = set(self.columns)
-        problems = []
+        problems: list[tuple[str, str]] = []
         for key, names in (
             ("entity_id", [self.entity_id]),
             ("label.column", [self.label.column]),
@@ -278,36 +345,36 @@ class UseCase(_Model):
             ),
             ("features.derived", self.features.inputs),
         ):
-            problems += [f"{key}: {n!r} is not in `columns`" for n in names if n not in declared]
+            problems += [(key, f"{n!r} is not in `columns`") for n in names if n not in declared]
         provided: dict[str, str] = {}
         for source in self.sources:
             if self.entity_id not in source.columns:
-                problems.append(f"sources.{source.name}: must provide the entity id {self.entity_id!r}")
+                problems.append((f"sources.{source.name}", f"must provide the entity id {self.entity_id!r}"))
             for name in source.columns:
                 if name not in declared:
-                    problems.append(f"sources.{source.name}.columns: {name!r} is not in `columns`")
+                    problems.append((f"sources.{source.name}.columns", f"{name!r} is not in `columns`"))
                 elif name != self.entity_id and name in provided:
                     problems.append(
-                        f"sources.{source.name}.columns: {name!r} also comes from {provided[name]!r}"
+                        (f"sources.{source.name}.columns", f"{name!r} also comes from {provided[name]!r}")
                     )
                 provided.setdefault(name, source.name)
-        problems += [f"columns.{n}: no source provides it" for n in declared if n not in provided]
+        problems += [(f"columns.{n}", "no source provides it") for n in declared if n not in provided]
         problems += [
-            f"features.derived: {name!r} reads {self.columns[name].type} column, not a number"
+            ("features.derived", f"{name!r} reads {self.columns[name].type} column, not a number")
             for name in self.features.inputs
             if name in declared and self.columns[name].type not in ("integer", "float")
         ]
         problems += [
-            f"features.derived: {name!r} is also a column"
+            ("features.derived", f"{name!r} is also a column")
             for name in self.features.derived
             if name in declared
         ]
         if self.label.column in self.features.all:
-            problems.append(f"features: the label {self.label.column!r} cannot be a feature")
+            problems.append(("features", f"the label {self.label.column!r} cannot be a feature"))
         if self.label.column in declared:
             problems += _label_problems(self.label, self.columns[self.label.column])
         if problems:
-            raise ValueError("; ".join(problems))
+            raise _keyed(problems)
         return self
 
     @cached_property
@@ -338,21 +405,24 @@ class UseCase(_Model):
         return UseCase.model_validate(raw)
 
 
-def _label_problems(label: Label, column: Column) -> list[str]:
-    """Why `label.positive` cannot be a value of its column, if it cannot."""
+def _label_problems(label: Label, column: Column) -> list[tuple[str, str]]:
+    """Why `label.positive` cannot be a value of its column, if it cannot: (key, message) pairs."""
     kind = LABEL_TYPES.get(column.type)
     if kind is None:
-        return [
-            f"label.column: {label.column!r} is a {column.type} column; a label is {', '.join(LABEL_TYPES)}"
-        ]
+        kinds = ", ".join(LABEL_TYPES)
+        return [("label.column", f"{label.column!r} is a {column.type} column; a label is {kinds}")]
     # bool is a subclass of int: `positive: true` is not a value of an integer column.
     if type(label.positive) is not kind:
         return [
-            f"label.positive: {label.positive!r} is not a value of the {column.type} column "
-            f"{label.column!r} (write it as the column holds it, e.g. {_example(column.type)})"
+            (
+                "label.positive",
+                f"{label.positive!r} is not a value of the {column.type} column {label.column!r} "
+                f"(write it as the column holds it, e.g. {_example(column.type)})",
+            )
         ]
     if column.allowed is not None and label.positive not in column.allowed:
-        return [f"label.positive: {label.positive!r} is not among the allowed values {list(column.allowed)}"]
+        allowed = list(column.allowed)
+        return [("label.positive", f"{label.positive!r} is not among the allowed values {allowed}")]
     return []
 
 
@@ -361,10 +431,14 @@ def _example(kind: str) -> str:
 
 
 def _describe(error: ValidationError) -> str:
+    """Every error of `error` after its dotted key (`training.window_days: ...`)."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{where}: {item['msg']}")
+        where = [str(part) for part in item["loc"]]
+        if item["type"] == _KEYED:
+            lines += [f"{'.'.join([*where, key])}: {message}" for key, message in item["ctx"]["problems"]]
+        else:
+            lines.append(f"{'.'.join(where) or '(top level)'}: {item['msg']}")
     return "; ".join(lines)
 
 
@@ -392,11 +466,13 @@ class SpecFolder:
     """A folder's specs: the valid ones, and one error per file that cannot be used.
 
     A bad file fails its own DAGs only: the DAG files build the valid specs' DAGs, and
-    `dags/spec_errors.py` raises `errors` as its import error, which Airflow shows.
+    `dags/spec_errors.py` raises `errors` as its import error, which Airflow shows. `files` names
+    each valid spec's file, by use case.
     """
 
     specs: list[UseCase]
     errors: list[SpecError]
+    files: dict[str, str]
 
 
 def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
@@ -420,7 +496,7 @@ def load_specs(folder: Path | str = SPEC_DIR) -> SpecFolder:
             )
             for file in claiming:
                 del loaded[file]
-    return SpecFolder(list(loaded.values()), errors)
+    return SpecFolder(list(loaded.values()), errors, {spec.name: file for file, spec in loaded.items()})
 
 
 def spec_file(name: str, folder: Path | str = SPEC_DIR) -> Path:

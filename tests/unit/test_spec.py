@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 from include.usecases.spec import (
+    MAX_NAME_CHARS,
+    MAX_WINDOW_DAYS,
+    MIN_IMPROVEMENT_RANGE,
+    MIN_TRAINING_DAYS,
+    N_TRIALS_RANGE,
     SPEC_DIR,
+    START_DATE_RANGE,
     SpecError,
     UseCase,
     get_spec,
@@ -128,12 +134,15 @@ def _recursive_not_a_boolean(raw: dict) -> None:
         (_source_column_not_declared, ["sources.billing.columns", "'Discount'", "not in `columns`"]),
         (_column_no_source_provides, ["columns.Region", "no source provides it"]),
         (_bad_cron, ["schedule.ingest", "cron", "'61 * * * *'"]),
-        (_accuracy_not_gated, ["gate", "accuracy", "guard-rail"]),
-        (_holdout_not_inside_window, ["training", "holdout_days", "window_days"]),
-        (_files_prefix_without_ds, ["sources.1", "`prefix`", "{ds}"]),
+        (_accuracy_not_gated, ["gate.guardrails: accuracy must be the primary metric or a guard-rail"]),
+        (_holdout_not_inside_window, ["training.window_days: 60 is less than holdout_days + 7 = 67"]),
+        (_files_prefix_without_ds, ["sources.1.prefix: must contain {ds}"]),
         (_no_rows_per_shard, ["scoring.shard_rows", "greater than 0"]),
-        (_table_not_an_identifier, ["sources.0", "`table`", "'customer_snapshots; DROP TABLE users'"]),
-        (_recursive_on_a_sql_source, ["sources.0", "`recursive`", "files source"]),
+        (
+            _table_not_an_identifier,
+            ["sources.0.table: 'customer_snapshots; DROP TABLE users' is not a plain SQL identifier"],
+        ),
+        (_recursive_on_a_sql_source, ["sources.0.recursive: is for a files source"]),
         (_recursive_not_a_boolean, ["sources.1.recursive", "boolean"]),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
@@ -154,6 +163,108 @@ def test_a_bad_spec_fails_naming_the_file_and_the_key(
         assert part in message
 
 
+def _set(section: str, **values) -> Callable[[dict], None]:
+    def mutate(raw: dict) -> None:
+        raw[section].update(values)
+
+    return mutate
+
+
+# Each bound a DAG puts on a spec value (its trigger form, its timetable, its tags), just outside.
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            _set("schedule", timezone="Mars/Phobos"),
+            "schedule.timezone: Value error, 'Mars/Phobos' is not an IANA time zone",
+        ),
+        (_set("schedule", timezone="../../etc/passwd"), "schedule.timezone: Value error, '../../etc/passwd'"),
+        (_set("schedule", timezone="local"), "schedule.timezone: Value error, 'local' is not an IANA"),
+        (
+            _set("training", n_trials=N_TRIALS_RANGE[1] + 1),
+            f"training.n_trials: Input should be less than or equal to {N_TRIALS_RANGE[1]}",
+        ),
+        (
+            _set("training", n_trials=N_TRIALS_RANGE[0] - 1),
+            f"training.n_trials: Input should be greater than or equal to {N_TRIALS_RANGE[0]}",
+        ),
+        (
+            _set("training", window_days=MAX_WINDOW_DAYS + 1),
+            f"training.window_days: Input should be less than or equal to {MAX_WINDOW_DAYS}",
+        ),
+        (
+            _set("training", window_days=7, holdout_days=2),
+            f"training.window_days: 7 is less than holdout_days + {MIN_TRAINING_DAYS} = 9",
+        ),
+        (
+            _set("gate", min_improvement=MIN_IMPROVEMENT_RANGE[1] + 0.5),
+            f"gate.min_improvement: Input should be less than or equal to {MIN_IMPROVEMENT_RANGE[1]:g}",
+        ),
+        (
+            _set("gate", min_improvement=MIN_IMPROVEMENT_RANGE[0] - 0.1),
+            f"gate.min_improvement: Input should be greater than or equal to {MIN_IMPROVEMENT_RANGE[0]:g}",
+        ),
+        (_set("training", estimators=[]), "training.estimators: Tuple should have at least 1 item"),
+        (_set("training", estimators=["dummy", "dummy"]), "training.estimators: dummy named more than once"),
+        (
+            _set("schedule", start_date="0001-01-01"),
+            "schedule.start_date: Value error, 0001-01-01 is outside {}..{}".format(*START_DATE_RANGE),
+        ),
+        (_set("schedule", train="0 0 30 2 *"), "schedule.train: Value error, '0 0 30 2 *' names no date"),
+        (
+            lambda raw: raw.update(name="a" * (MAX_NAME_CHARS + 1)),
+            f"name: String should have at most {MAX_NAME_CHARS} characters",
+        ),
+    ],
+)
+def test_a_value_its_dags_would_refuse_fails_naming_the_key_and_the_bound(
+    tmp_path, churn_dict, mutate: Callable[[dict], None], expected: str
+):
+    raw = copy.deepcopy(churn_dict)
+    mutate(raw)
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(tmp_path, raw))
+
+    assert str(caught.value).startswith(f"broken.yaml: {expected}")
+
+
+def test_a_value_on_each_bound_is_accepted(tmp_path, churn_dict):
+    raw = copy.deepcopy(churn_dict)
+    raw["training"].update(n_trials=N_TRIALS_RANGE[1], window_days=MAX_WINDOW_DAYS, estimators=["dummy"])
+    raw["gate"]["min_improvement"] = MIN_IMPROVEMENT_RANGE[1]
+    raw["schedule"].update(timezone="Pacific/Kiritimati", start_date=str(START_DATE_RANGE[1]))
+    assert load_spec(write_spec(tmp_path, raw)).training.n_trials == N_TRIALS_RANGE[1]
+
+    raw["training"].update(window_days=raw["training"]["holdout_days"] + MIN_TRAINING_DAYS)
+    raw["gate"]["min_improvement"] = MIN_IMPROVEMENT_RANGE[0]
+    raw["schedule"]["start_date"] = str(START_DATE_RANGE[0])
+    assert load_spec(write_spec(tmp_path, raw)).gate.min_improvement == MIN_IMPROVEMENT_RANGE[0]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda raw: raw["label"].update(positive="yes"), "label.positive: 'yes' is not among the allowed"),
+        (
+            lambda raw: raw["drift"].update(psi_alert=0.01),
+            "drift.psi_alert: must be at least psi_warn (0.05)",
+        ),
+        (lambda raw: raw["sources"][0].pop("table"), "sources.0.table: a sql source needs it"),
+    ],
+)
+def test_an_error_found_across_keys_names_its_own_key(tmp_path, churn_dict, mutate, expected):
+    """A check of a whole model (the label against its column) used to report "(top level)"."""
+    raw = copy.deepcopy(churn_dict)
+    mutate(raw)
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(tmp_path, raw))
+
+    assert str(caught.value).startswith(f"broken.yaml: {expected}")
+    assert "top level" not in str(caught.value)
+
+
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("- just\n- a list\n")
@@ -169,6 +280,7 @@ def test_load_specs_reads_every_file_of_a_folder(tmp_path, churn_dict):
     folder = load_specs(tmp_path)
     assert [s.name for s in folder.specs] == ["churn", "upsell"]
     assert folder.errors == []
+    assert folder.files == {"churn": "churn.yaml", "upsell": "upsell.yaml"}
 
 
 def test_load_specs_refuses_both_files_claiming_one_name_and_keeps_the_others(tmp_path, churn_dict):
