@@ -343,7 +343,10 @@ def test_a_healthy_scoring_run_logs_no_error_and_no_deprecation(airflow_db, worl
     assert done.returncode == 0, lines[-20:]
     assert any("shard(s)" in line and "wrote" in line for line in lines), lines[-20:]
     assert [line for line in lines if "[error" in line] == []
-    assert [line for line in lines if "Deprecat" in line] == []
+    # `dags test` runs the task API in process through starlette's test client, which warns about
+    # httpx itself; a scheduler's run has no test client.
+    deprecations = [line for line in lines if "Deprecat" in line and "starlette.testclient" not in line]
+    assert deprecations == []
 
 
 @pytest.mark.parametrize("platform", ["postgres"], indirect=True)
