@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from include.config import Settings
 from include.dag_context import partition_from_context
 from include.partition import PartitionError
 
@@ -128,7 +129,6 @@ class PlatformAlert(BaseNotifier):
 
 def rejection_alert(context: Any, run: RunFacts) -> Callable[[Sequence[str], dict[str, Any]], None]:
     """What the gate calls with a rejection's reasons and the versions judged: an alert from this task."""
-    from include.config import Settings
 
     def alert(reasons: Sequence[str], details: dict[str, Any]) -> None:
         conn_id = Settings.from_env().alerts_conn_id

@@ -16,11 +16,15 @@ from include.runs import RunFacts, Stores
 
 def partition_from_context(context: Mapping[str, Any], tz: str = "UTC") -> Partition:
     """The day an Airflow task instance processes, from its context; its params checked first."""
-    params = context.get("params") or {}
-    check_params(params)
+    check_params(context.get("params") or {})
+    return _day_of(context, tz)
+
+
+def _day_of(context: Mapping[str, Any], tz: str) -> Partition:
+    """The day of a task instance whose params are checked already."""
     dag_run = context.get("dag_run")
     return resolve_partition(
-        params.get("ds"),
+        (context.get("params") or {}).get("ds"),
         context.get("logical_date"),
         getattr(dag_run, "run_after", None),
         tz,
@@ -41,7 +45,7 @@ def run_facts(use_case: str, context: Mapping[str, Any]) -> RunFacts:
         use_case,
         context["run_id"],
         context.get("params") or {},
-        lambda tz: partition_from_context(context, tz),
+        lambda tz: _day_of(context, tz),  # `build` checks the params first
     )
 
 

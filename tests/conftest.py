@@ -230,6 +230,26 @@ def run_dag(dag_id: str, day: dt.date | None = None, conf: dict | None = None):
     return dag.test(logical_date=logical, run_conf=conf or {})
 
 
+def dags_test_output(dag_id: str, day: dt.date, conf: dict | None = None) -> list[str]:
+    """`airflow dags test` of `dag_id` for `day` in a fresh process, as an operator runs it: its output
+    lines (the task logs); the run must succeed."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    done = subprocess.run(
+        [str(airflow), "dags", "test", dag_id, day.isoformat(), "-c", json.dumps(conf or {})],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 0, lines[-20:]
+    return lines
+
+
 def task_states(run) -> dict[str, str]:
     """A run's task instances' states by task id (a mapped task: its last instance's)."""
     return {ti.task_id: ti.state for ti in run.get_task_instances()}

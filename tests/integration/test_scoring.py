@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -28,7 +26,7 @@ from include.runs import RunFacts, Stores
 from include.scoring.score import ScoreError
 from include.scoring.task import PublishedDay
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, register_model, run_dag, task_states, use_platform
+from tests.conftest import dags_test_output, register_model, run_dag, task_states, use_platform
 from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
@@ -330,17 +328,7 @@ def test_a_healthy_scoring_run_logs_no_error_and_no_deprecation(airflow_db, worl
     (a read past the last shard's result used to log an `[error] XCom not found`)."""
     platform, lake, _ = world
     ordinary_day(lake, platform, DAYS[0])
-    airflow = Path(sys.executable).parent / "airflow"
-    done = subprocess.run(
-        [str(airflow), "dags", "test", "churn_score", DAYS[0].isoformat()],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = (done.stdout + done.stderr).splitlines()
-    assert done.returncode == 0, lines[-20:]
+    lines = dags_test_output("churn_score", DAYS[0])
     assert any("shard(s)" in line and "wrote" in line for line in lines), lines[-20:]
     assert [line for line in lines if "[error" in line] == []
     # `dags test` runs the task API in process through starlette's test client, which warns about

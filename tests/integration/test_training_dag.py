@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +21,7 @@ from include.platform.schema import upgrade
 from include.registry.registry import Registry
 from include.training.gate import GateDecision
 from include.usecases.spec import get_spec
-from tests.conftest import REPO, register_model, run_dag, task_states, use_platform
+from tests.conftest import dags_test_output, register_model, run_dag, task_states, use_platform
 from tools.demo.seed import seed
 
 pytestmark = pytest.mark.integration
@@ -139,18 +135,7 @@ def test_a_retrain_on_unchanged_data_reuses_its_version(world, capsys):
 
 def test_a_healthy_training_run_logs_no_warning_flood_and_no_error(world):
     """`airflow dags test` in a fresh process, as an operator runs it: its output is the task logs."""
-    airflow = Path(sys.executable).parent / "airflow"
-    conf = json.dumps(QUICK)
-    done = subprocess.run(
-        [str(airflow), "dags", "test", "churn_train", AS_OF.isoformat(), "-c", conf],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = (done.stdout + done.stderr).splitlines()
-    assert done.returncode == 0, lines[-20:]
+    lines = dags_test_output("churn_train", AS_OF, QUICK)
     assert any("registered v2" in line for line in lines)
     assert any("churn: champion v1 -> v2" in line for line in lines)
     assert [line for line in lines if "DeprecatedImportWarning" in line] == []
