@@ -25,11 +25,14 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.config import Settings
 from include.partition import parse_ds
 from include.usecases.spec import get_spec
+
+if TYPE_CHECKING:
+    from include.registry.read_models import VersionDetail
 
 Rows = list[dict[str, Any]]
 
@@ -82,133 +85,82 @@ def models(use_case: str) -> Rows:
     ]
 
 
-def version_detail(use_case: str, version: int) -> dict[str, Any]:
-    """One version: what it is, what it was trained on, how it scored and what it relies on.
+def version_detail(use_case: str, version: int) -> VersionDetail:
+    """One version: what it is, what it was trained on, how it was judged and what it relies on.
 
     Raises:
         LookupError: naming the use case and its known versions, when it has no such version.
     """
-    registry = _registry()
-    found = registry.get(use_case, version)
-    decision = registry.decision(use_case, version)
-    evidence = (decision.evidence if decision else None) or {}
-    levels, differences = evidence.get("levels", {}), evidence.get("differences", {})
+    from include.registry.read_models import version_detail as detail_of
 
-    def metric_row(name: str, value: float) -> dict[str, Any]:
-        level, gain = levels.get(name, {}), differences.get(name, {})
-        return {
-            "metric": name,
-            "value": value,
-            "lower": level.get("lower"),
-            "upper": level.get("upper"),
-            "gain": gain.get("estimate"),
-            "gain_lower": gain.get("lower"),
-            "gain_upper": gain.get("upper"),
-        }
-
-    return {
-        "use_case": use_case,
-        "version": found.version,
-        "status": found.status,
-        "status_reason": found.status_reason,
-        "family": found.family,
-        "params": found.params,
-        "ds": found.ds.isoformat(),
-        "window": [found.window_start.isoformat(), found.window_end.isoformat()],
-        "holdout": [found.holdout_start.isoformat(), found.holdout_end.isoformat()],
-        "rows": found.row_counts,
-        "threshold": found.threshold,
-        "metrics": [metric_row(name, value) for name, value in found.metrics.items()],
-        "gate": None
-        if decision is None
-        else {
-            "passed": decision.passed,
-            "champion_version": decision.champion_version,
-            "confidence": decision.confidence,
-            "reasons": decision.reasons,
-        },
-        "trials": [
-            {
-                "trial_id": t["trial"]["trial_id"],
-                "family": t["trial"]["family"],
-                "params": t["trial"]["params"],
-                "metric": t["primary"],
-                "cv_mean": t["primary_mean"],
-                "cv_std": t["primary_std"],
-                "chosen": (t["trial"]["family"], t["trial"]["params"]) == (found.family, found.params),
-            }
-            for t in found.trials
-        ],
-        "importance": found.importance,
-    }
+    return detail_of(_registry(), get_spec(use_case, Settings.from_env().spec_dir), version)
 
 
-def version_text(detail: dict[str, Any]) -> str:
+def version_text(detail: VersionDetail) -> str:
     """`version_detail` for people: a heading, the windows, then the metrics, trials and importance."""
 
     def count(key: str) -> str:
-        return f", {detail['rows'][key]:,} rows" if detail["rows"] else ""
+        return f", {detail.rows[key]:,} rows" if detail.rows else ""
 
     def bounds(low: float | None, high: float | None, sign: str = "") -> str:
-        return "" if low is None else f"[{low:{sign}.4f}, {high:{sign}.4f}]"
+        return "" if low is None or high is None else f"[{low:{sign}.4f}, {high:{sign}.4f}]"
 
-    gate = detail["gate"]
+    decision = detail.decision
     lines = [
-        f"{detail['use_case']} v{detail['version']}: {detail['status']}, {detail['family']}, "
-        f"trained as of {detail['ds']}",
-        *([f"reason: {detail['status_reason']}"] if detail["status_reason"] else []),
-        f"parameters: {json.dumps(detail['params'], sort_keys=True)}",
-        f"data window {detail['window'][0]} .. {detail['window'][1]}{count('train')} for training; "
-        f"holdout {detail['holdout'][0]} .. {detail['holdout'][1]}{count('holdout')}; "
-        f"threshold {detail['threshold']:.4f}",
+        f"{detail.use_case} v{detail.version}: {detail.status}, {detail.family}, "
+        f"trained as of {detail.trained_as_of}",
+        *([f"reason: {detail.status_reason}"] if detail.status_reason else []),
+        f"parameters: {json.dumps(detail.params, sort_keys=True)}",
+        f"data window {detail.window[0]} .. {detail.window[1]}{count('train')} for training; "
+        f"holdout {detail.holdout[0]} .. {detail.holdout[1]}{count('holdout')}; "
+        f"threshold {detail.threshold:.4f}",
         "",
     ]
-    if gate is None:
+    if decision is None:
         lines += ["holdout metrics (not judged by the gate yet)"]
     else:
-        against = f"v{gate['champion_version']}" if gate["champion_version"] else "no champion"
-        level = f"{gate['confidence']:.0%} bounds" if gate["confidence"] else "no bounds stored"
+        against = f"v{decision.champion_version}" if decision.champion_version else "no champion"
+        level = f"{decision.confidence:.0%} bounds" if decision.confidence else "no bounds stored"
         lines += [
-            f"holdout metrics; gate: {'passed' if gate['passed'] else 'rejected'} against {against}, {level}"
+            f"holdout metrics; gate: {'passed' if decision.passed else 'rejected'} against {against}, {level}"
         ]
-    metrics = [
-        {
-            "metric": m["metric"],
-            "value": m["value"],
-            "bounds": bounds(m["lower"], m["upper"]),
-            "gain": "" if m["gain"] is None else f"{m['gain']:+.4f}",
-            "gain bounds": bounds(m["gain_lower"], m["gain_upper"], "+"),
-        }
-        for m in detail["metrics"]
-    ]
+    gains = {row.metric: row for row in decision.metrics} if decision else {}
+    metrics = []
+    for m in detail.metrics:
+        gain = gains.get(m.metric)
+        metrics.append(
+            {
+                "metric": m.metric,
+                "value": m.value,
+                "bounds": bounds(m.lower, m.upper),
+                "gain": "" if gain is None or gain.gain is None else f"{gain.gain:+.4f}",
+                "gain bounds": "" if gain is None else bounds(gain.gain_lower, gain.gain_upper, "+"),
+            }
+        )
     lines += [format_table(metrics, list(metrics[0])), ""]
-    if gate:
-        lines += ["gate reasons:", *(f"  {reason}" for reason in gate["reasons"]), ""]
+    if decision:
+        lines += ["gate reasons:", *(f"  {reason}" for reason in decision.reasons), ""]
     trials = [
         {
-            "trial": t["trial_id"] + (" (chosen)" if t["chosen"] else ""),
-            "family": t["family"],
-            "parameters": json.dumps(t["params"], sort_keys=True),
-            f"CV {t['metric']} mean ± std": f"{t['cv_mean']:.4f} ± {t['cv_std']:.4f}",
+            "trial": t.trial_id + (" (chosen)" if t.chosen else ""),
+            "family": t.family,
+            "parameters": json.dumps(t.params, sort_keys=True),
+            f"CV {t.metric} mean ± std": f"{t.cv_mean:.4f} ± {t.cv_std:.4f}",
         }
-        for t in detail["trials"]
+        for t in detail.trials
     ]
     lines += [f"trials ({len(trials)})", format_table(trials, list(trials[0])) if trials else "none", ""]
-    importance = detail["importance"]
+    importance = detail.importance
     if importance is None:
         lines += ["permutation importance: not stored for this version (trained before it was kept)"]
     else:
         lines += [
-            f"permutation importance: fall of holdout {importance['metric']} when a feature is shuffled "
-            f"({importance['n_repeats']} repeats, {importance['rows']:,} rows)",
+            f"permutation importance: fall of holdout {importance.metric} when a feature is shuffled "
+            f"({importance.n_repeats} repeats, {importance.rows:,} rows)",
             format_table(
                 [
-                    {
-                        "feature": f["feature"] + (" (derived)" if f["derived"] else ""),
-                        "mean": f["mean"],
-                        "std": f["std"],
-                    }
-                    for f in importance["features"]
+                    {"feature": f.feature + (" (derived)" if f.derived else ""), "mean": f.mean, "std": f.std}
+                    for f in importance.features
                 ],
                 ["feature", "mean", "std"],
             ),
@@ -217,24 +169,10 @@ def version_text(detail: dict[str, Any]) -> str:
 
 
 def gate(use_case: str) -> Rows:
-    """Every gate decision, with the candidate's and the champion's figures side by side."""
-    return [
-        {
-            "candidate": d.candidate_version,
-            "champion": d.champion_version,
-            "ds": d.ds.isoformat(),
-            "passed": d.passed,
-            "candidate_metrics": d.candidate_metrics,
-            "champion_metrics": d.champion_metrics,
-            "confidence": d.confidence,
-            "difference": d.difference,
-            "difference_lower": d.difference_lower,
-            "difference_upper": d.difference_upper,
-            "evidence": d.evidence,
-            "reasons": d.reasons,
-        }
-        for d in _registry().decisions(use_case)
-    ]
+    """Every gate decision (the registry's read model): both sides' metrics, the paired gains, the slices."""
+    from include.registry.read_models import decision_detail
+
+    return [decision_detail(d).model_dump(mode="json") for d in _registry().decisions(use_case)]
 
 
 def runs(use_case: str) -> Rows:
@@ -307,20 +245,24 @@ def gate_table(rows: Rows, primary: str) -> str:
     """Gate decisions as a table: both sides' primary metric and accuracy, the primary's paired gain
     with its bounds, and the reason."""
 
-    def side_by_side(row: dict[str, Any], metric: str) -> str:
-        theirs = row["champion_metrics"] or {}
-        return f"{_fmt(row['candidate_metrics'].get(metric))} / {_fmt(theirs.get(metric))}"
+    def metric(row: dict[str, Any], name: str) -> dict[str, Any]:
+        return next((m for m in row["metrics"] if m["metric"] == name), {})
+
+    def side_by_side(row: dict[str, Any], name: str) -> str:
+        found = metric(row, name)
+        return f"{_fmt(found.get('candidate'))} / {_fmt(found.get('champion'))}"
 
     def gain(row: dict[str, Any]) -> str:
-        if row["difference"] is None:
+        found = metric(row, primary)
+        if found.get("gain") is None:
             return "-"
-        bounds = f"[{row['difference_lower']:+.4f}, {row['difference_upper']:+.4f}]"
-        return f"{row['difference']:+.4f} {bounds} at {row['confidence']:.0%}"
+        bounds = f"[{found['gain_lower']:+.4f}, {found['gain_upper']:+.4f}]"
+        return f"{found['gain']:+.4f} {bounds} at {row['confidence']:.0%}"
 
     flat = [
         {
-            "candidate": f"v{r['candidate']}",
-            "champion": f"v{r['champion']}" if r["champion"] else "none",
+            "candidate": f"v{r['candidate_version']}",
+            "champion": f"v{r['champion_version']}" if r["champion_version"] else "none",
             "ds": r["ds"],
             "passed": r["passed"],
             f"{primary} (cand/champ)": side_by_side(r, primary),
@@ -367,7 +309,7 @@ def show_version(use_case: str, version: int, as_json: bool) -> int:
     except LookupError as missing:
         print(missing, file=sys.stderr)
         return 2
-    print(json.dumps(detail, indent=2) if as_json else version_text(detail))
+    print(detail.model_dump_json(indent=2) if as_json else version_text(detail))
     return 0
 
 

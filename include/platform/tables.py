@@ -60,6 +60,7 @@ model_versions = sa.Table(
     sa.Column("curves", sa.JSON, comment="holdout ROC and PR points, confusion matrix at the threshold"),
     sa.Column("importance", sa.JSON, comment="permutation importance per feature on the holdout"),
     sa.Column("row_counts", sa.JSON, comment="rows of the training part and of the holdout"),
+    sa.Column("chosen_trial", sa.String(200), comment="trial_id of the trial the model was refitted from"),
     sa.UniqueConstraint("use_case", "run_id", name="uq_model_versions_run"),
     sa.Index("ix_model_versions_fingerprint", "use_case", "fingerprint"),
     sa.CheckConstraint(

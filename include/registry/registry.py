@@ -60,6 +60,7 @@ class NewVersion:
     curves: dict[str, Any] | None = None
     importance: dict[str, Any] | None = None
     row_counts: dict[str, int] | None = None
+    chosen_trial: str | None = None
 
     @classmethod
     def of_day(

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from include.serving.auth import require_token
+from include.serving.champion import VersionDetail
 from include.serving.rows import request_model
-from include.serving.service import Scored, ScoringService, Served, UnknownUseCase
+from include.serving.service import ScoredRequest, ScoringService, Served, UnknownUseCase
 
 
 class Problem(BaseModel):
@@ -62,7 +63,7 @@ class ScoreResponse(BaseModel):
     predictions: list[Prediction]
 
     @classmethod
-    def of(cls, use_case: str, scored: Scored, entity_ids: Sequence[str | None]) -> ScoreResponse:
+    def of(cls, use_case: str, scored: ScoredRequest, entity_ids: Sequence[str | None]) -> ScoreResponse:
         version, sha = scored.version.version, scored.version.sha256
         return cls(
             use_case=use_case,
@@ -85,21 +86,18 @@ class ScoreResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """The version a use case serves, since when, and its figures from the registry."""
+    """The version a use case serves, since when, on which path, and its detail from the registry."""
 
     use_case: str
     version: int
     sha256: str
-    family: str
-    trained_as_of: dt.date
-    window: tuple[dt.date, dt.date]
-    threshold: float
-    metrics: dict[str, float] = Field(description="the registry's holdout metrics")
-    artifact_uri: str
     promoted_at: dt.datetime | None = Field(description="when the champion alias moved to this version")
     served_since: dt.datetime = Field(description="when this service started serving it")
-    engine: Literal["fast", "sklearn"] = Field(description="the scoring path (see README, Real-time scoring)")
+    engine: Literal["fast", "sklearn"] = Field(description="the scoring path (docs/serving.md)")
     problem: str | None = Field(description="a newer champion that failed to load, if any")
+    detail: VersionDetail = Field(
+        description="the version's detail as the registry holds it, the same the CLI and the UI show"
+    )
 
     @classmethod
     def of(cls, served: Served, problem: str | None) -> ModelInfo:
@@ -108,16 +106,11 @@ class ModelInfo(BaseModel):
             use_case=version.use_case,
             version=version.version,
             sha256=version.sha256,
-            family=version.family,
-            trained_as_of=version.ds,
-            window=(version.window_start, version.window_end),
-            threshold=version.threshold,
-            metrics=version.metrics,
-            artifact_uri=version.artifact_uri,
             promoted_at=served.promoted_at,
             served_since=served.served_since,
             engine=served.engine,  # type: ignore[arg-type]
             problem=problem,
+            detail=served.detail,
         )
 
 
@@ -170,7 +163,7 @@ def health_router(service: ScoringService) -> APIRouter:
 
 
 def models_router(service: ScoringService) -> APIRouter:
-    """`GET /v1/{use_case}/model`: the version served, since when, its metrics."""
+    """`GET /v1/{use_case}/model`: the version served, since when, and its detail."""
     router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_token)])
 
     @router.get("/{use_case}/model", response_model=ModelInfo, responses=ERRORS)

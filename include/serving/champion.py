@@ -1,8 +1,9 @@
 """The one adapter between the service and the registry and model files (DESIGN.md contract 7).
 
 Everything the service reads about models goes through `ChampionSource`: which version the
-`champion` alias names and when it moved there (`include.registry.registry.Registry`), and the
-model file, loaded after its sha256 matches (`include.registry.model_files.load_version_model`).
+`champion` alias names and when it moved there (`include.registry.registry.Registry`), the
+version's detail as every reader shows it (`include.registry.read_models`), and the model file,
+loaded after its sha256 matches (`include.registry.model_files.load_version_model`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import sqlalchemy as sa
 
 from include.io.stores import ObjectStore
 from include.registry.model_files import VersionModel, load_version_model
+from include.registry.read_models import VersionDetail, describe
 from include.registry.registry import ModelVersion, Registry
+from include.usecases.spec import UseCase
 
-__all__ = ["ChampionSource", "ModelVersion", "VersionModel"]
+__all__ = ["ChampionSource", "ModelVersion", "VersionDetail", "VersionModel"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,10 @@ class ChampionSource:
         if promoted_at is not None and promoted_at.tzinfo is None:
             promoted_at = promoted_at.replace(tzinfo=dt.UTC)  # SQLite keeps no zone; the platform writes UTC
         return version, promoted_at
+
+    def detail(self, spec: UseCase, version: ModelVersion) -> VersionDetail:
+        """`version`'s detail with its gate decision, as the CLI and the UI show it."""
+        return describe(version, self.registry.decision(spec.name, version.version), spec.train_dag_id)
 
     def load(self, version: ModelVersion) -> VersionModel:
         """The version's model, loaded only after the file's sha256 matches the registry's.

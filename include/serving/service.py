@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from include.serving.champion import ChampionSource, ModelVersion, VersionModel
+from include.serving.champion import ChampionSource, ModelVersion, VersionDetail, VersionModel
 from include.serving.fast import CompileError, check_against, compile_pipeline
 from include.serving.rows import probe_rows, rows_to_frame
 from include.serving.settings import Engine
@@ -41,9 +41,10 @@ class NotServing(RuntimeError):
 
 @dataclass(frozen=True)
 class Served:
-    """One loaded version of a use case's champion and how its rows are scored."""
+    """One loaded version of a use case's champion, its detail, and how its rows are scored."""
 
     model: VersionModel
+    detail: VersionDetail
     engine: str
     scorer: Callable[[Rows], np.ndarray]
     promoted_at: dt.datetime | None
@@ -55,7 +56,7 @@ class Served:
 
 
 @dataclass(frozen=True)
-class Scored:
+class ScoredRequest:
     """A request's scores and labels, with the version that produced every one of them."""
 
     version: ModelVersion
@@ -73,7 +74,11 @@ class State:
 
 
 def build_served(
-    spec: UseCase, model: VersionModel, engine: Engine, promoted_at: dt.datetime | None
+    spec: UseCase,
+    model: VersionModel,
+    detail: VersionDetail,
+    engine: Engine,
+    promoted_at: dt.datetime | None,
 ) -> Served:
     """The scorer for `model`: the fast path if asked (or `auto` and it matches), else the pipeline.
 
@@ -96,7 +101,7 @@ def build_served(
             if engine == "fast":
                 raise
             log.warning("%s v%d: scikit-learn path (%s)", spec.name, version, why)
-    return Served(model, chosen, scorer, promoted_at, dt.datetime.now(dt.UTC))
+    return Served(model, detail, chosen, scorer, promoted_at, dt.datetime.now(dt.UTC))
 
 
 class ScoringService:
@@ -153,11 +158,11 @@ class ScoringService:
             raise NotServing(f"{use_case}: {state.problem}")
         return state.served, state.problem
 
-    def score(self, use_case: str, rows: Rows) -> Scored:
+    def score(self, use_case: str, rows: Rows) -> ScoredRequest:
         """Scores and labels of validated `rows`, all from the one version serving at the call."""
         served = self.served(use_case)
         scores = served.scorer(rows)
-        return Scored(served.version, scores, served.model.labels(scores))
+        return ScoredRequest(served.version, scores, served.model.labels(scores))
 
     def refresh(self) -> None:
         """Follow the champion alias of every use case: load a moved champion and swap it in."""
@@ -191,7 +196,8 @@ class ScoringService:
         started = time.perf_counter()
         try:
             model = self.source.load(version)
-            fresh = build_served(state.spec, model, self.engine, promoted_at)
+            detail = self.source.detail(state.spec, version)
+            fresh = build_served(state.spec, model, detail, self.engine, promoted_at)
         except Exception as exc:  # a bad file keeps the model already verified and served
             log.exception("%s: champion v%d not loaded", name, version.version)
             return State(state.spec, served, f"champion v{version.version} not loaded: {exc}")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from include.training.metrics import direction
+from include.usecases.spec import direction
 
 logger = logging.getLogger(__name__)
 

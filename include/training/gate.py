@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from include.training.compare import Bound, SliceGain
-from include.training.metrics import direction
-from include.usecases.spec import Gate
+from include.usecases.spec import Gate, direction
 
 logger = logging.getLogger(__name__)
 

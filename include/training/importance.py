@@ -19,7 +19,7 @@ from sklearn.inspection import permutation_importance
 
 from include.registry.model_files import FittedModel
 from include.training.compare import Scored, weighted_metric
-from include.training.metrics import direction
+from include.usecases.spec import direction
 
 logger = logging.getLogger(__name__)
 

@@ -19,14 +19,6 @@ from sklearn.metrics import (
 
 logger = logging.getLogger(__name__)
 
-# Every metric is "higher is better" except these.
-LOWER_IS_BETTER = frozenset({"log_loss"})
-
-
-def direction(metric: str) -> int:
-    """+1 when a higher value of `metric` is better, -1 when a lower one is."""
-    return -1 if metric in LOWER_IS_BETTER else 1
-
 
 def _check(
     y_true: Sequence[int] | np.ndarray, proba: Sequence[float] | np.ndarray

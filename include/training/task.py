@@ -188,6 +188,7 @@ def fit_and_register(
             metrics=metrics,
             cv_metrics=dict(best.metrics),
             trials=[r.to_dict() for r in results],
+            chosen_trial=best.trial.trial_id,
             reference=build_reference(train, spec).to_dict(),
             library_versions=library_versions(),
             code_version=code_version(),

@@ -19,10 +19,10 @@ from threadpoolctl import threadpool_limits
 
 from include.registry.model_files import FittedModel
 from include.training.estimators import Trial, build_model
-from include.training.metrics import choose_threshold, direction, evaluate
+from include.training.metrics import choose_threshold, evaluate
 from include.training.preprocess import split_xy
 from include.training.split import DATE_COLUMN, time_series_folds
-from include.usecases.spec import UseCase
+from include.usecases.spec import UseCase, direction
 
 logger = logging.getLogger(__name__)
 

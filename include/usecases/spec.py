@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SPEC_DIR = Path(__file__).parent
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+# Every metric is "higher is better" except these.
+LOWER_IS_BETTER = frozenset({"log_loss"})
 ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy")
 # The `training` keys a run's params override (the training DAG's trigger form); `min_improvement` too.
 RUN_OVERRIDES = ("estimators", "n_trials", "window_days")
@@ -521,6 +523,11 @@ def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
         SpecError: when no file, or more than one, claims the name, or the one that does is invalid.
     """
     return load_spec(spec_file(name, folder))
+
+
+def direction(metric: str) -> int:
+    """+1 when a higher value of `metric` is better, -1 when a lower one is."""
+    return -1 if metric in LOWER_IS_BETTER else 1
 
 
 def write_changed_spec(folder: Path, changes: dict[str, dict[str, object]], name: str = "churn") -> Path:

@@ -151,8 +151,8 @@ def test_training_registers_a_champion(pg_platform, champion):
     assert model["roc_auc"] >= 0.75  # the gate's floor: with no champion, the floor alone decides
     [decision] = platform.cli("gate", "churn")
     assert decision["passed"] is True
-    assert decision["champion"] is None
-    assert decision["candidate"] == model["version"]
+    assert decision["champion_version"] is None
+    assert decision["candidate_version"] == model["version"]
 
 
 def test_scoring_backfill_and_a_manual_run_of_one_day_leave_one_prediction_set_per_day(

@@ -186,3 +186,45 @@ def command_downgrade(conn: sa.Connection, revision: str) -> None:
     from alembic import command
 
     command.downgrade(schema._config(conn), revision)
+
+
+def test_0017_records_the_chosen_trial_of_every_existing_version(empty_engine):
+    """The trial with the version's family and parameters, the best CV mean among several (NaN never,
+    ties to the smallest id); none when no stored trial matches."""
+    upgrade(empty_engine, "0016")
+    table = metadata.tables["model_versions"]
+
+    def trial(trial_id: str, params: dict, mean: float) -> dict:
+        family = trial_id.rsplit("-", 1)[0]
+        return {
+            "trial": {"trial_id": trial_id, "family": family, "params": params},
+            "primary": "log_loss",
+            "primary_mean": mean,
+        }
+
+    trials = [
+        trial("random_forest-0", {"depth": 3}, 0.40),
+        trial("random_forest-1", {"depth": 5}, 0.45),
+        trial("random_forest-2", {"depth": 5}, 0.41),
+        trial("random_forest-3", {"depth": 5}, 0.41),
+        trial("dummy-0", {}, 0.69),
+    ]
+    rows = []
+    for n, (family, params, stored) in enumerate(
+        [("random_forest", {"depth": 5}, trials), ("dummy", {}, trials), ("random_forest", {"depth": 9}, [])],
+        start=1,
+    ):
+        row = {c.name: _value(c, n) for c in table.columns if c.name != "chosen_trial"}
+        rows.append(
+            {**row, "use_case": "churn", "version": n, "family": family, "params": params, "trials": stored}
+        )
+    with empty_engine.begin() as conn:
+        before = [sa.column(c.name, c.type) for c in table.columns if c.name != "chosen_trial"]
+        conn.execute(sa.table("model_versions", *before).insert(), rows)
+
+    upgrade(empty_engine)
+
+    with empty_engine.connect() as conn:
+        chosen = dict(conn.execute(sa.select(table.c.version, table.c.chosen_trial)).all())
+    # log loss: lower is better; 0.41 twice, the smaller id wins.
+    assert chosen == {1: "random_forest-2", 2: "dummy-0", 3: None}

@@ -142,12 +142,14 @@ def test_a_healthy_training_run_logs_no_warning_flood_and_no_error(world):
     assert [line for line in lines if "[error" in line] == []
 
 
-def test_the_cli_shows_a_trained_version_in_full(world, capsys):
+def test_the_cli_shows_a_trained_version_in_full_as_the_ui_and_the_service_do(world, capsys):
     """`models churn --version N`: family, parameters, metrics with the gate's bounds, the windows and
-    rows, every trial, and the permutation importance stored at training, most important first."""
+    rows, every trial with the chosen one recorded at registration, and the permutation importance
+    stored at training, most important first; the UI's API and the scoring service's model route
+    return the same detail."""
     from include import cli
 
-    registry, _, _ = world
+    registry, lake, _ = world
     _, tasks = train(AS_OF)
     assert tasks["promote"] == "success"
     version = registry.champion("churn")
@@ -165,12 +167,14 @@ def test_the_cli_shows_a_trained_version_in_full(world, capsys):
     assert holdout == version.curves["rows"] and train_part > holdout
     primary = {m["metric"]: m for m in shown["metrics"]}["roc_auc"]
     assert primary["lower"] < primary["value"] < primary["upper"]
-    assert primary["gain_lower"] < primary["gain"] < primary["gain_upper"]  # against v1
+    gain = {m["metric"]: m for m in shown["decision"]["metrics"]}["roc_auc"]
+    assert gain["gain_lower"] < gain["gain"] < gain["gain_upper"]  # against v1
     trials = shown["trials"]
     assert [t["trial_id"] for t in trials] == ["logistic_regression-0", "logistic_regression-1"]
-    assert [t["trial_id"] for t in trials if t["chosen"]] == [
+    assert [t["trial_id"] for t in trials if t["chosen"]] == [version.chosen_trial]
+    assert version.chosen_trial in {
         t["trial"]["trial_id"] for t in version.trials if t["trial"]["params"] == version.params
-    ]
+    }
     assert all(t["cv_std"] > 0 for t in trials)
     importance = shown["importance"]
     assert (importance["metric"], importance["n_repeats"], importance["rows"]) == ("roc_auc", 5, holdout)
@@ -189,6 +193,45 @@ def test_the_cli_shows_a_trained_version_in_full(world, capsys):
     lines = text.splitlines()
     start = next(n for n, line in enumerate(lines) if line.startswith("permutation importance")) + 2
     assert [line.split()[0] for line in lines[start : start + len(features)]] == features
+
+    assert ui_api_detail(registry.engine, version.version) == shown
+    assert served_detail(registry.engine, lake) == shown
+
+
+def ui_api_detail(engine: sa.Engine, version: int) -> dict:
+    """The version as the UI's JSON API returns it to a viewer."""
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from include.ui.app import create_app, platform_db
+
+    app = create_app()
+    app.dependency_overrides[platform_db] = lambda: engine
+    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    try:
+        with TestClient(app) as client:
+            answer = client.get(f"/api/use-cases/churn/versions/{version}", cookies={"_token": token})
+    finally:
+        purge_cached_app()
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def served_detail(engine: sa.Engine, lake: LocalStore) -> dict:
+    """The champion's detail as the scoring service's model route returns it."""
+    from fastapi.testclient import TestClient
+
+    from include.serving.app import create_app
+    from include.serving.champion import ChampionSource
+    from include.serving.service import ScoringService
+    from include.serving.settings import ServingSettings
+
+    service = ScoringService([SPEC], ChampionSource(engine, lake))
+    with TestClient(create_app(service, "a-token", ServingSettings())) as client:
+        answer = client.get("/v1/churn/model", headers={"Authorization": "Bearer a-token"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["detail"]
 
 
 def test_an_unknown_version_names_the_use_case_and_the_known_versions(world, capsys):

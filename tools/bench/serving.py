@@ -185,8 +185,10 @@ def measure(
                 )
                 log.info("%s: %s", engine, figures)
                 cases.append(figures)
-    keep = ("version", "family", "sha256", "trained_as_of")
-    return {"model": {k: model[k] for k in keep}, "cases": cases}
+    detail = model["detail"]
+    shown = {"version": model["version"], "sha256": model["sha256"]}
+    shown |= {"family": detail["family"], "trained_as_of": detail["trained_as_of"]}
+    return {"model": shown, "cases": cases}
 
 
 def table(results: dict[str, Any]) -> str:

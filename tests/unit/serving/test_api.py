@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
+from include.registry.read_models import describe
 from include.serving.app import create_app
 from include.serving.champion import ModelVersion, VersionModel
 from include.serving.rows import rows_to_frame
@@ -37,6 +38,9 @@ class FakeSource:
 
     def champion(self, use_case: str):
         return None if self.current is None else (self.current, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+    def detail(self, spec, version: ModelVersion):
+        return describe(version, None, spec.train_dag_id)
 
     def load(self, version: ModelVersion) -> VersionModel:
         if version.version in self.broken:
@@ -174,11 +178,12 @@ def test_an_unknown_use_case_is_404(client, request_rows):
 
 def test_the_model_route_says_what_is_served_and_since_when(client):
     info = client.get("/v1/churn/model", headers=AUTH).json()
-    assert (info["version"], info["sha256"], info["family"]) == (1, "a" * 64, "logistic_regression")
-    assert info["metrics"] == {"roc_auc": 0.84, "accuracy": 0.8}
+    detail = info["detail"]
+    assert (info["version"], info["sha256"], detail["family"]) == (1, "a" * 64, "logistic_regression")
+    assert {m["metric"]: m["value"] for m in detail["metrics"]} == {"roc_auc": 0.84, "accuracy": 0.8}
     assert info["promoted_at"] == "2026-01-01T00:00:00Z"
     assert info["served_since"] >= info["promoted_at"]
-    assert (info["engine"], info["problem"], info["trained_as_of"]) == ("fast", None, "2025-03-01")
+    assert (info["engine"], info["problem"], detail["trained_as_of"]) == ("fast", None, "2025-03-01")
 
 
 def test_no_champion_is_503_with_the_reason(client, service, source, request_rows):

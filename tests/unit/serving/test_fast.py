@@ -12,9 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from include.registry.read_models import describe
 from include.serving.fast import CompileError, check_against, compile_pipeline
 from include.serving.rows import probe_rows, row_model, rows_to_frame
-from include.serving.service import build_served
+from include.serving.service import Served, build_served
 from include.training.estimators import build_model
 from include.training.preprocess import split_xy
 from include.usecases.spec import UseCase
@@ -34,6 +35,12 @@ def test_the_fast_path_builds_the_pipelines_matrix_and_scores(spec: UseCase, pip
         single = fast.predict_proba(request_rows[n : n + 1])
         assert single[0] == pytest.approx(expected[n], abs=1e-12)
     assert check_against(fast, pipeline, rows_to_frame(probe_rows(spec), spec), probe_rows(spec)) <= 1e-12
+
+
+def served_by(spec: UseCase, pipeline, engine: str) -> Served:
+    """`pipeline` as the service would serve it on `engine` (`auto`, `fast` or `sklearn`)."""
+    model = version_model(pipeline)
+    return build_served(spec, model, describe(model.version, None, spec.train_dag_id), engine, None)
 
 
 def test_a_forest_walked_all_at_once_gives_the_pipelines_scores_to_the_last_bit(
@@ -67,14 +74,14 @@ def test_auto_falls_back_to_the_pipeline_and_fast_insists(spec: UseCase, pipelin
     encoder = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), ["Contract"])])
     other = Pipeline([("preprocess", encoder), ("model", LogisticRegression())])
     other.fit(telco[list(spec.features.all)], telco["Churn"] == "Yes")
-    served = build_served(spec, version_model(other), "auto", None)
+    served = served_by(spec, other, "auto")
     assert served.engine == "sklearn"
     expected = other.predict_proba(rows_to_frame(request_rows[:5], spec))[:, 1]
     np.testing.assert_array_equal(served.scorer(request_rows[:5]), expected)
     with pytest.raises(CompileError):
-        build_served(spec, version_model(other), "fast", None)
-    assert build_served(spec, version_model(pipelines["dummy"]), "auto", None).engine == "fast"
-    assert build_served(spec, version_model(pipelines["dummy"]), "sklearn", None).engine == "sklearn"
+        served_by(spec, other, "fast")
+    assert served_by(spec, pipelines["dummy"], "auto").engine == "fast"
+    assert served_by(spec, pipelines["dummy"], "sklearn").engine == "sklearn"
 
 
 def with_date_feature(spec: UseCase) -> UseCase:
@@ -95,7 +102,7 @@ def test_a_date_feature_is_scored_by_the_pipeline_as_batch_would(spec: UseCase, 
     pipeline = build_model(dated, "logistic_regression", {"C": 1.0}).fit(X, y)
     with pytest.raises(CompileError, match="no fast form for the 'datetime' group"):
         compile_pipeline(pipeline)
-    served = build_served(dated, version_model(pipeline), "auto", None)
+    served = served_by(dated, pipeline, "auto")
     assert served.engine == "sklearn"
     rows = [
         row_model(dated).model_validate({**row, "signup": day}).__dict__

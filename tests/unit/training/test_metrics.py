@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from include.training.metrics import choose_threshold, direction, evaluate
-from include.usecases.spec import METRICS
+from include.training.metrics import choose_threshold, evaluate
+from include.usecases.spec import METRICS, direction
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.05])

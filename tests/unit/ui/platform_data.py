@@ -89,6 +89,7 @@ def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) ->
                 holdout_end=ds,
                 family=FAMILY,
                 params={"depth": TRIALS - 1},
+                chosen_trial=f"random_forest-{TRIALS - 1}",
                 threshold=0.3,
                 metrics=_metrics(quality),
                 cv_metrics=_metrics(quality),

@@ -1,0 +1,278 @@
+"""What readers show of the registry, built once: a version's detail and a gate decision.
+
+The CLI prints these models, the UI's JSON API serves them (and its pages render them), and the
+scoring service's model route returns the served version's detail: one builder each, so the three
+can never disagree on a figure or on which trial was chosen (recorded at registration,
+`model_versions.chosen_trial`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from include.registry.registry import GateRecord, ModelVersion, Registry
+from include.usecases.spec import UseCase, direction
+
+
+class RocPoints(BaseModel):
+    fpr: list[float]
+    tpr: list[float]
+
+
+class PrPoints(BaseModel):
+    recall: list[float]
+    precision: list[float]
+
+
+class Confusion(BaseModel):
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+class Curves(BaseModel):
+    """A model's holdout curves and its confusion matrix at `threshold` (stored, never recomputed)."""
+
+    roc: RocPoints
+    pr: PrPoints
+    confusion: Confusion
+    threshold: float
+    rows: int
+
+
+class HoldoutMetric(BaseModel):
+    """One holdout metric of a version, with its bounds at the gate's confidence once judged."""
+
+    metric: str
+    value: float
+    lower: float | None
+    upper: float | None
+
+
+class TrialRow(BaseModel):
+    """One cross-validation trial: the family, its parameters, the CV mean and spread."""
+
+    trial_id: str
+    family: str
+    params: dict[str, Any]
+    metric: str
+    cv_mean: float
+    cv_std: float
+    threshold: float
+    duration_seconds: float
+    chosen: bool
+
+
+class FeatureImportance(BaseModel):
+    feature: str
+    derived: bool
+    mean: float
+    std: float
+
+
+class Importance(BaseModel):
+    """Permutation importance on the holdout, stored at training: the fall of `metric` per feature."""
+
+    metric: str
+    n_repeats: int
+    rows: int
+    features: list[FeatureImportance]
+
+
+class Lineage(BaseModel):
+    """Where a version comes from: its Airflow run, code, libraries, data fingerprint and file."""
+
+    dag_id: str
+    run_id: str
+    run_path: str
+    code_version: str
+    library_versions: dict[str, str]
+    fingerprint: str | None
+    artifact_uri: str
+    sha256: str
+
+
+class MetricRow(BaseModel):
+    """One metric of a gate decision: both models on the same holdout, and which is better."""
+
+    metric: str
+    candidate: float | None
+    champion: float | None
+    difference: float | None
+    candidate_better: bool | None
+    # The paired gain (+: candidate better, whatever the metric's direction) and its bounds at the
+    # gate's confidence, for the metrics the gate judged.
+    gain: float | None = None
+    gain_lower: float | None = None
+    gain_upper: float | None = None
+
+
+class SliceRow(BaseModel):
+    """The primary metric's paired gain on one slice of the holdout, with its bounds."""
+
+    column: str
+    value: str
+    rows: int
+    gain: float | None
+    lower: float | None
+    upper: float | None
+
+
+class DecisionDetail(BaseModel):
+    """A stored gate decision: the rules' outcome, both models' metrics side by side, the slices."""
+
+    candidate_version: int
+    champion_version: int | None
+    ds: dt.date
+    run_id: str
+    passed: bool
+    reasons: list[str]
+    confidence: float | None
+    metrics: list[MetricRow]
+    slices: list[SliceRow]
+    decided_at: dt.datetime | None
+
+
+class VersionDetail(BaseModel):
+    """One version in full: what it is, what it was trained on, how it was judged, what it relies on."""
+
+    use_case: str
+    version: int
+    status: str
+    status_reason: str | None
+    family: str
+    params: dict[str, Any]
+    trained_as_of: dt.date
+    window: tuple[dt.date, dt.date]
+    holdout: tuple[dt.date, dt.date]
+    rows: dict[str, int] | None
+    threshold: float
+    metrics: list[HoldoutMetric]
+    cv_metrics: dict[str, float]
+    curves: Curves | None
+    decision: DecisionDetail | None
+    champion_curves: Curves | None
+    chosen_trial: str | None
+    trials: list[TrialRow]
+    importance: Importance | None
+    lineage: Lineage
+
+
+def version_detail(registry: Registry, spec: UseCase, version: int) -> VersionDetail:
+    """The detail of the use case's `version`, with its gate decision if it has one.
+
+    Raises:
+        LookupError: naming the use case and its known versions, when it has no such version.
+    """
+    found = registry.get(spec.name, version)
+    return describe(found, registry.decision(spec.name, version), spec.train_dag_id)
+
+
+def describe(found: ModelVersion, record: GateRecord | None, train_dag_id: str) -> VersionDetail:
+    """`found`'s detail, judged by `record` (None: not judged yet); `train_dag_id` made it."""
+    levels = ((record.evidence if record else None) or {}).get("levels", {})
+    return VersionDetail(
+        use_case=found.use_case,
+        version=found.version,
+        status=found.status,
+        status_reason=found.status_reason,
+        family=found.family,
+        params=found.params,
+        trained_as_of=found.ds,
+        window=(found.window_start, found.window_end),
+        holdout=(found.holdout_start, found.holdout_end),
+        rows=found.row_counts,
+        threshold=found.threshold,
+        metrics=[
+            HoldoutMetric(
+                metric=name,
+                value=value,
+                lower=levels.get(name, {}).get("lower"),
+                upper=levels.get(name, {}).get("upper"),
+            )
+            for name, value in found.metrics.items()
+        ],
+        cv_metrics=found.cv_metrics,
+        curves=found.curves,
+        decision=None if record is None else decision_detail(record),
+        champion_curves=None if record is None else record.champion_curves,
+        chosen_trial=found.chosen_trial,
+        trials=[_trial(t, t["trial"]["trial_id"] == found.chosen_trial) for t in found.trials],
+        importance=found.importance,
+        lineage=Lineage(
+            dag_id=train_dag_id,
+            run_id=found.run_id,
+            run_path=f"/dags/{train_dag_id}/runs/{quote(found.run_id, safe='')}",
+            code_version=found.code_version,
+            library_versions=found.library_versions,
+            fingerprint=found.fingerprint,
+            artifact_uri=found.artifact_uri,
+            sha256=found.sha256,
+        ),
+    )
+
+
+def _trial(result: dict[str, Any], chosen: bool) -> TrialRow:
+    return TrialRow(
+        trial_id=result["trial"]["trial_id"],
+        family=result["trial"]["family"],
+        params=result["trial"]["params"],
+        metric=result["primary"],
+        cv_mean=result["primary_mean"],
+        cv_std=result["primary_std"],
+        threshold=result["threshold"],
+        duration_seconds=result["duration_seconds"],
+        chosen=chosen,
+    )
+
+
+def decision_detail(record: GateRecord) -> DecisionDetail:
+    """A stored decision with each metric's candidate, champion, difference and paired gain."""
+    champion = record.champion_metrics or {}
+    evidence = record.evidence or {}
+    gains = evidence.get("differences", {})
+    metrics = []
+    for name, value in record.candidate_metrics.items():
+        other = champion.get(name)
+        difference = None if other is None else value - other
+        gain = gains.get(name, {})
+        metrics.append(
+            MetricRow(
+                metric=name,
+                candidate=value,
+                champion=other,
+                difference=difference,
+                candidate_better=None if not difference else difference * direction(name) > 0,
+                gain=gain.get("estimate"),
+                gain_lower=gain.get("lower"),
+                gain_upper=gain.get("upper"),
+            )
+        )
+    slices = [
+        SliceRow(
+            column=s["column"],
+            value=s["value"],
+            rows=s["rows"],
+            gain=s["estimate"],
+            lower=s["lower"],
+            upper=s["upper"],
+        )
+        for s in evidence.get("slices", [])
+    ]
+    return DecisionDetail(
+        candidate_version=record.candidate_version,
+        champion_version=record.champion_version,
+        ds=record.ds,
+        run_id=record.run_id,
+        passed=record.passed,
+        reasons=record.reasons,
+        confidence=record.confidence,
+        metrics=metrics,
+        slices=slices,
+        decided_at=record.decided_at,
+    )
