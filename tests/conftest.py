@@ -259,15 +259,15 @@ def register_model(registry, lake, spec, frame, ds: dt.date, family: str, params
     """Fit `family` on `frame`, store the model file and register it (no gate); its version number."""
     from include.monitoring.drift import build_reference
     from include.registry.model_files import dump_model, store_model
-    from include.registry.registry import NewVersion
     from include.training.estimators import Trial
     from include.training.tuning import fit_final, run_trial
+    from tools.testkit import version_of_day
 
     trial = Trial(f"{family}-0", family, params)
     model = fit_final(spec, trial, frame, run_trial(spec, trial, frame).threshold)
     uri, sha = store_model(lake, spec.name, dump_model(model, {"use_case": spec.name, "ds": ds.isoformat()}))
     version = registry.register(
-        NewVersion.of_day(
+        version_of_day(
             spec.name,
             run_id,
             ds,

@@ -62,33 +62,6 @@ class NewVersion:
     row_counts: dict[str, int] | None = None
     chosen_trial: str | None = None
 
-    @classmethod
-    def of_day(
-        cls,
-        use_case: str,
-        run_id: str,
-        ds: dt.date,
-        *,
-        family: str,
-        artifact_uri: str,
-        sha256: str,
-        **fields: Any,
-    ) -> NewVersion:
-        """A version registered without a training run (a bench's model, a test's, a race's stand-in):
-        window and holdout are the day `ds`; no parameters, metrics, trials or reference unless given."""
-        one_day = {"window_start": ds, "window_end": ds, "holdout_start": ds, "holdout_end": ds}
-        empty = {"params": {}, "metrics": {}, "cv_metrics": {}, "trials": [], "library_versions": {}}
-        defaults = {**one_day, **empty, "threshold": 0.5, "reference": None, "code_version": "none"}
-        return cls(
-            use_case=use_case,
-            run_id=run_id,
-            ds=ds,
-            family=family,
-            artifact_uri=artifact_uri,
-            sha256=sha256,
-            **{**defaults, **fields},
-        )
-
 
 @dataclass(frozen=True)
 class ModelVersion(NewVersion):

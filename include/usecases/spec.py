@@ -530,17 +530,6 @@ def direction(metric: str) -> int:
     return -1 if metric in LOWER_IS_BETTER else 1
 
 
-def write_changed_spec(folder: Path, changes: dict[str, dict[str, object]], name: str = "churn") -> Path:
-    """A copy of the shipped spec `name` in `folder`, each section named in `changes` updated with its
-    values (`{"scoring": {"batch_rows": 40}}`); returns the folder, for `PLATFORM_SPEC_DIR`."""
-    raw = yaml.safe_load((SPEC_DIR / f"{name}.yaml").read_text())
-    for section, values in changes.items():
-        raw[section].update(values)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return folder
-
-
 def _claimed_name(path: Path) -> object:
     try:
         raw = yaml.safe_load(path.read_text())

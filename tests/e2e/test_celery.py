@@ -214,7 +214,7 @@ def one_shard(celery_platform: Platform, trained: str, big_day: int, tmp_path_fa
     `scoring.shard_rows` exceeds the day), before the Celery runs replace it; its outcome."""
     from include.runs import RunFacts, Stores
     from include.scoring.task import run_scoring
-    from include.usecases.spec import write_changed_spec
+    from tools.testkit import write_changed_spec
 
     folder = tmp_path_factory.mktemp("one-shard-spec")
     specs = write_changed_spec(folder, {"scoring": {"shard_rows": 2 * ROWS}})

@@ -177,7 +177,7 @@ def test_a_tampered_model_file_is_refused_before_loading(world):
 def with_batch_rows(tmp_path, monkeypatch, batch_rows: int, shard_rows: int = 250_000) -> None:
     """Point the task at a copy of the spec that scores `batch_rows` rows at a time, in shards of
     `shard_rows`."""
-    from include.usecases.spec import write_changed_spec
+    from tools.testkit import write_changed_spec
 
     changes = {"scoring": {"batch_rows": batch_rows, "shard_rows": shard_rows}}
     folder = write_changed_spec(tmp_path / f"specs-{batch_rows}-{shard_rows}", changes)

@@ -17,8 +17,9 @@ from include.partition import Partition
 from include.platform.schema import upgrade
 from include.registry.model_files import load_version_model
 from include.registry.registry import Registry
-from include.usecases.spec import get_spec, load_spec, write_changed_spec
+from include.usecases.spec import get_spec, load_spec
 from tools.demo.seed import seed
+from tools.testkit import write_changed_spec
 
 pytestmark = pytest.mark.integration
 

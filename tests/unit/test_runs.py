@@ -8,7 +8,8 @@ import pytest
 
 from include.partition import PartitionError
 from include.runs import RunFacts, SpecChanged
-from include.usecases.spec import SPEC_DIR, write_changed_spec
+from include.usecases.spec import SPEC_DIR
+from tools.testkit import write_changed_spec
 
 
 @pytest.fixture

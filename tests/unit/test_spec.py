@@ -23,8 +23,8 @@ from include.usecases.spec import (
     get_spec,
     load_spec,
     load_specs,
-    write_changed_spec,
 )
+from tools.testkit import write_changed_spec
 
 CHURN_YAML = SPEC_DIR / "churn.yaml"
 

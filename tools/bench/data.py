@@ -23,13 +23,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from include.ingest.validate import validate_rows
 from include.io.bulk import adbc_connection
 from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.platform.schema import upgrade
 from include.usecases.spec import UseCase, get_spec
 from tools.demo.seed import assign_days, demo_dates, load_telco
+from tools.testkit import validate_rows
 
 if TYPE_CHECKING:
     from include.monitoring.drift import Reference
@@ -205,12 +205,13 @@ def register_bench_model(lake: LocalStore, platform: sa.Engine, spec: UseCase, b
     the runs name it); its version number."""
     from include.provenance import code_version, library_versions
     from include.registry.model_files import store_model
-    from include.registry.registry import NewVersion, Registry
+    from include.registry.registry import Registry
+    from tools.testkit import version_of_day
 
     model = bench.model()  # its sha256 checked
     uri, sha = store_model(lake, spec.name, (bench.workdir / "model.skops").read_bytes())
     version = Registry(platform).register(
-        NewVersion.of_day(
+        version_of_day(
             spec.name,
             "bench-model",
             DAY,

@@ -36,9 +36,9 @@ class RaceFigures:
 
 
 def new_version(run_id: str, ds: dt.date):
-    from include.registry.registry import NewVersion
+    from tools.testkit import version_of_day
 
-    return NewVersion.of_day(
+    return version_of_day(
         USE_CASE,
         run_id,
         ds,

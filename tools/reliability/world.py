@@ -73,8 +73,9 @@ def make_world(root: Path, platform_url: str | None = None, batch_rows: int | No
     """
     from include.io.stores import LocalStore
     from include.platform.schema import upgrade
-    from include.usecases.spec import SPEC_DIR, get_spec, write_changed_spec
+    from include.usecases.spec import SPEC_DIR, get_spec
     from tools.demo.seed import seed
+    from tools.testkit import write_changed_spec
 
     root.mkdir(parents=True, exist_ok=True)
     spec_dir = SPEC_DIR

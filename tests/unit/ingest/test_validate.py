@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from include.ingest.checks import NUMBER, column_rules, shown
-from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, Validated, check_columns, validate_rows
+from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, check_columns
 from include.usecases.spec import UseCase, get_spec
+from tools.testkit import Validated, validate_rows
 
 TELCO_CSV = Path(__file__).resolve().parents[3] / "data" / "telco_customer_churn.csv"
 ID = "customerID"
