@@ -303,17 +303,43 @@ def database(action: str) -> int:
 
 
 def show_version(use_case: str, version: int, as_json: bool) -> int:
-    """Print one version (`version_detail`); 2, with the known versions on stderr, when there is none."""
-    try:
-        detail = version_detail(use_case, version)
-    except LookupError as missing:
-        print(missing, file=sys.stderr)
-        return 2
+    """Print one version (`version_detail`); a LookupError names the known versions when there is none."""
+    detail = version_detail(use_case, version)
     print(detail.model_dump_json(indent=2) if as_json else version_text(detail))
     return 0
 
 
+# A version number is a 32-bit integer in every platform database.
+MAX_VERSION = 2**31 - 1
+
+
+def version_number(text: str) -> int:
+    """`--version`'s value: a whole number from 1 to `MAX_VERSION`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_VERSION:
+        raise argparse.ArgumentTypeError(f"{value} is not a version number (1 to {MAX_VERSION})")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; 2, with the reason on stderr, for an unknown use case or version, a missing
+    connection or a platform database behind the code."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from include.platform.schema import SchemaBehindError
+    from include.usecases.spec import SpecError
+
+    try:
+        return _command(argv)
+    except (SpecError, LookupError, SchemaBehindError, AirflowNotFoundException) as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+
+
+def _command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (text, _) in READERS.items():
@@ -323,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("predictions", "drift"):
             sub.add_argument("--ds", type=parse_ds, help="one day, YYYY-MM-DD")
         if name == "models":
-            sub.add_argument("--version", type=int, help="one version in full: trials, bounds, importance")
+            sub.add_argument(
+                "--version", type=version_number, help="one version in full: trials, bounds, importance"
+            )
     db = commands.add_parser("db", help="the platform tables' schema")
     db.add_argument("action", choices=("upgrade", "current"))
     args = parser.parse_args(argv)
     if args.command == "db":
         return database(args.action)
+    spec = get_spec(args.use_case, Settings.from_env().spec_dir)  # an unknown use case stops here
     if getattr(args, "version", None) is not None:
         return show_version(args.use_case, args.version, args.json)
     day = {"ds": args.ds} if getattr(args, "ds", None) else {}
@@ -338,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not rows:
         print(f"no {args.command} for {args.use_case}")
     elif args.command == "gate":
-        print(gate_table(rows, get_spec(args.use_case, Settings.from_env().spec_dir).gate.primary))
+        print(gate_table(rows, spec.gate.primary))
     else:
         print(format_table(rows, [c for c in rows[0] if c not in WIDE]))
         if args.command == "predictions" and len(rows) == 1:

@@ -241,4 +241,4 @@ def test_an_unknown_version_names_the_use_case_and_the_known_versions(world, cap
     assert cli.main(["models", "churn", "--version", "7"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip() == "churn: no model version 7 (known versions: v1)"
+    assert err.strip() == "error: churn: no model version 7 (known versions: v1)"
