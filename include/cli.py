@@ -309,12 +309,10 @@ def show_version(use_case: str, version: int, as_json: bool) -> int:
     return 0
 
 
-# A version number is a 32-bit integer in every platform database.
-MAX_VERSION = 2**31 - 1
-
-
 def version_number(text: str) -> int:
-    """`--version`'s value: a whole number from 1 to `MAX_VERSION`."""
+    """`--version`'s value: a whole number from 1 to the registry's `MAX_VERSION`."""
+    from include.registry.registry import MAX_VERSION
+
     try:
         value = int(text)
     except ValueError:

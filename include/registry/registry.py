@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+# model_versions.version is a 32-bit integer in every platform database.
+MAX_VERSION = 2**31 - 1
 OLDER_THAN_CHAMPION = "not promoted: older than champion"
 
 

@@ -7,22 +7,24 @@ pages return the same models (`include.ui.views`); the pages draw them as inline
 
 from __future__ import annotations
 
+import pathlib
 from functools import cache
-from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from include.config import Settings
+from include.registry.registry import MAX_VERSION
 from include.ui import NAV_NAME, URL_PREFIX, charts, views
 from include.ui.auth import current_user, may_read, use_case_reader, use_case_spec
 from include.usecases.spec import UseCase, load_specs
 
 TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"), autoescape=select_autoescape()
+    loader=FileSystemLoader(pathlib.Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(),
 )
 TEMPLATES.globals["charts"] = charts
 
@@ -42,6 +44,7 @@ def platform_db() -> sa.Engine:
 Engine = Annotated[sa.Engine, Depends(platform_db)]
 Spec = Annotated[UseCase, Depends(use_case_spec)]
 User = Annotated[Any, Depends(current_user)]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a registered version's number")]
 
 
 def _readable(user: Any) -> list[views.UseCaseLink]:
@@ -84,7 +87,7 @@ def get_overview(spec: Spec, engine: Engine) -> views.Overview:
 
 
 @versions_api.get("/versions/{version}")
-def get_version(spec: Spec, engine: Engine, version: int) -> views.VersionDetail:
+def get_version(spec: Spec, engine: Engine, version: VersionNumber) -> views.VersionDetail:
     """One version: holdout curves beside its champion's, confusion matrix, trials, lineage."""
     return _version(engine, spec, version)
 
@@ -131,7 +134,7 @@ def overview_page(spec: Spec, engine: Engine) -> HTMLResponse:
 
 
 @pages.get("/versions/{version}")
-def version_page(spec: Spec, engine: Engine, version: int) -> HTMLResponse:
+def version_page(spec: Spec, engine: Engine, version: VersionNumber) -> HTMLResponse:
     model = _version(engine, spec, version)
     roc, pr = _curve_charts(model)
     return _page("version.html", page="version", use_case=spec.name, m=model, roc=roc, pr=pr)
