@@ -80,8 +80,9 @@ def psi(
     expected_shares: Sequence[float] | np.ndarray,
     actual_shares: Sequence[float] | np.ndarray,
     epsilon: float = EPSILON,
-) -> float:
-    """Population stability index of two share vectors over the same buckets.
+) -> float | np.ndarray:
+    """Population stability index of two share vectors over the same buckets, or of each pair of rows
+    of two stacks of them (buckets on the last axis), as the noise draws compare them.
 
     ``PSI = sum_i (a_i - e_i) * ln(a_i / e_i)`` with ``e_i = max(expected_i, epsilon)`` and
     ``a_i = max(actual_i, epsilon)``. The floor keeps an empty bucket finite (a bucket empty on one side
@@ -91,24 +92,26 @@ def psi(
 
     Args:
         expected_shares: the reference's share per bucket.
-        actual_shares: the day's share per bucket, in the same order.
+        actual_shares: the day's share per bucket, in the same order (and shape).
         epsilon: floor applied to every share before the logarithm.
 
     Returns:
-        The index, a finite float >= 0.
+        The index, a finite float >= 0; for stacks, an array of one index per pair of rows.
 
     Raises:
-        ValueError: when the vectors differ in length or are not one-dimensional.
+        ValueError: when the two differ in shape or are scalars.
     """
     expected = np.asarray(expected_shares, dtype="float64")
     actual = np.asarray(actual_shares, dtype="float64")
-    if expected.ndim != 1 or expected.shape != actual.shape:
+    if expected.ndim == 0 or expected.shape != actual.shape:
         raise ValueError(
-            f"share vectors must be 1-D and equal in length, got {expected.shape} and {actual.shape}"
+            f"share vectors must be equal in length (stacks equal in shape), "
+            f"got {expected.shape} and {actual.shape}"
         )
     expected = np.maximum(expected, epsilon)
     actual = np.maximum(actual, epsilon)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    index = np.sum((actual - expected) * np.log(actual / expected), axis=-1)
+    return float(index) if index.ndim == 0 else index
 
 
 def noise_psi(shares: Sequence[float], reference_rows: int, rows: int, quantile: float) -> float:
@@ -116,7 +119,7 @@ def noise_psi(shares: Sequence[float], reference_rows: int, rows: int, quantile:
 
     Both sides are drawn from the same shares: `reference_rows` rows for the reference (built from a
     sample itself) and `rows` for the day, `NOISE_DRAWS` times from a fixed seed, so the same inputs
-    give the same threshold; the PSI is computed as `psi` computes it (with its floor).
+    give the same threshold; each draw's PSI is `psi`'s (with its floor).
 
     Args:
         shares: the reference's share per bucket.
@@ -143,9 +146,9 @@ def _noise_draws(shares: tuple[float, ...], reference_rows: int, rows: int) -> n
     rng = np.random.default_rng(NOISE_SEED)
     p = np.asarray(shares, dtype="float64")
     p = p / p.sum()
-    expected = np.maximum(rng.multinomial(reference_rows, p, size=NOISE_DRAWS) / reference_rows, EPSILON)
-    actual = np.maximum(rng.multinomial(rows, p, size=NOISE_DRAWS) / rows, EPSILON)
-    return np.sum((actual - expected) * np.log(actual / expected), axis=1)
+    expected = rng.multinomial(reference_rows, p, size=NOISE_DRAWS) / reference_rows
+    actual = rng.multinomial(rows, p, size=NOISE_DRAWS) / rows
+    return psi(expected, actual)
 
 
 def grade_feature(
@@ -171,7 +174,7 @@ def grade_feature(
     if rows < 1:
         raise ValueError(f"cannot grade the drift of {reference.name!r} on no rows")
     actual = shares_of(counts, rows)
-    value = psi(reference.shares, actual)
+    value = float(psi(reference.shares, actual))
     noise = noise_psi(reference.shares, reference_rows, rows, 1 - drift.false_alarm_rate / features)
     level: Level = "ok"
     if value > noise and value >= drift.psi_warn:

@@ -162,6 +162,13 @@ def test_psi_needs_vectors_of_equal_length():
         psi([0.5, 0.5], [1.0])
 
 
+def test_psi_of_two_stacks_is_the_psi_of_each_pair_of_rows():
+    expected = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    actual = np.array([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5]])
+
+    assert psi(expected, actual).tolist() == [psi(expected[0], actual[0]), 0.0]
+
+
 def _shares(size: int) -> st.SearchStrategy[np.ndarray]:
     weights = st.lists(st.floats(0, 1), min_size=size, max_size=size).map(np.array)
     return weights.map(lambda w: w / w.sum() if w.sum() > 0 else w)
