@@ -185,13 +185,6 @@ def grade_feature(
     )
 
 
-def level_of(value: float, psi_warn: float, psi_alert: float) -> Level:
-    """The level of a PSI: "alert" if ``value >= psi_alert``, else "warn" if ``>= psi_warn``, else "ok"."""
-    if value >= psi_alert:
-        return "alert"
-    return "warn" if value >= psi_warn else "ok"
-
-
 def worst_level(drifts: Iterable[FeatureDrift]) -> Level:
     """The most severe level among `drifts` ("ok" when there are none)."""
     return max((drift.level for drift in drifts), key=LEVELS.index, default="ok")

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.monitoring.reference import NULL
+from include.monitoring.reference import NULL, OTHER, FeatureReference
 from include.monitoring.statistics import (
     FeatureDrift,
     Level,
-    level_of,
+    grade_feature,
     noise_psi,
     psi,
     worst_level,
@@ -116,7 +116,7 @@ def test_one_shifted_feature_at_500_rows_alerts_on_almost_every_day(reference, h
     assert levels.count("alert") >= 0.95 * len(levels)
 
 
-def test_beyond_the_noise_the_spec_thresholds_grade_inclusively(reference, day, spec):
+def test_a_day_is_graded_against_its_specs_thresholds(reference, day, spec):
     day["Contract"] = "Month-to-month"
     contract = by_feature(measure(reference, day, spec))["Contract"]
     assert contract.psi > contract.psi_noise
@@ -189,19 +189,42 @@ def test_psi_is_finite_non_negative_and_symmetric(pair):
 # --- grading a feature and the worst level ----------------------------------------------------------
 
 
+# A plan's mix moving from half-half to 90/10 on 10,000 rows: far beyond the noise at any quantile.
+PLAN = FeatureReference("plan", "categorical", ("basic", "pro", OTHER, NULL), (0.5, 0.5, 0.0, 0.0))
+SHIFTED = np.array([9000, 1000, 0, 0])
+SHIFTED_PSI = psi(PLAN.shares, [0.9, 0.1, 0.0, 0.0])
+JUST_ABOVE = math.nextafter(SHIFTED_PSI, math.inf)
+
+
 @pytest.mark.parametrize(
-    ("value", "level"),
+    ("psi_warn", "psi_alert", "level"),
     [
-        (0.0, "ok"),
-        (math.nextafter(0.1, 0), "ok"),
-        (0.1, "warn"),
-        (math.nextafter(0.25, 0), "warn"),
-        (0.25, "alert"),
-        (3.0, "alert"),
+        (JUST_ABOVE, JUST_ABOVE, "ok"),
+        (SHIFTED_PSI, JUST_ABOVE, "warn"),
+        (SHIFTED_PSI / 2, SHIFTED_PSI, "alert"),
+        (SHIFTED_PSI / 4, SHIFTED_PSI / 2, "alert"),
     ],
 )
-def test_levels_are_inclusive_at_each_threshold(value, level):
-    assert level_of(value, psi_warn=0.1, psi_alert=0.25) == level
+def test_beyond_the_noise_each_threshold_grades_inclusively(psi_warn, psi_alert, level):
+    drift = grade_feature(PLAN, SHIFTED, 10_000, Drift(psi_warn=psi_warn, psi_alert=psi_alert), features=19)
+
+    assert drift.psi == SHIFTED_PSI
+    assert drift.psi > 100 * drift.psi_noise
+    assert drift.level == level
+    assert drift.rows == 10_000
+    assert drift.actual_shares == (0.9, 0.1, 0.0, 0.0)
+
+
+def test_within_the_noise_a_feature_is_ok_whatever_the_thresholds():
+    drift = grade_feature(PLAN, np.array([45, 35, 0, 0]), 10_000, Drift(psi_warn=1e-3, psi_alert=1e-3), 19)
+
+    assert drift.psi_noise > drift.psi > 1e-3
+    assert drift.level == "ok"
+
+
+def test_grading_needs_rows():
+    with pytest.raises(ValueError, match="'plan' on no rows"):
+        grade_feature(PLAN, np.zeros(4, dtype="int64"), 10_000, Drift(), 19)
 
 
 def _drift(level: Level) -> FeatureDrift:
