@@ -257,7 +257,7 @@ def task_states(run) -> dict[str, str]:
 
 def register_model(registry, lake, spec, frame, ds: dt.date, family: str, params: dict, run_id: str) -> int:
     """Fit `family` on `frame`, store the model file and register it (no gate); its version number."""
-    from include.monitoring.drift import build_reference
+    from include.monitoring.reference import build_reference
     from include.registry.model_files import dump_model, store_model
     from include.training.estimators import Trial
     from include.training.tuning import fit_final, run_trial

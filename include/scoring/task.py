@@ -213,7 +213,8 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
     """
     from include.io.lake import RAW_ZONE, partition_key
     from include.io.memory import one_arrow_thread, peak_rss_mb, use_returning_pool
-    from include.monitoring.drift import DriftCounter, Reference
+    from include.monitoring.counting import DriftCounter
+    from include.monitoring.reference import Reference
     from include.registry.model_files import load_version_model
     from include.scoring.score import ScoreError, Scorer, Tally, read_shard, stage_predictions
 
@@ -284,7 +285,7 @@ def publish(
     """
     from include.io.lake import staging_prefix
     from include.io.memory import peak_rss_mb, use_returning_pool
-    from include.monitoring.drift import worst_level
+    from include.monitoring.statistics import worst_level
     from include.platform.day_swap import replace_rows
     from include.platform.tables import drift_measures, score_runs
     from include.scoring.score import ScoreError, read_staged, write_predictions
@@ -367,7 +368,8 @@ def _merged(spec: UseCase, version: Any, shards: list[Shard], results: list[Shar
     Raises:
         ScoreError: unless there is one result per planned shard, each with its shard's rows.
     """
-    from include.monitoring.drift import DriftCounter, Reference
+    from include.monitoring.counting import DriftCounter
+    from include.monitoring.reference import Reference
     from include.scoring.score import ScoreError, Tally
 
     by_index = {(r.index, r.count): r for r in results}
@@ -397,7 +399,7 @@ def run_scoring(run: RunFacts, stores: Stores) -> PublishedDay:
 
 def _persisting(conn: Any, spec: UseCase, ds: dt.date) -> frozenset[str]:
     """The features whose alert has lasted `drift.alert_days` scored days, `ds` among them."""
-    from include.monitoring.drift import persisting_alerts
+    from include.monitoring.policy import persisting_alerts
     from include.platform.queries import alerts_by_day
 
     reach = dt.timedelta(days=spec.drift.alert_days - 1)
@@ -408,7 +410,7 @@ def _persisting(conn: Any, spec: UseCase, ds: dt.date) -> frozenset[str]:
 
 def retrain_due(run: RunFacts, scored: PublishedDay, stores: Stores) -> bool:
     """Whether the day's drift should schedule a retrain: an alert that persists, past the cooldown."""
-    from include.monitoring.drift import should_retrain
+    from include.monitoring.policy import should_retrain
     from include.platform.queries import last_retrain_request
 
     spec, ds = run.spec, scored.ds
@@ -443,7 +445,7 @@ def request_retrain(run: RunFacts, scored: PublishedDay, stores: Stores) -> dict
         RetrainBlocked: when a request recorded meanwhile puts this day inside the cooldown.
     """
     from include.io.bulk import is_postgres
-    from include.monitoring.drift import should_retrain
+    from include.monitoring.policy import should_retrain
     from include.platform.day_swap import partition_lock, replace_rows
     from include.platform.queries import last_retrain_request
     from include.platform.tables import retrain_requests

@@ -137,7 +137,7 @@ def fit_and_register(
     version as `unchanged`.
     """
     from include.io.lake import read_frame
-    from include.monitoring.drift import build_reference
+    from include.monitoring.reference import build_reference
     from include.provenance import code_version, library_versions
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun

@@ -475,7 +475,8 @@ def single_pass(lake, registry, day: dt.date) -> tuple[dict, list[dict]]:
     scored a day before shards: batches that run across row groups, one `Tally`, one `DriftCounter`."""
     import pyarrow.parquet as pq
 
-    from include.monitoring.drift import DriftCounter, Reference
+    from include.monitoring.counting import DriftCounter
+    from include.monitoring.reference import Reference
     from include.registry.model_files import load_version_model
     from include.scoring.score import Scorer, Tally
 

@@ -32,7 +32,7 @@ from tools.demo.seed import assign_days, demo_dates, load_telco
 from tools.testkit import validate_rows
 
 if TYPE_CHECKING:
-    from include.monitoring.drift import Reference
+    from include.monitoring.reference import Reference
     from include.registry.model_files import FittedModel
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Bench:
         return load_model((self.workdir / "model.skops").read_bytes(), self.sha256)
 
     def reference(self) -> Reference:
-        from include.monitoring.drift import Reference
+        from include.monitoring.reference import Reference
 
         return Reference.from_dict(json.loads((self.workdir / "reference.json").read_text()))
 
@@ -153,7 +153,7 @@ def prepare(bench: Bench) -> Bench:
 
     Returns the bench with the model's checksum, saved to `bench.file`.
     """
-    from include.monitoring.drift import build_reference
+    from include.monitoring.reference import build_reference
     from include.registry.model_files import dump_model, sha256_hex
     from include.training.estimators import Trial
     from include.training.tuning import fit_final, run_trial

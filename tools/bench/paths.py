@@ -91,7 +91,7 @@ def day_query(bench: Bench) -> sa.Select:
 
 def score(bench: Bench, model: FittedModel, engine: sa.Engine, batches: Iterable[pa.RecordBatch]) -> int:
     """The scoring task's core, wired as `run_scoring` wires it: predict, drift, write to table and lake."""
-    from include.monitoring.drift import DriftCounter
+    from include.monitoring.counting import DriftCounter
     from include.scoring.score import Scorer, Tally, write_predictions
 
     scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
