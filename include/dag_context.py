@@ -29,6 +29,7 @@ def _day_of(context: Mapping[str, Any], tz: str) -> Partition:
         getattr(dag_run, "run_after", None),
         tz,
         _triggering_event_ds(context),
+        backfill=str(getattr(dag_run, "run_type", "")) == "backfill",
     )
 
 

@@ -3,7 +3,10 @@
 Contract 1 of DESIGN.md: every task derives its partition here, never from the wall clock.
 
 The rule, in order:
-1. The run's `ds` param (the trigger form, `-c '{"ds": ...}'`, a backfill's conf) names the day.
+1. The run's `ds` param (the trigger form, `-c '{"ds": ...}'`) names the day. A backfill run is the
+   exception: each of its runs processes its own logical day, so a `ds` in a backfill's conf that
+   names another day is refused, naming both (the conf is the same for every run of the backfill:
+   it would process one day N times).
 2. Otherwise the run's logical date does: a bare date (midnight in the use case's time zone) names its
    own day — the daily DAGs use data-interval timetables, whose logical date is the start of the
    day they cover, and `airflow dags test churn_ingest 2025-03-31` means 2025-03-31 — while a time
@@ -77,10 +80,22 @@ def resolve_partition(
     run_after: dt.datetime | None,
     tz: str = "UTC",
     event_ds: str | None = None,
+    backfill: bool = False,
 ) -> Partition:
-    """Apply the module's rule to the run's facts (pure; `include.dag_context` reads them from Airflow)."""
+    """Apply the module's rule to the run's facts (pure; `include.dag_context` reads them from Airflow).
+
+    Raises:
+        PartitionError: for a malformed `ds`, a run with no date at all, or a backfill run whose
+            `ds` names another day than its logical date.
+    """
     if ds_param not in (None, ""):
-        return Partition(parse_ds(ds_param), tz)
+        day = parse_ds(ds_param)
+        if backfill and logical_date is not None and day != day_named_by(logical_date, tz):
+            raise PartitionError(
+                f"backfill run of {day_named_by(logical_date, tz)} has ds {day} in its conf: every run "
+                "of a backfill processes its own day; drop ds from the backfill's --dag-run-conf"
+            )
+        return Partition(day, tz)
     if logical_date is None and event_ds:
         return Partition(parse_ds(event_ds, "the triggering asset event's ds"), tz)
     instant = logical_date or run_after

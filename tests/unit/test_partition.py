@@ -92,6 +92,22 @@ def test_partition_from_context_reads_params_logical_date_and_run_after():
     assert partition_from_context(by_form).ds == dt.date(2025, 2, 1)
 
 
+def test_a_backfill_run_whose_conf_names_another_day_is_refused_naming_both():
+    """`backfill create --from-date 2025-03-01 ... --dag-run-conf '{"ds": "2025-03-05"}'` would process
+    2025-03-05 once per run; each run is refused instead. A conf naming the run's own day is fine."""
+    from airflow.utils.types import DagRunType
+
+    def backfill_run(day: int, ds: str) -> dict:
+        dag_run = SimpleNamespace(run_after=utc(2025, 4, 1), run_type=DagRunType.BACKFILL_JOB)
+        return {"params": {"ds": ds}, "logical_date": utc(2025, 3, day), "dag_run": dag_run}
+
+    with pytest.raises(PartitionError, match=r"backfill run of 2025-03-01 has ds 2025-03-05 in its conf"):
+        partition_from_context(backfill_run(1, "2025-03-05"))
+    assert partition_from_context(backfill_run(5, "2025-03-05")).ds == dt.date(2025, 3, 5)
+    manual = {**backfill_run(1, "2025-03-05"), "dag_run": SimpleNamespace(run_after=None, run_type="manual")}
+    assert partition_from_context(manual).ds == dt.date(2025, 3, 5)
+
+
 def test_a_partition_bounds_exactly_its_day():
     partition = Partition(dt.date(2025, 3, 31))
 
