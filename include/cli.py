@@ -183,10 +183,16 @@ def runs(use_case: str) -> Rows:
 
 
 def trainings(use_case: str) -> Rows:
-    """Every training run: the version it registered, or the existing one it found unchanged."""
+    """Every training run: the version it registered, or the existing one it found unchanged, and
+    the days of its window it read (withdrawn or missing ones named)."""
     from include.platform.queries import as_plain
+    from include.training.task import WindowCoverage
 
-    return as_plain(_registry().training_runs(use_case))
+    rows = []
+    for run in _registry().training_runs(use_case):
+        coverage = run.window_coverage and WindowCoverage.from_dict(run.window_coverage).text()
+        rows.append({**as_plain(run), "window": coverage or "not recorded"})
+    return rows
 
 
 def predictions(use_case: str, ds: dt.date | None = None) -> Rows:
@@ -238,7 +244,14 @@ READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "drift": ("drift per day, or per feature with --ds", drift),
 }
 # What the plain-text tables leave out (the JSON keeps it).
-WIDE = ("score_histogram", "rejected_reasons", "buckets", "reference_shares", "actual_shares")
+WIDE = (
+    "score_histogram",
+    "rejected_reasons",
+    "buckets",
+    "reference_shares",
+    "actual_shares",
+    "window_coverage",
+)
 
 
 def gate_table(rows: Rows, primary: str) -> str:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -99,11 +100,18 @@ def partition_days(store: ObjectStore, zone: str, use_case: str) -> dict[dt.date
 
 
 def read_days(
-    store: ObjectStore, zone: str, use_case: str, first: dt.date, last: dt.date
+    store: ObjectStore,
+    zone: str,
+    use_case: str,
+    first: dt.date,
+    last: dt.date,
+    only: Collection[dt.date] | None = None,
 ) -> tuple[pd.DataFrame, dict[dt.date, str]]:
-    """The partitions of the days in [first, last] that exist, concatenated; and each day's sha256."""
+    """The partitions of the days in [first, last] that exist (and are in `only`, when given),
+    concatenated; and each day's sha256."""
     frames, digests = [], {}
-    for day in sorted(d for d in partition_days(store, zone, use_case) if first <= d <= last):
+    present = (d for d in partition_days(store, zone, use_case) if first <= d <= last)
+    for day in sorted(d for d in present if only is None or d in only):
         data = store.read_bytes(partition_key(zone, use_case, day))
         digests[day] = hashlib.sha256(data).hexdigest()
         frames.append(pq.read_table(io.BytesIO(data)).to_pandas())

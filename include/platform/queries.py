@@ -285,6 +285,15 @@ def as_plain(value: Any) -> Any:
     return value
 
 
+def committed_days(engine: sa.Engine, use_case: str, first: dt.date, last: dt.date) -> set[dt.date]:
+    """The days in [first, last] whose ingest run record is written: the days a reader may trust."""
+    query = sa.select(ingest_runs.c.ds).where(
+        ingest_runs.c.use_case == use_case, ingest_runs.c.ds.between(first, last)
+    )
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
 def ingest_record(conn: sa.Connection, use_case: str, ds: dt.date) -> sa.Row | None:
     """The day's ingest record (rows written, quarantined per source, both URIs), if it has one."""
     columns = (

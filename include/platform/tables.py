@@ -78,6 +78,11 @@ training_runs = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column(
+        "window_coverage",
+        sa.JSON,
+        comment="the window's days: expected, read (ingest committed), withdrawn and missing ones",
+    ),
     sa.CheckConstraint("outcome IN ('registered', 'unchanged')", name="ck_training_runs_outcome"),
 )
 

@@ -127,6 +127,7 @@ class TrainingRun:
     outcome: str
     fingerprint: str
     recorded_at: dt.datetime | None = None
+    window_coverage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,35 @@ log = logging.getLogger(__name__)
 RejectionAlert = Callable[[Sequence[str], dict[str, Any]], None]
 
 
+class WindowCoverage(XComResult):
+    """Which days of a run's window it read: only those whose ingest run record is committed.
+
+    Attributes:
+        withdrawn: days with a partition in the lake but no ingest record (a rerun that failed, or
+            one still running): their partition is not trusted.
+        missing: days with neither.
+    """
+
+    first: dt.date
+    last: dt.date
+    read: list[dt.date]
+    withdrawn: list[dt.date]
+    missing: list[dt.date]
+
+    def text(self) -> str:
+        """`window 2025-03-01..07: 6 of 7 days, 03-05 withdrawn`."""
+        expected = (self.last - self.first).days + 1
+        last = self.last.isoformat()[5:] if self.last.year == self.first.year else self.last.isoformat()
+        gaps = [
+            f"{', '.join(day.isoformat()[5:] for day in days)} {what}"
+            for what, days in (("withdrawn", self.withdrawn), ("missing", self.missing))
+            if days
+        ]
+        return f"window {self.first}..{last}: {len(self.read)} of {expected} days" + "".join(
+            f", {gap}" for gap in gaps
+        )
+
+
 class TrainingPlan(XComResult):
     """The run's window in the lake: its train and holdout parts, their days and the run's fingerprint."""
 
@@ -41,6 +70,7 @@ class TrainingPlan(XComResult):
     rows: dict[str, int]
     fingerprint: str
     spec_sha256: str
+    coverage: WindowCoverage
 
 
 class Candidate(XComResult):
@@ -73,22 +103,36 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
     The plan carries the run's fingerprint (`include.provenance.training_fingerprint`), by which
     `fit_and_register` recognises a model it has made before.
     """
-    from include.io.lake import RAW_ZONE, read_days, training_key, write_frame
+    from include.io.lake import RAW_ZONE, partition_days, read_days, training_key, write_frame
+    from include.platform.queries import committed_days
     from include.provenance import training_fingerprint
     from include.training.split import DATE_COLUMN, split_holdout
 
     spec, ds, lake = run.spec, run.ds, stores.lake
     first = ds - dt.timedelta(days=spec.training.window_days - 1)
-    frame, days = read_days(lake, RAW_ZONE, spec.name, first, ds)
+    committed = committed_days(stores.platform, spec.name, first, ds)
+    frame, days = read_days(lake, RAW_ZONE, spec.name, first, ds, only=committed)
+    present = {d for d in partition_days(lake, RAW_ZONE, spec.name) if first <= d <= ds}
+    window = [first + dt.timedelta(days=n) for n in range(spec.training.window_days)]
+    coverage = WindowCoverage(
+        first=first,
+        last=ds,
+        read=sorted(days),
+        withdrawn=sorted(present - set(days)),
+        missing=[d for d in window if d not in present],
+    )
     if ds not in days:
+        why = (
+            "its ingest run record is withdrawn: a failed or running rerun"
+            if ds in present
+            else "not ingested"
+        )
         raise ValueError(
-            f"{spec.name}: no partition for ds={ds} in the lake; run {spec.ingest_dag_id} for it first"
+            f"{spec.name}: no committed partition for ds={ds} in the lake ({why}); "
+            f"run {spec.ingest_dag_id} for it first"
         )
-    missing = spec.training.window_days - len(days)
-    if missing:
-        log.warning(
-            "%s: %d of %d days of the window have no partition", spec.name, missing, spec.training.window_days
-        )
+    if coverage.withdrawn or coverage.missing:
+        log.warning("%s as of %s: %s", spec.name, ds, coverage.text())
     train, holdout = split_holdout(
         frame, DATE_COLUMN, ds, spec.training.window_days, spec.training.holdout_days
     )
@@ -106,6 +150,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
         rows={"train": len(train), "holdout": len(holdout)},
         fingerprint=training_fingerprint(days, spec),
         spec_sha256=run.spec_sha256,
+        coverage=coverage,
     )
 
 
@@ -153,7 +198,15 @@ def fit_and_register(
     same = registry.with_fingerprint(use_case, fingerprint)
     if same is not None and same.run_id != run.run_id:
         registry.record_training_run(
-            TrainingRun(use_case, run.run_id, ds, same.version, "unchanged", fingerprint)
+            TrainingRun(
+                use_case,
+                run.run_id,
+                ds,
+                same.version,
+                "unchanged",
+                fingerprint,
+                window_coverage=plan.coverage.to_dict(),
+            )
         )
         log.info(
             "%s as of %s: window, code, libraries and search unchanged since v%d (run %s): "
@@ -203,7 +256,15 @@ def fit_and_register(
         )
     )
     registry.record_training_run(
-        TrainingRun(use_case, run.run_id, ds, version.version, "registered", fingerprint)
+        TrainingRun(
+            use_case,
+            run.run_id,
+            ds,
+            version.version,
+            "registered",
+            fingerprint,
+            window_coverage=plan.coverage.to_dict(),
+        )
     )
     log.info("%s: registered v%d (%s) holdout %s", use_case, version.version, best.trial.trial_id, metrics)
     return Candidate.of(version, unchanged=False)

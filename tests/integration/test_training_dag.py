@@ -242,3 +242,40 @@ def test_an_unknown_version_names_the_use_case_and_the_known_versions(world, cap
     out, err = capsys.readouterr()
     assert out == ""
     assert err.strip() == "error: churn: no model version 7 (known versions: v1)"
+
+
+def test_a_day_whose_ingest_record_is_withdrawn_is_not_read_and_is_named(world, capsys):
+    """A failed rerun withdraws its day's ingest record but leaves the old partition in the lake:
+    training reads only committed days, and its run record names the day it left out."""
+    from include import cli
+    from include.ingest.task import withdraw_ingest_run
+
+    registry, lake, _ = world
+    stale = DAYS[10]
+    withdraw_ingest_run(registry.engine, "churn", stale)
+    run, _ = train(AS_OF)
+    assert run.state == "success"
+
+    [record] = [r for r in registry.training_runs("churn") if r.run_id == run.run_id]
+    coverage = record.window_coverage
+    assert (coverage["withdrawn"], coverage["missing"]) == ([stale.isoformat()], [])
+    assert coverage["read"] == [d.isoformat() for d in DAYS if d != stale]
+    trusted, _ = read_days(lake, RAW_ZONE, "churn", DAYS[0], AS_OF, only=set(DAYS) - {stale})
+    version = registry.get("churn", record.version)
+    assert sum(version.row_counts.values()) == len(trusted)
+
+    capsys.readouterr()
+    assert cli.main(["trainings", "churn"]) == 0
+    assert f"window {DAYS[0]}..{AS_OF.isoformat()[5:]}: 27 of 28 days, {stale.isoformat()[5:]} withdrawn" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_run_whose_own_day_is_withdrawn_fails_naming_it(world):
+    from include.ingest.task import withdraw_ingest_run
+
+    registry, _, _ = world
+    withdraw_ingest_run(registry.engine, "churn", AS_OF)
+    run, tasks = train(AS_OF)
+    assert run.state == "failed"
+    assert tasks["plan"] == "failed"
