@@ -18,6 +18,7 @@ Integer columns need no such bound: int64's range is well inside float32's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,6 +55,15 @@ INT64_LIMIT = 2.0**63
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FINITE_LABEL = f"finite_float32(|x| <= {FLOAT32_MAX:.8g})"
 SHOWN_CHARS = 80  # of a value quoted in a reason
+REASON_SEPARATOR = "; "  # between the reasons of one quarantined row
+_QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_QUOTED_OR_SEPARATOR = re.compile(rf"{_QUOTED}|{REASON_SEPARATOR}")
+_SHOWN = rf"(?:{_QUOTED}|.+?)(?:\.\.\. \([\d,]+ characters\))?"
+_KINDS = (
+    (re.compile(r"(?P<column>[^:]+): not (?P<type>[^:]+): .*", re.S), "{column}: not {type}"),
+    (re.compile(rf"(?P<column>[^:]+): {_SHOWN} fails (?P<check>.*)", re.S), "{column}: fails {check}"),
+    (re.compile(r"(?P<column>[^:]+): duplicate id .*", re.S), "{column}: duplicate id"),
+)
 
 
 @dataclass(frozen=True)
@@ -179,17 +189,43 @@ def blank_to_null(values: pa.Array) -> pa.Array:
 
 
 def shown(value: object) -> str:
-    """A value as a reason quotes it: its `repr`, cut to `SHOWN_CHARS` characters with its length."""
+    """A value as a reason quotes it: its `repr`, cut to `SHOWN_CHARS` characters with its length.
+
+    A text is cut before it is quoted, so the quotes always close: `split_reasons` relies on it.
+    """
     text = repr(value)
     if len(text) <= SHOWN_CHARS:
         return text
-    length = len(value) if isinstance(value, str | bytes) else len(text)
-    return f"{text[:SHOWN_CHARS]}... ({length:,} characters)"
+    if isinstance(value, str | bytes):
+        return f"{value[: SHOWN_CHARS - 2]!r}... ({len(value):,} characters)"
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 def duplicate_reason(entity_id: str, value: str) -> str:
     """The reason given to every row of a day whose entity id appears more than once."""
     return f"{entity_id}: duplicate id {shown(value)}"
+
+
+def split_reasons(text: str) -> list[str]:
+    """A quarantined row's reasons, split at the `REASON_SEPARATOR`s outside quoted values (a value
+    such as `Male'; DROP TABLE x;--` holds the separator)."""
+    reasons, start = [], 0
+    for match in _QUOTED_OR_SEPARATOR.finditer(text):
+        if match.group() == REASON_SEPARATOR:
+            reasons.append(text[start : match.start()])
+            start = match.end()
+    reasons.append(text[start:])
+    return reasons
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without the value it quotes, so that rows failing one check count together:
+    `tenure: not an integer: 'x'` -> `tenure: not an integer`, `Contract: 'Weekly' fails isin([...])`
+    -> `Contract: fails isin([...])`, `customerID: duplicate id '7590'` -> `customerID: duplicate id`."""
+    for pattern, kind in _KINDS:
+        if found := pattern.match(reason):
+            return kind.format(**found.groupdict())
+    return reason
 
 
 def check_batch(batch: pa.RecordBatch, rules: list[ColumnRules], entity_id: str) -> CheckedBatch:
@@ -261,8 +297,8 @@ def _describe(
                 f"{r.name}: {shown(value)} fails {label}" for label, fail in outcomes[r.name] if fail[k]
             ]
             (after if seen_id else before).extend(reasons)
-        head[k] = "; ".join(typing + before) or None
-        tail[k] = "; ".join(after) or None
+        head[k] = REASON_SEPARATOR.join(typing + before) or None
+        tail[k] = REASON_SEPARATOR.join(after) or None
 
 
 def _outcomes(rule: ColumnRules, values: pa.Array) -> list[tuple[str, list[bool]]]:

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from include.ingest.checks import reason_kind, split_reasons
 from include.ingest.parquet import QUARANTINE_SCHEMA, typed_schema, write_file, write_parquet
 from include.ingest.sources import read_files_day, read_sql_day
 from include.ingest.stage import DayStage, NotClean, QuarantineRow
@@ -170,18 +171,13 @@ def quarantine_batches(
         chunk: list[QuarantineRow] = []
         for row in stage.quarantine_rows(name):
             if reasons is not None:
-                reasons.update((name, _reason_kind(reason)) for reason in row.reasons.split("; "))
+                reasons.update((name, reason_kind(reason)) for reason in split_reasons(row.reasons))
             chunk.append(row)
             if len(chunk) == batch_rows:
                 yield _quarantine_batch(name, chunk)
                 chunk = []
         if chunk:
             yield _quarantine_batch(name, chunk)
-
-
-def _reason_kind(reason: str) -> str:
-    """A reason without its value: "tenure: not an integer: 'x'" -> "tenure: not an integer"."""
-    return ": ".join(reason.split(": ")[:2])
 
 
 def reason_counts(reasons: Counter, top: int = 10) -> dict[str, dict[str, int]]:

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from include.ingest.checks import (
     ARROW_TYPES,
+    REASON_SEPARATOR,
     ColumnRules,
     check_batch,
     duplicate_reason,
@@ -209,7 +210,9 @@ class DayStage:
         if read_reason is not None and read_reason.null_count < len(read_reason):
             unplaced = read_reason.is_valid()
             arrays[self.key] = pc.if_else(unplaced, pa.scalar(None, arrays[self.key].type), arrays[self.key])
-            both = pc.binary_join_element_wise(read_reason, checked.head, pa.scalar("; ", pa.large_string()))
+            both = pc.binary_join_element_wise(
+                read_reason, checked.head, pa.scalar(REASON_SEPARATOR, pa.large_string())
+            )
             arrays[HEAD] = pc.coalesce(both, read_reason, checked.head)
         return pa.table(arrays)
 
@@ -344,7 +347,7 @@ class DayStage:
         reasons = {}
         for row, value, head, duplicate, tail in _rows(failed):
             parts = [head, duplicate_reason(key, value) if duplicate else None, tail]
-            reasons[row] = "; ".join(p for p in parts if p)
+            reasons[row] = REASON_SEPARATOR.join(p for p in parts if p)
             if len(reasons) >= CHUNK_ROWS:
                 yield from self._with_records(name, reasons)
                 reasons = {}

@@ -164,6 +164,24 @@ def test_counts_reconcile_per_source_and_the_run_record_says_so(demo):
     }
 
 
+def test_reason_counts_group_rows_by_check_whatever_the_values(demo):
+    """A value holding the reasons' separator stays one reason; duplicate ids count as one kind, not
+    once per id (they filled the page's top ten)."""
+    billing = demo.billing()
+    twins = billing.head(4).copy()
+    billing = pd.concat([billing, twins], ignore_index=True)
+    billing.loc[10, "TotalCharges"] = "1; DROP TABLE customer_snapshots;--"
+    demo.put_billing(billing)
+
+    demo.ingest()
+
+    [run] = demo.run_rows()
+    assert run["quarantine_reasons"]["billing"] == {
+        "customerID: duplicate id": 8,
+        "TotalCharges: not a number": 1,
+    }
+
+
 def test_rows_without_a_partner_in_the_other_source_are_quarantined_naming_it(demo):
     billing = demo.billing()
     only_in_snapshots, only_in_billing = billing.loc[0, ID], billing.loc[1, ID]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.ingest.checks import NUMBER, column_rules, shown
+from include.ingest.checks import NUMBER, column_rules, duplicate_reason, reason_kind, shown, split_reasons
 from include.ingest.validate import QUARANTINE_COLUMNS, IngestError, check_columns
 from include.usecases.spec import UseCase, get_spec
 from tools.testkit import Validated, validate_rows
@@ -207,9 +207,9 @@ def test_a_megabyte_value_is_cut_to_80_characters_in_its_reason(rows, spec):
     result = validate(rows, spec)
 
     payment, total = reasons_of(result)
-    assert payment.startswith("PaymentMethod: '" + "x" * 79 + "... (1,000,000 characters) fails isin([")
+    assert payment.startswith("PaymentMethod: '" + "x" * 78 + "'... (1,000,000 characters) fails isin([")
     assert len(payment) < 300
-    assert total == "TotalCharges: not a number: '" + "9" * 79 + "... (501 characters)"
+    assert total == "TotalCharges: not a number: '" + "9" * 78 + "'... (501 characters)"
     # The row as it arrived keeps the whole value.
     assert len(json.loads(result.quarantined.loc[0, "record"])["PaymentMethod"]) == 1_000_000
 
@@ -219,12 +219,42 @@ def test_a_megabyte_value_is_cut_to_80_characters_in_its_reason(rows, spec):
     [
         ("Cheque", "'Cheque'"),
         ("y" * 78, "'" + "y" * 78 + "'"),  # 80 characters quoted: shown whole
-        ("y" * 79, "'" + "y" * 79 + "... (79 characters)"),
+        ("y" * 79, "'" + "y" * 78 + "'... (79 characters)"),  # cut before quoting: the quotes close
         (10**100, "1" + "0" * 79 + "... (101 characters)"),
     ],
 )
 def test_shown_quotes_a_value_whole_up_to_80_characters_then_cuts_it_with_its_length(value, expected):
     assert shown(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("reasons", "kinds"),
+    [
+        # A value holding the separator, quoted by `shown`: still one reason, counted by its check.
+        (
+            "gender: " + shown("Male'; DROP TABLE customer_snapshots;--") + " fails isin(['Female', 'Male'])",
+            ["gender: fails isin(['Female', 'Male'])"],
+        ),
+        (
+            "tenure: not an integer: 'x; y'; " + duplicate_reason("customerID", "7590-VHVEG"),
+            ["tenure: not an integer", "customerID: duplicate id"],
+        ),
+        (
+            "PaymentMethod: " + shown("z" * 500 + "; ") + " fails isin(['Cheque'])",
+            ["PaymentMethod: fails isin(['Cheque'])"],
+        ),
+        (
+            "signup: datetime.date(1900, 1, 1) fails greater_than_or_equal_to(2000-01-01)",
+            ["signup: fails greater_than_or_equal_to(2000-01-01)"],
+        ),
+        (
+            "gender: is empty; customerID: no valid row in billing for this id",
+            ["gender: is empty", "customerID: no valid row in billing for this id"],
+        ),
+    ],
+)
+def test_reasons_split_outside_quoted_values_and_count_by_check_not_by_value(reasons, kinds):
+    assert [reason_kind(r) for r in split_reasons(reasons)] == kinds
 
 
 def test_check_columns_names_missing_and_unknown_columns():
