@@ -117,11 +117,11 @@ def account(spec: UseCase, partition: Partition, stage: DayStage) -> Counts:
             raise AssertionError(f"source {name}: {read} read != {counts.written} + {quarantined}")
         share = quarantined / read
         if share > spec.ingest.max_quarantine_fraction:
-            common = ", ".join(f"{c} ({n})" for c, n in stage.top_columns(name))
+            common = ", ".join(f"{c} ({n})" for c, n in stage.top_faults(name))
             raise IngestError(
                 f"source {name}, ds={partition.key}: {quarantined} of {read} rows failed "
                 f"validation ({share:.0%} > max {spec.ingest.max_quarantine_fraction:.0%}); "
-                f"columns most at fault: {common}"
+                f"most common faults: {common}"
             )
     return counts
 

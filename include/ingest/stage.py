@@ -256,20 +256,26 @@ class DayStage:
     def _table(self, i: int) -> str:
         return f"read_parquet('{self._staged_path(self.names[i])}')"
 
-    def top_columns(self, name: str) -> list[tuple[str, int]]:
-        """The columns most often first in a source's quarantined rows' reasons, as pandas'
-        `value_counts().head(3)` gives them: by count, ties in the order the rows are quarantined."""
+    def top_faults(self, name: str) -> list[tuple[str, int]]:
+        """What is most often first wrong with a source's quarantined rows, as pandas'
+        `value_counts().head(3)` gives it: by count, ties in the order the rows are quarantined.
+
+        A fault is the column of the row's first failed check; for the entity id, what is wrong with
+        it (`customerID: duplicate id`: a file delivered twice; `customerID: no valid row in billing`:
+        the fault is the other source's), so the error points at the cause."""
         i, key, read = self.names.index(name), self.key, self.raw[name].rows
+        others = ", ".join(n for n in self.names if n != name)
         query = f"""
             WITH rows AS (
                 SELECT s.*, ids.n{i} AS n, ids.joins FROM {self._table(i)} s LEFT JOIN ids USING ({key})
             )
             SELECT col, count(*) AS n FROM (
                 SELECT CASE WHEN {HEAD} IS NOT NULL THEN split_part({HEAD}, ': ', 1)
-                            WHEN n > 1 THEN '{key}' ELSE split_part({TAIL}, ': ', 1) END AS col, {ROW} AS pos
+                            WHEN n > 1 THEN '{key}: duplicate id'
+                            ELSE split_part({TAIL}, ': ', 1) END AS col, {ROW} AS pos
                 FROM rows WHERE {HEAD} IS NOT NULL OR {TAIL} IS NOT NULL OR n > 1
                 UNION ALL
-                SELECT '{key}', {read} + {ROW} FROM rows
+                SELECT '{key}: no valid row in {others}', {read} + {ROW} FROM rows
                 WHERE {HEAD} IS NULL AND {TAIL} IS NULL AND n = 1 AND NOT joins
             ) GROUP BY col ORDER BY n DESC, min(pos) LIMIT 3
         """

@@ -21,10 +21,12 @@ class IngestError(ValueError):
 
 
 def check_columns(actual: list[str], expected: list[str], where: str) -> None:
-    """Fail on a missing or unknown column, naming each."""
+    """Fail on a missing, unknown or repeated column, naming each."""
     missing = [c for c in expected if c not in actual]
     unknown = [c for c in actual if c not in expected]
+    repeated = sorted({c for c in actual if actual.count(c) > 1})
     problems = [f"missing column {c!r}" for c in missing] + [f"unknown column {c!r}" for c in unknown]
+    problems += [f"column {c!r} appears {actual.count(c)} times" for c in repeated]
     if problems:
         raise IngestError(f"{where}: {'; '.join(problems)}")
 

@@ -142,6 +142,14 @@ def validate_rows(frame: pd.DataFrame, columns: dict[str, Column], entity_id: st
     return typed_frame.drop(index=bad), quarantined
 
 
+def _fault(reasons: str, key: str) -> str:
+    """A quarantined row's first fault: its column, or what is wrong with the entity id."""
+    first = reasons.split("; ", maxsplit=1)[0]
+    if first.startswith((f"{key}: duplicate id", f"{key}: no valid row in")):
+        return first.split(" for this id")[0] if "no valid row" in first else f"{key}: duplicate id"
+    return first.split(": ")[0]
+
+
 def build_day(spec: UseCase, ds: str, raw: dict[str, pd.DataFrame]):
     """(partition, quarantine, counts) of one day, or the `IngestError` the day fails with."""
     key = spec.entity_id
@@ -172,12 +180,12 @@ def build_day(spec: UseCase, ds: str, raw: dict[str, pd.DataFrame]):
         read, bad = counts["read"][name], counts["quarantined"][name]
         share = bad / read
         if share > spec.ingest.max_quarantine_fraction:
-            top = quarantine.loc[quarantine["source"] == name, "reasons"].str.split(": ").str[0]
+            top = quarantine.loc[quarantine["source"] == name, "reasons"].map(lambda r: _fault(r, key))
             common = ", ".join(f"{c} ({n})" for c, n in top.value_counts().head(3).items())
             raise IngestError(
                 f"source {name}, ds={ds}: {bad} of {read} rows failed "
                 f"validation ({share:.0%} > max {spec.ingest.max_quarantine_fraction:.0%}); "
-                f"columns most at fault: {common}"
+                f"most common faults: {common}"
             )
     frame = joined[list(spec.columns)].assign(ds=pd.Timestamp(ds).as_unit("us"))
     return frame.sort_values(key, ignore_index=True), quarantine, counts

@@ -279,9 +279,43 @@ def test_a_mostly_bad_day_fails_naming_the_column_at_fault_and_writes_nothing(de
 
     message = str(caught.value)
     assert message.startswith(f"source {source}, ds=2025-03-31: {len(bad)} of {n} rows failed validation")
-    assert f"columns most at fault: {column} ({len(bad)})" in message
+    assert f"most common faults: {column} ({len(bad)})" in message
     assert lake_keys(demo) == []
     assert demo.run_rows() == []
+
+
+def test_a_file_delivered_twice_is_named_a_duplicate(demo):
+    """The day's billing file again under another name: every id twice, said so, not "customerID"."""
+    demo.files.put_bytes(
+        BILLING_KEY.replace("billing.csv", "billing-again.csv"), demo.files.read_bytes(BILLING_KEY)
+    )
+
+    with pytest.raises(IngestError, match=r"most common faults: customerID: duplicate id \(\d+\)"):
+        demo.ingest()
+
+
+def test_half_the_billing_rows_missing_blames_billing(demo):
+    billing = demo.billing()
+    demo.put_billing(billing.head(len(billing) // 2))
+
+    with pytest.raises(IngestError) as caught:
+        demo.ingest()
+
+    message = str(caught.value)
+    assert message.startswith("source snapshots, ds=2025-03-31:")
+    assert "most common faults: customerID: no valid row in billing (" in message
+
+
+def test_a_csv_with_a_repeated_header_names_the_file_and_the_column(demo):
+    billing = demo.billing()
+    demo.put_billing(billing[[*billing.columns, "MonthlyCharges"]])
+
+    with pytest.raises(IngestError) as caught:
+        demo.ingest()
+
+    message = str(caught.value)
+    assert demo.files.uri(BILLING_KEY) in message
+    assert "column 'MonthlyCharges' appears 2 times" in message
 
 
 def test_ingesting_a_day_twice_gives_the_same_partition_and_one_run_record(demo):
