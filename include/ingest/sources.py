@@ -80,8 +80,54 @@ def read_sql_day(
             .where(day >= partition.ds, day < partition.end.date())
         )
         rows = min(batch_rows, SQL_BATCH_ROWS)
-        return batches_of(read_batches(engine, query, rows), rows)
-    return _chunks(engine, sqlite_day_query(source, partition, names), names, source.date_column, batch_rows)
+        return _utf8_checked(batches_of(read_batches(engine, query, rows), rows), engine, source, where)
+    chunks = _chunks(
+        engine, sqlite_day_query(source, partition, names), names, source.date_column, batch_rows
+    )
+    return _utf8_checked(chunks, engine, source, where)
+
+
+def _utf8_checked(
+    batches: Iterator[pa.RecordBatch], engine: sa.Engine, source: Source, where: str
+) -> Iterator[pa.RecordBatch]:
+    """The batches; text the driver cannot decode as UTF-8 fails the day naming the source, the
+    column and the rows (SQLite: by rowid), not with the driver's bare error."""
+    try:
+        yield from batches
+    except (sa.exc.OperationalError, pa.ArrowInvalid) as exc:
+        if "decode to UTF-8" not in str(exc) and "Invalid UTF8" not in str(exc):
+            raise
+        found = "" if is_postgres(engine) else _undecodable(engine, source)
+        raise IngestError(f"{where}: text that is not valid UTF-8{found}; fix the source rows") from exc
+
+
+def _undecodable(engine: sa.Engine, source: Source, shown_rows: int = 5) -> str:
+    """Which SQLite columns and rows hold text that is not UTF-8: ` in column 'x' (rowid 3, 9)`."""
+    found = []
+    with engine.connect() as conn:
+        for column in source.columns:
+            query = sa.select(sa.literal_column("rowid"), sa.cast(sa.column(column), sa.LargeBinary)).where(
+                sa.func.typeof(sa.column(column)) == "text"
+            )
+            bad = [
+                rowid
+                for rowid, data in conn.execute(query.select_from(sa.table(source.table)))
+                if not _utf8(data)
+            ]
+            if bad:
+                rows = ", ".join(map(str, bad[:shown_rows])) + (
+                    f" and {len(bad) - shown_rows} more" if len(bad) > shown_rows else ""
+                )
+                found.append(f" in column {column!r} (rowid {rows})")
+    return ";".join(found)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def sqlite_day_query(source: Source, partition: Partition, names: list[str]) -> sa.Select:

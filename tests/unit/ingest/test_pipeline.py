@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -316,6 +317,23 @@ def test_a_csv_with_a_repeated_header_names_the_file_and_the_column(demo):
     message = str(caught.value)
     assert demo.files.uri(BILLING_KEY) in message
     assert "column 'MonthlyCharges' appears 2 times" in message
+
+
+def test_text_that_is_not_utf8_in_a_sql_source_names_the_source_column_and_rows(demo):
+    for customer in demo.billing()[ID].head(2):
+        demo.sql(
+            "UPDATE customer_snapshots SET gender = CAST(x'ff41' AS TEXT) WHERE customerID = :id", id=customer
+        )
+
+    with pytest.raises(IngestError) as caught:
+        demo.ingest()
+
+    message = str(caught.value)
+    assert message.startswith(
+        "source snapshots (table customer_snapshots), ds=2025-03-31: text that is not valid"
+    )
+    assert re.search(r"in column 'gender' \(rowid \d+, \d+\)", message), message
+    assert demo.run_rows() == []
 
 
 def test_ingesting_a_day_twice_gives_the_same_partition_and_one_run_record(demo):
