@@ -115,12 +115,16 @@ def account(spec: UseCase, partition: Partition, stage: DayStage) -> Counts:
         read, quarantined = sources[name].read, sources[name].quarantined
         if read != counts.written + quarantined:
             raise AssertionError(f"source {name}: {read} read != {counts.written} + {quarantined}")
-        share = quarantined / read
+        # Rows of no day are quarantined on every day (never lost unseen) but judged on none.
+        unplaced = stage.unplaced[name]
+        own_read, own_bad = read - unplaced, quarantined - unplaced
+        share = own_bad / own_read if own_read else 0.0
         if share > spec.ingest.max_quarantine_fraction:
             common = ", ".join(f"{c} ({n})" for c, n in stage.top_faults(name))
+            besides = f" (besides {unplaced} rows of no day)" if unplaced else ""
             raise IngestError(
-                f"source {name}, ds={partition.key}: {quarantined} of {read} rows failed "
-                f"validation ({share:.0%} > max {spec.ingest.max_quarantine_fraction:.0%}); "
+                f"source {name}, ds={partition.key}: {own_bad} of {own_read} rows failed "
+                f"validation{besides} ({share:.0%} > max {spec.ingest.max_quarantine_fraction:.0%}); "
                 f"most common faults: {common}"
             )
     return counts

@@ -151,6 +151,9 @@ class DayStage:
         }
         self.counts: dict[str, SourceCounts] = {}
         self.failed = dict.fromkeys(sources, 0)  # per source, the rows that failed their own checks
+        # Per source, the rows its reader placed on no day (a SQLite date that is none): every day
+        # reads and quarantines them, so they are no day's own fault.
+        self.unplaced = dict.fromkeys(sources, 0)
         self.db = duckdb.connect(
             config={
                 "memory_limit": f"{memory_limit_mb}MB",
@@ -186,6 +189,7 @@ class DayStage:
                 writer.write_table(staged)
                 raw.append(batch)
                 self.failed[name] += pc.count(pc.coalesce(staged[HEAD], staged[TAIL])).as_py()
+                self.unplaced[name] += 0 if read_reason is None else len(read_reason) - read_reason.null_count
         finally:
             raw.close()
             if writer is not None:

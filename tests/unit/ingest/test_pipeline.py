@@ -470,3 +470,34 @@ def test_a_sql_row_whose_date_is_no_day_is_quarantined_on_the_day_and_spoils_no_
     assert json.loads(row.record)["snapshot_date"] == "last Monday"
     # Every other day quarantines it too: it is never read silently on none.
     assert demo.ingest(DAY - dt.timedelta(days=1)).counts.quarantined["snapshots"] == 1
+
+
+def test_rows_of_no_day_do_not_push_a_day_over_its_quarantine_limit(demo):
+    """Undated SQL rows are quarantined on every day; judged on none, else 30 of them would fail
+    every day at a 20 % limit (80 rows a day here)."""
+    n = len(demo.billing())
+    demo.sql(
+        "INSERT INTO customer_snapshots SELECT * FROM customer_snapshots WHERE customerID IN "
+        "(SELECT customerID FROM customer_snapshots LIMIT 30)"
+    )
+    demo.sql(
+        "UPDATE customer_snapshots SET snapshot_date = 'someday' "
+        "WHERE rowid > (SELECT max(rowid) - 30 FROM customer_snapshots)"
+    )
+
+    result = demo.ingest()
+
+    assert result.counts.quarantined["snapshots"] == 30
+    assert result.counts.written == n
+    # A day bad on its own still fails, its message counting its own rows.
+    billing = demo.billing()
+    bad = billing[ID].head(n // 3)
+    for customer in bad:
+        demo.sql(
+            "UPDATE customer_snapshots SET tenure = -1 WHERE customerID = :id AND snapshot_date != 'someday'",
+            id=customer,
+        )
+    with pytest.raises(
+        IngestError, match=rf"{len(bad)} of {n} rows failed validation \(besides 30 rows of no day\)"
+    ):
+        demo.ingest()
