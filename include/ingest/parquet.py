@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.io.stores import ObjectStore
+from include.io.workdir import workdir
 from include.usecases.spec import Column
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def write_parquet(
 
     Nothing is visible under `key` until every batch is written: a failure leaves the old object.
     """
-    with tempfile.TemporaryDirectory(prefix="parquet-") as tmp:
-        path = Path(tmp) / Path(key).name
+    with workdir("parquet") as tmp:
+        path = tmp / Path(key).name
         written = write_file(path, schema, batches, row_group_rows, unique)
         store.put_file(key, path)
     log.info("wrote %d rows to %s", written, store.uri(key))

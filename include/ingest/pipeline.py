@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +30,7 @@ from include.ingest.validate import IngestError
 from include.io.lake import QUARANTINE_ZONE, RAW_ZONE, partition_key
 from include.io.memory import use_returning_pool
 from include.io.stores import ObjectStore
+from include.io.workdir import workdir
 from include.partition import Partition
 from include.platform.day_swap import replace_rows
 from include.platform.tables import ingest_runs
@@ -216,8 +215,8 @@ def ingest_partition(
     rows = spec.ingest.row_group_rows
     data_key = partition_key(RAW_ZONE, spec.name, partition.ds)
     quarantine_key = partition_key(QUARANTINE_ZONE, spec.name, partition.ds)
-    with tempfile.TemporaryDirectory(prefix=f"ingest-{spec.name}-") as tmp:
-        stage = DayStage(spec, list(raw), Path(tmp), spec.ingest.memory_limit_mb)
+    with workdir(f"ingest-{spec.name}") as tmp:
+        stage = DayStage(spec, list(raw), tmp, spec.ingest.memory_limit_mb)
         try:
             stage_sources(partition, raw, stage)
             ds = pa.scalar(dt.datetime.combine(partition.ds, dt.time()), pa.timestamp("us"))

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import pairwise
@@ -36,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from include.io.bulk import read_ahead
 from include.io.lake import PART_FILE, PREDICTIONS_ZONE, partition_key
 from include.io.stores import ObjectStore
+from include.io.workdir import workdir
 from include.platform.day_swap import replace_partition
 from include.platform.tables import predictions
 from include.registry.model_files import FittedModel
@@ -322,8 +322,8 @@ def stage_predictions(lake: ObjectStore, key: str, batches: Iterable[pa.RecordBa
     A retry or a second run of the shard replaces the same object. Returns the rows written.
     """
     rows = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(key).name
+    with workdir("shard") as tmp:
+        path = tmp / Path(key).name
         with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
             for batch in batches:
                 parquet.write_batch(batch)
@@ -350,8 +350,8 @@ def write_predictions(
     Returns the number of rows written and the lake URI.
     """
     key = partition_key(PREDICTIONS_ZONE, use_case, ds)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / PART_FILE
+    with workdir("predictions") as tmp:
+        path = tmp / PART_FILE
         with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
 
             def tee() -> Iterator[pa.RecordBatch]:
