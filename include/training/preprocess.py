@@ -7,6 +7,8 @@ loader can trust them by name (see `include.registry.model_files.TRUSTED_TYPES`)
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -16,7 +18,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from include.usecases.expressions import Node, parse
-from include.usecases.spec import UseCase
+from include.usecases.spec import UseCase, one_vs_rest_refusal
+
+logger = logging.getLogger(__name__)
 
 _TRUE = frozenset({"yes", "true", "1", "1.0"})
 _FALSE = frozenset({"no", "false", "0", "0.0"})
@@ -189,6 +193,35 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
         ),
     ]
     return ColumnTransformer([group for group in groups if group[2]], remainder="drop")
+
+
+def check_label(frame: pd.DataFrame, spec: UseCase) -> None:
+    """Refuse a window whose label cannot be the spec's binary label; say when it is cut.
+
+    Raises:
+        ValueError: naming `label.positive` and the column, when the positive value never occurs
+            (a typo: `"yes"` for `"Yes"`), or when the label has more than two values and the spec
+            does not declare the cut (`label.one_vs_rest`).
+    """
+    label = spec.label
+    values = sorted(frame[label.column].dropna().unique().tolist(), key=str)
+    where = f"{spec.name}: `label.positive`"
+    if label.positive not in values:
+        raise ValueError(
+            f"{where} {label.positive!r} is not a value of the label column {label.column!r} in the "
+            f"window (its values: {values[:10]}{' ...' if len(values) > 10 else ''})"
+        )
+    if len(values) > 2:
+        if not label.one_vs_rest:
+            raise ValueError(f"{spec.name}: `label.positive`: {one_vs_rest_refusal(label, values)}")
+        logger.warning(
+            "%s: the label %r has %d values; trained as %r against the other %d (label.one_vs_rest)",
+            spec.name,
+            label.column,
+            len(values),
+            label.positive,
+            len(values) - 1,
+        )
 
 
 def split_xy(frame: pd.DataFrame, spec: UseCase) -> tuple[pd.DataFrame, pd.Series]:

@@ -106,6 +106,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
     from include.io.lake import RAW_ZONE, partition_days, read_days, training_key, write_frame
     from include.platform.queries import committed_days
     from include.provenance import training_fingerprint
+    from include.training.preprocess import check_label
     from include.training.split import DATE_COLUMN, split_holdout
 
     spec, ds, lake = run.spec, run.ds, stores.lake
@@ -133,6 +134,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
         )
     if coverage.withdrawn or coverage.missing:
         log.warning("%s as of %s: %s", spec.name, ds, coverage.text())
+    check_label(frame, spec)
     train, holdout = split_holdout(
         frame, DATE_COLUMN, ds, spec.training.window_days, spec.training.holdout_days
     )

@@ -72,10 +72,16 @@ LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
 
 class Label(_Model):
     """The column to predict and its positive value, written as the column's own value (`"Yes"`, `1`,
-    `true`) and compared after the column's declared type."""
+    `true`) and compared after the column's declared type.
+
+    A label with more than two values is cut into `positive` against all the others only when the
+    spec says so (`one_vs_rest: true`); otherwise such a label is refused, at parse when the
+    column's `allowed` values show it, else by training on the values it finds.
+    """
 
     column: str
     positive: bool | int | str
+    one_vs_rest: bool = False
 
 
 class Schedule(_Model):
@@ -425,7 +431,17 @@ def _label_problems(label: Label, column: Column) -> list[tuple[str, str]]:
     if column.allowed is not None and label.positive not in column.allowed:
         allowed = list(column.allowed)
         return [("label.positive", f"{label.positive!r} is not among the allowed values {allowed}")]
+    if column.allowed is not None and len(set(column.allowed)) > 2 and not label.one_vs_rest:
+        return [("label.positive", one_vs_rest_refusal(label, sorted(set(column.allowed), key=str)))]
     return []
+
+
+def one_vs_rest_refusal(label: Label, values: list[object]) -> str:
+    """Why a label of more than two values is refused without `one_vs_rest: true`."""
+    return (
+        f"the label {label.column!r} has {len(values)} values {values}: {label.positive!r} against the "
+        "rest of them is a cut; set `label.one_vs_rest: true` to train it so"
+    )
 
 
 def _example(kind: str) -> str:

@@ -122,6 +122,10 @@ def _recursive_on_a_sql_source(raw: dict) -> None:
     raw["sources"][0]["recursive"] = True
 
 
+def _three_valued_label_cut_undeclared(raw: dict) -> None:
+    raw["columns"]["Churn"]["allowed"] = ["Yes", "No", "Maybe"]
+
+
 def _recursive_not_a_boolean(raw: dict) -> None:
     raw["sources"][1]["recursive"] = "sometimes"
 
@@ -144,6 +148,10 @@ def _recursive_not_a_boolean(raw: dict) -> None:
         ),
         (_recursive_on_a_sql_source, ["sources.0.recursive: is for a files source"]),
         (_recursive_not_a_boolean, ["sources.1.recursive", "boolean"]),
+        (
+            _three_valued_label_cut_undeclared,
+            ["label.positive: the label 'Churn' has 3 values ['Maybe', 'No', 'Yes']", "one_vs_rest: true"],
+        ),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
@@ -406,3 +414,10 @@ def test_a_files_prefix_outside_the_store_is_refused_naming_the_file_and_key(
     message = str(caught.value)
     assert message.startswith("broken.yaml: sources.1.prefix: ")
     assert "`prefix`" in message and problem in message
+
+
+def test_a_declared_one_vs_rest_cut_of_a_three_valued_label_loads(tmp_path, churn_dict):
+    raw = copy.deepcopy(churn_dict)
+    raw["columns"]["Churn"]["allowed"] = ["Yes", "No", "Maybe"]
+    raw["label"]["one_vs_rest"] = True
+    assert load_spec(write_spec(tmp_path, raw)).label.one_vs_rest

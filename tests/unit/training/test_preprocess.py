@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.training.preprocess import build_preprocessor, date_parts, split_xy, to_binary, to_numeric
+from include.training.preprocess import (
+    build_preprocessor,
+    check_label,
+    date_parts,
+    split_xy,
+    to_binary,
+    to_numeric,
+)
 from include.usecases.spec import Features, UseCase
 
 
@@ -157,3 +164,26 @@ def test_the_preprocessor_learns_from_training_rows_only(
     assert "Ten year" not in contracts[spec.features.categorical.index("Contract")]
     flags = pre.named_transformers_["boolean"].named_steps["impute"].statistics_
     np.testing.assert_array_equal(flags, to_binary(train[list(spec.features.boolean)]).mode().iloc[0])
+
+
+def with_label(spec: UseCase, **label) -> UseCase:
+    return spec.model_copy(update={"label": spec.label.model_copy(update=label)})
+
+
+def test_a_positive_value_the_label_never_takes_names_the_key_and_the_column(churn, spec) -> None:
+    with pytest.raises(
+        ValueError, match=r"`label.positive` 'yes' is not a value of the label column 'Churn'.*'No', 'Yes'"
+    ):
+        check_label(churn, with_label(spec, positive="yes"))
+
+
+def test_a_label_of_more_than_two_values_is_cut_only_when_declared(churn, spec, caplog) -> None:
+    counts = churn.assign(Churn=churn["tenure"].astype(int) % 4)  # a count: 0, 1, 2, 3
+    counted = with_label(spec, positive=1)
+    with pytest.raises(
+        ValueError, match=r"the label 'Churn' has 4 values \[0, 1, 2, 3\]: 1 against the rest"
+    ):
+        check_label(counts, counted)
+    check_label(counts, with_label(counted, one_vs_rest=True))
+    assert "trained as 1 against the other 3 (label.one_vs_rest)" in caplog.text
+    check_label(churn, spec)  # the churn label: two values, no word
