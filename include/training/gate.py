@@ -89,8 +89,8 @@ def decide(
 
     1. It has every gate metric (the primary and each guard-rail) as a finite number, and so does the
        champion when there is one, and their bounds are finite; a missing figure fails and is named.
-    2. Floor: the primary metric's lower bound clears ``gate.floor`` (for log loss, lower is better,
-       so its upper bound must stay at or under the floor).
+    2. Floor: the primary metric's lower bound clears ``gate.floor``; for a loss (lower is better)
+       its upper bound stays at or under ``gate.ceiling``.
     3. With a champion: the primary difference's lower bound is ``>= gate.min_improvement`` and its
        estimate is above 0 (a tie never promotes).
     4. With a champion, for every guard-rail ``metric: tolerance``: the upper bound of its fall
@@ -122,12 +122,12 @@ def decide(
     level = levels.get(primary)
     if _bounded(level):
         worst = level.lower if sign > 0 else level.upper
-        above = sign * (worst - gate.floor) >= -EPSILON
-        ge, lt = (">=", "<") if sign > 0 else ("<=", ">")
+        above = sign * (worst - gate.bound) >= -EPSILON
+        ge, lt, bound = (">=", "<", "floor") if sign > 0 else ("<=", ">", "ceiling")
         check(
             above,
             f"{primary} {level.estimate:.4f}, {level_of} {worst:.4f} "
-            f"{ge if above else lt} floor {gate.floor:.4f}",
+            f"{ge if above else lt} {bound} {gate.bound:.4f}",
         )
     if champion is None:
         passes.append("no champion: the floor alone decides")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 
 SPEC_DIR = Path(__file__).parent
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+# What a use case predicts: one class against the other, one class among several, or a number.
+TASKS = ("binary", "multiclass", "regression")
+TASK_METRICS = {
+    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"),
+    "multiclass": ("log_loss", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc_ovr"),
+    "regression": ("rmse", "mae", "r2", "mape"),
+}
+METRICS = tuple(dict.fromkeys(m for metrics in TASK_METRICS.values() for m in metrics))
+# The gate's primary metric when the spec names none.
+DEFAULT_PRIMARY = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 # Every metric is "higher is better" except these.
-LOWER_IS_BETTER = frozenset({"log_loss"})
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy")
 # The `training` keys a run's params override (the training DAG's trigger form); `min_improvement` too.
 RUN_OVERRIDES = ("estimators", "n_trials", "window_days")
@@ -70,18 +79,32 @@ def _keyed(problems: list[tuple[str, str]]) -> PydanticCustomError:
 LABEL_TYPES = {"string": str, "integer": int, "boolean": bool}
 
 
-class Label(_Model):
-    """The column to predict and its positive value, written as the column's own value (`"Yes"`, `1`,
-    `true`) and compared after the column's declared type.
+def direction(metric: str) -> int:
+    """+1 when a higher value of `metric` is better, -1 when a lower one is."""
+    return -1 if metric in LOWER_IS_BETTER else 1
 
-    A label with more than two values is cut into `positive` against all the others only when the
-    spec says so (`one_vs_rest: true`); otherwise such a label is refused, at parse when the
-    column's `allowed` values show it, else by training on the values it finds.
+
+class Label(_Model):
+    """The column to predict, and how, by the use case's `task`.
+
+    binary: `positive`, the value predicted as 1, written as the column's own value (`"Yes"`, `1`,
+    `true`) and compared after the column's declared type. A label with more than two values is cut
+    into `positive` against all the others only when the spec says so (`one_vs_rest: true`);
+    otherwise such a label is refused, at parse when the column's `allowed` values show it, else by
+    training on the values it finds.
+
+    multiclass: `classes`, the classes in the order every model reports them (else the column's
+    `allowed` values, else the values the first training window holds, each sorted).
+
+    regression: a number; `log_scale: true` models log(1 + label) (prices, counts) and returns
+    predictions on the label's own scale.
     """
 
     column: str
-    positive: bool | int | str
+    positive: bool | int | str | None = None
     one_vs_rest: bool = False
+    classes: tuple[bool | int | str, ...] | None = None
+    log_scale: bool = False
 
 
 class Schedule(_Model):
@@ -259,9 +282,17 @@ class Training(_Model):
 
 
 class Gate(_Model):
-    primary: Literal[METRICS] = "roc_auc"  # type: ignore[valid-type]
+    """What a candidate must show to replace the champion (include/training/gate.py).
+
+    `floor` bounds a higher-is-better primary metric from below, `ceiling` a lower-is-better one
+    (a loss) from above; the spec gives the one its primary metric needs (a loss's bound written as
+    `floor`, as specs did before `ceiling` existed, is read as its ceiling).
+    """
+
+    primary: Literal[METRICS]  # type: ignore[valid-type]
     min_improvement: float = Field(0.0, ge=MIN_IMPROVEMENT_RANGE[0], le=MIN_IMPROVEMENT_RANGE[1])
-    floor: float
+    floor: float | None = None
+    ceiling: float | None = None
     # Metric -> largest allowed fall against the champion (its upper confidence bound).
     guardrails: dict[Literal[METRICS], float] = {}  # type: ignore[valid-type]
     # One-sided confidence of the paired bootstrap bounds the gate judges (include/training/compare.py).
@@ -274,10 +305,25 @@ class Gate(_Model):
     slice_tolerance: float = Field(0.05, ge=0)
 
     @model_validator(mode="after")
-    def _accuracy_is_gated(self) -> Gate:
-        if self.primary != "accuracy" and "accuracy" not in self.guardrails:
-            raise _keyed([("guardrails", "accuracy must be the primary metric or a guard-rail")])
+    def _bound_fits_the_primary(self) -> Gate:
+        higher = direction(self.primary) > 0
+        wanted = "floor" if higher else "ceiling"
+        problems = []
+        if self.floor is None and self.ceiling is None:
+            side = "higher" if higher else "lower"
+            problems.append((wanted, f"required: {self.primary} is {side}-is-better"))
+        elif self.floor is not None and self.ceiling is not None:
+            problems.append(("ceiling", "give `floor` or `ceiling`, not both"))
+        elif higher and self.ceiling is not None:
+            problems.append(("ceiling", f"not for {self.primary} (higher is better); give `floor`"))
+        if problems:
+            raise _keyed(problems)
         return self
+
+    @property
+    def bound(self) -> float:
+        """The floor of a higher-is-better primary metric, the ceiling of a lower-is-better one."""
+        return self.floor if self.floor is not None else self.ceiling  # type: ignore[return-value]
 
 
 class Scoring(_Model):
@@ -320,6 +366,7 @@ class UseCase(_Model):
     description: str = ""
     owner: str = "ml-platform"
     entity_id: str
+    task: Literal[TASKS] = "binary"  # type: ignore[valid-type]
     label: Label
     schedule: Schedule
     sources: tuple[Source, ...] = Field(min_length=1)
@@ -330,6 +377,16 @@ class UseCase(_Model):
     gate: Gate
     scoring: Scoring = Scoring()
     drift: Drift = Drift()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_primary(cls, raw: Any) -> Any:
+        """A gate with no `primary` gets its task's default (`DEFAULT_PRIMARY`)."""
+        if isinstance(raw, dict) and isinstance(raw.get("gate"), dict) and "primary" not in raw["gate"]:
+            task = raw.get("task", "binary")
+            if task in DEFAULT_PRIMARY:
+                raw = {**raw, "gate": {**raw["gate"], "primary": DEFAULT_PRIMARY[task]}}
+        return raw
 
     @field_validator("name")
     @classmethod
@@ -380,7 +437,8 @@ class UseCase(_Model):
         if self.label.column in self.features.all:
             problems.append(("features", f"the label {self.label.column!r} cannot be a feature"))
         if self.label.column in declared:
-            problems += _label_problems(self.label, self.columns[self.label.column])
+            problems += _label_problems(self.task, self.label, self.columns[self.label.column])
+        problems += _metric_problems(self.task, self.gate)
         if problems:
             raise _keyed(problems)
         return self
@@ -413,7 +471,73 @@ class UseCase(_Model):
         return UseCase.model_validate(raw)
 
 
-def _label_problems(label: Label, column: Column) -> list[tuple[str, str]]:
+def _metric_problems(task: str, gate: Gate) -> list[tuple[str, str]]:
+    """The gate's metrics that are not the task's, and binary's rule that accuracy is gated."""
+    known = TASK_METRICS[task]
+    problems = [
+        (key, f"{name!r} is not a {task} metric; one of {list(known)}")
+        for key, name in (("gate.primary", gate.primary), *(("gate.guardrails", g) for g in gate.guardrails))
+        if name not in known
+    ]
+    if task == "binary" and gate.primary != "accuracy" and "accuracy" not in gate.guardrails:
+        problems.append(("gate.guardrails", "accuracy must be the primary metric or a guard-rail"))
+    return problems
+
+
+def _label_problems(task: str, label: Label, column: Column) -> list[tuple[str, str]]:
+    """Why the label does not fit the task or its column, if it does not: (key, message) pairs."""
+    misplaced = [
+        (f"label.{key}", f"is for a {needs} task, this one is {task}")
+        for key, needs, given in (
+            ("positive", "binary", label.positive is not None),
+            ("one_vs_rest", "binary", label.one_vs_rest),
+            ("classes", "multiclass", label.classes is not None),
+            ("log_scale", "regression", label.log_scale),
+        )
+        if given and task != needs
+    ]
+    if misplaced:
+        return misplaced
+    if task == "regression":
+        if column.type not in ("integer", "float"):
+            return [
+                (
+                    "label.column",
+                    f"{label.column!r} is a {column.type} column; a regression label is a number",
+                )
+            ]
+        return []
+    if task == "multiclass":
+        return _classes_problems(label, column)
+    if label.positive is None:
+        return [("label.positive", "required for a binary task (or set `task: multiclass` or `regression`)")]
+    return _positive_problems(label, column)
+
+
+def _classes_problems(label: Label, column: Column) -> list[tuple[str, str]]:
+    kind = LABEL_TYPES.get(column.type)
+    if kind is None:
+        kinds = ", ".join(LABEL_TYPES)
+        return [("label.column", f"{label.column!r} is a {column.type} column; a class label is {kinds}")]
+    if label.classes is None:
+        return []
+    problems = []
+    if len(set(label.classes)) != len(label.classes) or len(label.classes) < 3:
+        problems.append(("label.classes", "must be at least three distinct values (two: a binary task)"))
+    wrong = [c for c in label.classes if type(c) is not kind]
+    if wrong:
+        problems.append(
+            ("label.classes", f"{wrong} are not values of the {column.type} column {label.column!r}")
+        )
+    outside = [c for c in label.classes if column.allowed is not None and c not in column.allowed]
+    if outside:
+        problems.append(
+            ("label.classes", f"{outside} are not among the allowed values {list(column.allowed)}")
+        )
+    return problems
+
+
+def _positive_problems(label: Label, column: Column) -> list[tuple[str, str]]:
     """Why `label.positive` cannot be a value of its column, if it cannot: (key, message) pairs."""
     kind = LABEL_TYPES.get(column.type)
     if kind is None:
@@ -539,11 +663,6 @@ def get_spec(name: str, folder: Path | str = SPEC_DIR) -> UseCase:
         SpecError: when no file, or more than one, claims the name, or the one that does is invalid.
     """
     return load_spec(spec_file(name, folder))
-
-
-def direction(metric: str) -> int:
-    """+1 when a higher value of `metric` is better, -1 when a lower one is."""
-    return -1 if metric in LOWER_IS_BETTER else 1
 
 
 def _claimed_name(path: Path) -> object:

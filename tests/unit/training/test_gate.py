@@ -77,11 +77,12 @@ def test_without_a_champion_the_floor_decides_on_the_lower_bound() -> None:
     assert decision.reasons == ("roc_auc 0.7600, 90% bound 0.7400 < floor 0.7500",)
 
 
-def test_log_loss_as_primary_mirrors_the_floor() -> None:
-    gate = Gate(primary="log_loss", floor=0.6, guardrails={"accuracy": 0.02})
+@pytest.mark.parametrize("key", ["ceiling", "floor"])  # `floor`: as specs wrote a loss's bound before
+def test_log_loss_as_primary_is_bounded_from_above(key) -> None:
+    gate = Gate(primary="log_loss", **{key: 0.6}, guardrails={"accuracy": 0.02})
     levels = {"log_loss": bound("log_loss", 0.45, 0.40, 0.62), "accuracy": LEVELS["accuracy"]}
     decision = decide({"log_loss": 0.45, "accuracy": 0.8}, None, gate, levels, {})
-    assert decision.reasons == ("log_loss 0.4500, 90% bound 0.6200 > floor 0.6000",)
+    assert decision.reasons == ("log_loss 0.4500, 90% bound 0.6200 > ceiling 0.6000",)
 
 
 @pytest.mark.parametrize(

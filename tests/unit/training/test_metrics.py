@@ -5,14 +5,14 @@ import pytest
 from sklearn.metrics import f1_score
 
 from include.training.metrics import choose_threshold, evaluate
-from include.usecases.spec import METRICS, direction
+from include.usecases.spec import METRICS, TASK_METRICS, direction
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.05])
 
 
 def test_evaluate_reports_every_metric_a_gate_may_name() -> None:
-    assert set(evaluate(Y, P, 0.5)) == set(METRICS)
+    assert set(evaluate(Y, P, 0.5)) == set(TASK_METRICS["binary"])
 
 
 def test_evaluate_counts_the_positive_class_at_the_threshold() -> None:
@@ -61,5 +61,5 @@ def test_mismatched_lengths_are_refused() -> None:
         evaluate([0, 1, 1], [0.2, 0.5], 0.5)
 
 
-def test_only_log_loss_is_lower_is_better() -> None:
-    assert [m for m in METRICS if direction(m) < 0] == ["log_loss"]
+def test_the_losses_are_lower_is_better() -> None:
+    assert [m for m in METRICS if direction(m) < 0] == ["log_loss", "rmse", "mae", "mape"]

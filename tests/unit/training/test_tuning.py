@@ -12,7 +12,7 @@ from include.training.metrics import evaluate
 from include.training.preprocess import split_xy
 from include.training.split import DATE_COLUMN
 from include.training.tuning import TrialResult, best_trial, fit_final, run_trial, trial_rows
-from include.usecases.spec import ESTIMATORS, METRICS, UseCase
+from include.usecases.spec import ESTIMATORS, TASK_METRICS, UseCase
 
 LOGISTIC = Trial("logistic_regression-0", "logistic_regression", {"C": 1.0})
 
@@ -37,7 +37,7 @@ def test_run_trial_cross_validates_over_time(logistic_result: TrialResult) -> No
     assert logistic_result.primary == "roc_auc"
     assert 0.8 < logistic_result.primary_mean < 0.9
     assert 0 < logistic_result.primary_std < 0.05
-    assert set(logistic_result.metrics) == set(METRICS)
+    assert set(logistic_result.metrics) == set(TASK_METRICS["binary"])
     assert 0 < logistic_result.threshold < 1
     assert logistic_result.duration_seconds > 0
 
