@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -421,3 +422,84 @@ def test_a_declared_one_vs_rest_cut_of_a_three_valued_label_loads(tmp_path, chur
     raw["columns"]["Churn"]["allowed"] = ["Yes", "No", "Maybe"]
     raw["label"]["one_vs_rest"] = True
     assert load_spec(write_spec(tmp_path, raw)).label.one_vs_rest
+
+
+def _as_task(raw: dict, task: str, label: dict, gate: dict) -> dict:
+    raw = copy.deepcopy(raw)
+    raw["columns"]["Price"] = {"type": "float", "nullable": False, "min": 0}
+    raw["sources"][1]["columns"] = [*raw["sources"][1]["columns"], "Price"]
+    raw["columns"]["Tier"] = {"type": "string", "nullable": False, "allowed": ["a", "b", "c"]}
+    raw["sources"][1]["columns"] = [*raw["sources"][1]["columns"], "Tier"]
+    return {**raw, "task": task, "label": label, "gate": gate}
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "gate", "expected"),
+    [
+        (
+            "regression",
+            {"column": "Price", "positive": 1},
+            {"ceiling": 9.0},
+            "label.positive: is for a binary task",
+        ),
+        ("regression", {"column": "Tier"}, {"ceiling": 9.0}, "label.column: 'Tier' is a string column"),
+        ("regression", {"column": "Price"}, {"floor": 0.5, "ceiling": 9.0}, "gate.ceiling: give `floor` or"),
+        (
+            "regression",
+            {"column": "Price"},
+            {"primary": "roc_auc", "floor": 0.5},
+            "gate.primary: 'roc_auc' is not a regression metric",
+        ),
+        ("regression", {"column": "Price"}, {}, "gate.ceiling: required: rmse is lower-is-better"),
+        (
+            "multiclass",
+            {"column": "Tier", "classes": ["a", "b"]},
+            {"ceiling": 1.0},
+            "label.classes: must be at least three",
+        ),
+        (
+            "multiclass",
+            {"column": "Tier", "classes": ["a", "b", "z"]},
+            {"ceiling": 1.0},
+            "['z'] are not among the allowed",
+        ),
+        (
+            "multiclass",
+            {"column": "Tier"},
+            {"primary": "macro_f1", "ceiling": 0.5},
+            "gate.ceiling: not for macro_f1",
+        ),
+        (
+            "binary",
+            {"column": "Churn"},
+            {"floor": 0.7, "guardrails": {"accuracy": 0.02}},
+            "label.positive: required",
+        ),
+    ],
+)
+def test_a_task_whose_label_or_gate_does_not_fit_names_the_key(
+    tmp_path, churn_dict, task, label, gate, expected
+):
+    raw = _as_task(churn_dict, task, label, gate)
+    with pytest.raises(SpecError, match=re.escape(expected)):
+        load_spec(write_spec(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "gate", "primary"),
+    [
+        ("regression", {"column": "Price", "log_scale": True}, {"ceiling": 50.0}, "rmse"),
+        ("multiclass", {"column": "Tier"}, {"ceiling": 1.0}, "log_loss"),
+        (
+            "multiclass",
+            {"column": "Tier", "classes": ["c", "b", "a"]},
+            {"primary": "macro_f1", "floor": 0.5},
+            "macro_f1",
+        ),
+    ],
+)
+def test_regression_and_multiclass_specs_load_with_their_primary_metric(
+    tmp_path, churn_dict, task, label, gate, primary
+):
+    spec = load_spec(write_spec(tmp_path, _as_task(churn_dict, task, label, gate)))
+    assert (spec.task, spec.gate.primary) == (task, primary)
