@@ -161,7 +161,7 @@ def sample_trials(run: RunFacts) -> list[Trial]:
     from include.training.estimators import sample_trials as sample
 
     training = run.spec.training
-    return sample(training.estimators, training.n_trials, training.random_state)
+    return sample(training.estimators, training.n_trials, training.random_state, run.spec.task)
 
 
 def run_trial(run: RunFacts, plan: TrainingPlan, trial: Trial, stores: Stores) -> TrialResult:

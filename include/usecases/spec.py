@@ -40,7 +40,14 @@ METRICS = tuple(dict.fromkeys(m for metrics in TASK_METRICS.values() for m in me
 DEFAULT_PRIMARY = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 # Every metric is "higher is better" except these.
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
-ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy")
+ESTIMATORS = ("logistic_regression", "linear", "hist_gradient_boosting", "random_forest", "dummy")
+# The families a spec tries when it names none; `linear` is logistic regression for a classifier,
+# ridge regression for a number (`logistic_regression` is a classifier only).
+DEFAULT_ESTIMATORS = {
+    "binary": ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy"),
+    "multiclass": ("logistic_regression", "hist_gradient_boosting", "random_forest", "dummy"),
+    "regression": ("linear", "hist_gradient_boosting", "random_forest", "dummy"),
+}
 # The `training` keys a run's params override (the training DAG's trigger form); `min_improvement` too.
 RUN_OVERRIDES = ("estimators", "n_trials", "window_days")
 
@@ -254,7 +261,7 @@ class Training(_Model):
     holdout_days: int = Field(14, ge=1)
     cv_folds: int = Field(5, ge=2)
     n_trials: int = Field(4, ge=N_TRIALS_RANGE[0], le=N_TRIALS_RANGE[1])
-    estimators: tuple[Literal[ESTIMATORS], ...] = Field(ESTIMATORS, min_length=1)  # type: ignore[valid-type]
+    estimators: tuple[Literal[ESTIMATORS], ...] = Field(DEFAULT_ESTIMATORS["binary"], min_length=1)  # type: ignore[valid-type]
     random_state: int = 42
     # Rows each trial is cross-validated on: a larger training part is sampled (seeded) down to this,
     # so the search stops growing with the window; the chosen trial is refitted on every row.
@@ -380,12 +387,16 @@ class UseCase(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _task_default_primary(cls, raw: Any) -> Any:
-        """A gate with no `primary` gets its task's default (`DEFAULT_PRIMARY`)."""
-        if isinstance(raw, dict) and isinstance(raw.get("gate"), dict) and "primary" not in raw["gate"]:
-            task = raw.get("task", "binary")
-            if task in DEFAULT_PRIMARY:
-                raw = {**raw, "gate": {**raw["gate"], "primary": DEFAULT_PRIMARY[task]}}
+    def _task_defaults(cls, raw: Any) -> Any:
+        """A gate with no `primary` and training with no `estimators` get their task's defaults."""
+        if not isinstance(raw, dict) or raw.get("task", "binary") not in TASKS:
+            return raw
+        task = raw.get("task", "binary")
+        if isinstance(raw.get("gate"), dict) and "primary" not in raw["gate"]:
+            raw = {**raw, "gate": {**raw["gate"], "primary": DEFAULT_PRIMARY[task]}}
+        training = raw.get("training", {})
+        if isinstance(training, dict) and "estimators" not in training:
+            raw = {**raw, "training": {**training, "estimators": DEFAULT_ESTIMATORS[task]}}
         return raw
 
     @field_validator("name")
@@ -439,6 +450,8 @@ class UseCase(_Model):
         if self.label.column in declared:
             problems += _label_problems(self.task, self.label, self.columns[self.label.column])
         problems += _metric_problems(self.task, self.gate)
+        if self.task == "regression" and "logistic_regression" in self.training.estimators:
+            problems.append(("training.estimators", "logistic_regression is a classifier; use linear"))
         if problems:
             raise _keyed(problems)
         return self

@@ -430,6 +430,7 @@ def _as_task(raw: dict, task: str, label: dict, gate: dict) -> dict:
     raw["sources"][1]["columns"] = [*raw["sources"][1]["columns"], "Price"]
     raw["columns"]["Tier"] = {"type": "string", "nullable": False, "allowed": ["a", "b", "c"]}
     raw["sources"][1]["columns"] = [*raw["sources"][1]["columns"], "Tier"]
+    raw["training"].pop("estimators")
     return {**raw, "task": task, "label": label, "gate": gate}
 
 

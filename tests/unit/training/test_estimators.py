@@ -6,17 +6,27 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from include.training.estimators import FAMILIES, SEARCH_SPACES, Trial, build_model, sample_trials
+from include.training.estimators import (
+    CLASSIFIER_SPACES,
+    FAMILIES,
+    REGRESSOR_SPACES,
+    Trial,
+    build_model,
+    sample_trials,
+)
 from include.training.preprocess import split_xy
-from include.usecases.spec import ESTIMATORS, UseCase
+from include.usecases.spec import DEFAULT_ESTIMATORS, ESTIMATORS, UseCase
+
+BINARY = DEFAULT_ESTIMATORS["binary"]
 
 
 def test_the_families_are_the_ones_a_spec_may_name() -> None:
-    assert set(FAMILIES) == set(ESTIMATORS) == set(SEARCH_SPACES)
+    assert set(FAMILIES) == set(ESTIMATORS) == set(CLASSIFIER_SPACES)
+    assert set(REGRESSOR_SPACES) == set(ESTIMATORS) - {"logistic_regression"}
 
 
 def test_sample_trials_draws_n_per_family_and_one_dummy() -> None:
-    trials = sample_trials(ESTIMATORS, n_trials=4, random_state=42)
+    trials = sample_trials(BINARY, n_trials=4, random_state=42)
     assert [t.trial_id for t in trials if t.family == "logistic_regression"] == [
         f"logistic_regression-{n}" for n in range(4)
     ]
@@ -26,13 +36,13 @@ def test_sample_trials_draws_n_per_family_and_one_dummy() -> None:
 
 
 def test_sample_trials_is_deterministic_for_a_seed() -> None:
-    first = sample_trials(ESTIMATORS, 3, random_state=7)
-    assert first == sample_trials(ESTIMATORS, 3, random_state=7)
-    assert first != sample_trials(ESTIMATORS, 3, random_state=8)
+    first = sample_trials(BINARY, 3, random_state=7)
+    assert first == sample_trials(BINARY, 3, random_state=7)
+    assert first != sample_trials(BINARY, 3, random_state=8)
 
 
 def test_sampled_parameters_stay_in_the_modest_space() -> None:
-    for trial in sample_trials(ESTIMATORS, 20, random_state=0):
+    for trial in sample_trials(BINARY, 20, random_state=0):
         params = trial.params
         if trial.family == "logistic_regression":
             assert 1e-2 <= params["C"] <= 1e2
@@ -43,7 +53,7 @@ def test_sampled_parameters_stay_in_the_modest_space() -> None:
 
 
 def test_trial_round_trips_through_json() -> None:
-    for trial in sample_trials(ESTIMATORS, 2, random_state=42):
+    for trial in sample_trials(BINARY, 2, random_state=42):
         data = json.loads(json.dumps(trial.to_dict()))
         assert Trial.from_dict(data) == trial
 
