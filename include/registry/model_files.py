@@ -83,10 +83,12 @@ class FittedModel:
     """A pipeline fitted on the whole training part, and the threshold chosen for it.
 
     Attributes:
-        pipeline: preprocessor and estimator; `predict_proba` takes the raw feature columns.
-        threshold: a row is predicted positive when its probability is >= this.
+        pipeline: preprocessor and estimator; it takes the raw feature columns.
+        threshold: binary: a row is predicted positive when its probability is >= this (unused by
+            the other tasks).
         trial: the family and parameters it was fitted with.
-        metadata: JSON-able facts stored with the model file.
+        metadata: JSON-able facts stored with the model file: among them `task` (binary when absent:
+            files written before tasks) and, for multiclass, `classes` in the order of the outputs.
     """
 
     pipeline: Pipeline
@@ -94,9 +96,38 @@ class FittedModel:
     trial: Trial
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def task(self) -> str:
+        return self.metadata.get("task", "binary")
+
+    @property
+    def classes(self) -> tuple[Any, ...] | None:
+        """A multiclass model's classes, in the order of its probability columns."""
+        found = self.metadata.get("classes")
+        return None if found is None else tuple(found)
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """The probability of the positive class for each row of `frame`."""
+        """The probability of the positive class for each row of `frame` (binary)."""
         return self.pipeline.predict_proba(frame)[:, 1]
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """What the model says of each row, per task: binary, the positive class's probability;
+        multiclass, every class's probability (rows x classes, in `classes` order); regression, the
+        predicted value."""
+        if self.task == "regression":
+            return np.asarray(self.pipeline.predict(frame), dtype="float64")
+        if self.task == "multiclass":
+            return class_probabilities(self.pipeline, frame, len(self.classes or ()))
+        return self.predict_proba(frame)
+
+
+def class_probabilities(pipeline: Pipeline, frame: pd.DataFrame, classes: int) -> np.ndarray:
+    """Every class's probability per row, a column per class index 0 .. `classes` - 1: a class the
+    estimator never saw in training gets probability 0."""
+    seen = pipeline.predict_proba(frame)
+    proba = np.zeros((len(frame), classes))
+    proba[:, np.asarray(pipeline.classes_, dtype=int)] = seen
+    return proba
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ can never disagree on a figure or on which trial was chosen (recorded at registr
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Discriminator, Tag
 
 from include.registry.registry import GateRecord, ModelVersion, Registry
 from include.usecases.spec import UseCase, direction
@@ -36,13 +36,80 @@ class Confusion(BaseModel):
 
 
 class Curves(BaseModel):
-    """A model's holdout curves and its confusion matrix at `threshold` (stored, never recomputed)."""
+    """A binary model's holdout curves and its confusion matrix at `threshold` (stored, never
+    recomputed)."""
 
+    kind: Literal["binary"] = "binary"
     roc: RocPoints
     pr: PrPoints
     confusion: Confusion
     threshold: float
     rows: int
+
+
+class Points(BaseModel):
+    actual: list[float]
+    predicted: list[float]
+
+
+class Histogram(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class Calibration(BaseModel):
+    """The mean label and the mean prediction in each tenth of the predictions."""
+
+    predicted: list[float]
+    actual: list[float]
+    rows: list[int]
+
+
+class RegressionCurves(BaseModel):
+    """A regression model's holdout: predicted against actual, the residuals, the calibration."""
+
+    kind: Literal["regression"]
+    rows: int
+    points: Points
+    residuals: Histogram
+    calibration: Calibration
+
+
+class ClassFigures(BaseModel):
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    rows: int
+
+
+class ConfusionMatrix(BaseModel):
+    counts: list[list[int]]
+    normalised: list[list[float]]
+
+
+class MulticlassCurves(BaseModel):
+    """A multiclass model's holdout: the confusion matrix, the per-class table, one-vs-rest ROC."""
+
+    kind: Literal["multiclass"]
+    rows: int
+    classes: list[str]
+    confusion: ConfusionMatrix
+    per_class: list[ClassFigures]
+    roc: dict[str, RocPoints]
+
+
+def _kind(value: Any) -> str:
+    """A stored picture's task: its `kind`, binary when absent (stored before other tasks)."""
+    return value.get("kind", "binary") if isinstance(value, dict) else value.kind
+
+
+TaskCurves = Annotated[
+    Annotated[Curves, Tag("binary")]
+    | Annotated[RegressionCurves, Tag("regression")]
+    | Annotated[MulticlassCurves, Tag("multiclass")],
+    Discriminator(_kind),
+]
 
 
 class HoldoutMetric(BaseModel):
@@ -154,9 +221,9 @@ class VersionDetail(BaseModel):
     threshold: float
     metrics: list[HoldoutMetric]
     cv_metrics: dict[str, float]
-    curves: Curves | None
+    curves: TaskCurves | None
     decision: DecisionDetail | None
-    champion_curves: Curves | None
+    champion_curves: TaskCurves | None
     chosen_trial: str | None
     trials: list[TrialRow]
     importance: Importance | None

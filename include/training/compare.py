@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,10 +31,16 @@ LOG_LOSS_CLIP = float(np.finfo("float64").eps)  # as scikit-learn clips
 
 @dataclass(frozen=True)
 class Scored:
-    """One model's holdout probabilities of the positive class and its decision threshold."""
+    """One model's holdout outputs (`FittedModel.outputs`) and, binary, its decision threshold.
+
+    `proba` holds, per task: the positive class's probability (binary, 1-D); every class's
+    probability (multiclass, rows x classes, in the candidate's class order); the predicted value
+    (regression, 1-D, with `regression` true).
+    """
 
     proba: np.ndarray
-    threshold: float
+    threshold: float = 0.5
+    regression: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,27 @@ class SliceGain:
         return {"column": self.column, "value": self.value, "rows": self.rows, **self.gain.to_dict()}
 
 
+def weight_blocks(rows: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """`bootstrap_weights(rows, resamples, seed)` in blocks of consecutive resamples, the same
+    values, at most `CHUNK_CELLS` cells a block: memory stays bounded at any holdout size."""
+    if rows < 1 or resamples < 1:
+        raise ValueError(f"need at least one row and one resample, got rows={rows}, resamples={resamples}")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, CHUNK_CELLS // rows)
+    for first in range(0, resamples, chunk):
+        size = min(chunk, resamples - first)
+        picks = rng.integers(0, rows, size=(size, rows))
+        picks += np.arange(size)[:, None] * rows
+        yield np.bincount(picks.ravel(), minlength=size * rows).reshape(size, rows).astype("float64")
+
+
 def bootstrap_weights(rows: int, resamples: int, seed: int) -> np.ndarray:
     """Row counts of `resamples` bootstrap draws of `rows` rows, shape (resamples, rows).
 
     Raises:
         ValueError: when `rows` or `resamples` is below 1.
     """
-    if rows < 1 or resamples < 1:
-        raise ValueError(f"need at least one row and one resample, got rows={rows}, resamples={resamples}")
-    picks = np.random.default_rng(seed).integers(0, rows, size=(resamples, rows))
-    picks += np.arange(resamples)[:, None] * rows
-    return np.bincount(picks.ravel(), minlength=resamples * rows).reshape(resamples, rows).astype("float64")
+    return np.vstack(list(weight_blocks(rows, resamples, seed)))
 
 
 def weighted_metric(metric: str, y: np.ndarray, scored: Scored, weights: np.ndarray) -> np.ndarray:
@@ -113,6 +129,10 @@ def weighted_metric(metric: str, y: np.ndarray, scored: Scored, weights: np.ndar
     y = np.asarray(y, dtype="float64")
     p = np.asarray(scored.proba, dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
+        if scored.regression:
+            return _regression_metric(metric, y, p, weights)
+        if p.ndim == 2:
+            return _multiclass_metric(metric, y.astype("int64"), p, weights)
         if metric in ("roc_auc", "pr_auc"):
             return _ranked(metric, y, p, weights)
         if metric == "log_loss":
@@ -134,6 +154,51 @@ def weighted_metric(metric: str, y: np.ndarray, scored: Scored, weights: np.ndar
         if metric not in by_name:
             raise ValueError(f"unknown metric {metric!r}")
         return by_name[metric]()
+
+
+def _regression_metric(metric: str, y: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """RMSE, MAE, R² or MAPE per weight row: each a weighted mean of a per-row loss (R²: against
+    the weighted variance of the labels)."""
+    total = weights.sum(axis=1)
+    error = predicted - y
+    if metric == "rmse":
+        return np.sqrt(weights @ error**2 / total)
+    if metric == "mae":
+        return weights @ np.abs(error) / total
+    if metric == "mape":
+        return weights @ (np.abs(error) / np.abs(y)) / total
+    if metric == "r2":
+        mean = weights @ y / total
+        spread = weights @ y**2 - total * mean**2
+        return 1 - (weights @ error**2) / spread
+    raise ValueError(f"unknown regression metric {metric!r}")
+
+
+def _multiclass_metric(metric: str, y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A multiclass metric per weight row; `y` holds class indices, `proba` a column per class."""
+    total = weights.sum(axis=1)
+    classes = proba.shape[1]
+    if metric == "log_loss":
+        mine = np.clip(proba[np.arange(len(y)), y], LOG_LOSS_CLIP, 1)
+        return weights @ -np.log(mine) / total
+    if metric == "roc_auc_ovr":
+        return np.mean(
+            [_ranked("roc_auc", (y == k).astype("float64"), proba[:, k], weights) for k in range(classes)],
+            axis=0,
+        )
+    predicted = proba.argmax(axis=1)
+    hit = (predicted == y).astype("float64")
+    if metric == "accuracy":
+        return weights @ hit / total
+    member = np.stack([(y == k).astype("float64") for k in range(classes)], axis=1)  # rows x classes
+    chosen = np.stack([(predicted == k).astype("float64") for k in range(classes)], axis=1)
+    positives, picks, hits = weights @ member, weights @ chosen, weights @ (member * hit[:, None])
+    if metric == "balanced_accuracy":
+        recall = np.where(positives > 0, hits / positives, np.nan)
+        return np.nanmean(recall, axis=1)
+    if metric == "macro_f1":
+        return np.where(picks + positives > 0, 2 * hits / (picks + positives), 0.0).mean(axis=1)
+    raise ValueError(f"unknown multiclass metric {metric!r}")
 
 
 def _ranked(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -198,7 +263,7 @@ def metric_bounds(
     Raises:
         ValueError: when the arrays differ in length or `confidence` is outside (0.5, 1).
     """
-    y = np.asarray(y, dtype="int64")
+    y = np.asarray(y, dtype="float64")
     if not 0.5 < confidence < 1:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
     for name, side in (("candidate", candidate), ("champion", champion)):
@@ -206,12 +271,10 @@ def metric_bounds(
             raise ValueError(f"{name}: {len(side.proba)} probabilities for {len(y)} holdout rows")
     keep = np.ones(len(y)) if rows is None else np.asarray(rows, dtype="float64")
     ones = keep[None, :]
-    chunk = max(1, CHUNK_CELLS // max(len(y), 1))
     draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     gains: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    weights = bootstrap_weights(len(y), resamples, seed) * keep
-    for first in range(0, resamples, chunk):
-        block = weights[first : first + chunk]
+    for weights in weight_blocks(len(y), resamples, seed):
+        block = weights * keep
         for metric in metrics:
             mine = weighted_metric(metric, y, candidate, block)
             draws[metric].append(mine)

@@ -65,3 +65,85 @@ def holdout_curves(
         "threshold": float(threshold),
         "rows": len(y),
     }
+
+
+def task_curves(
+    task: str,
+    y_true: np.ndarray,
+    outputs: np.ndarray,
+    threshold: float,
+    classes: Sequence[object] | None = None,
+    max_points: int = MAX_POINTS,
+) -> dict[str, Any]:
+    """The pictures of a model's holdout, per task: binary, `holdout_curves`; regression and
+    multiclass, `regression_curves` and `multiclass_curves` (each marked with its `kind`)."""
+    if task == "regression":
+        return regression_curves(y_true, outputs, max_points)
+    if task == "multiclass":
+        return multiclass_curves(y_true, outputs, classes or (), max_points)
+    return holdout_curves(y_true, outputs, threshold, max_points)
+
+
+def regression_curves(
+    y_true: Sequence[float] | np.ndarray,
+    predicted: Sequence[float] | np.ndarray,
+    max_points: int = MAX_POINTS,
+) -> dict[str, Any]:
+    """Predicted against actual (a seeded sample of points), the residuals' histogram, and a binned
+    calibration: the mean label and the mean prediction in each tenth of the predictions."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(predicted, dtype=float)
+    sample = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), max_points), replace=False))
+    residuals = y - p
+    counts, edges = np.histogram(residuals, bins=20)
+    bins = np.array_split(np.argsort(p, kind="stable"), min(10, len(p)))
+    return {
+        "kind": "regression",
+        "rows": len(y),
+        "points": {
+            "actual": np.round(y[sample], DIGITS).tolist(),
+            "predicted": np.round(p[sample], DIGITS).tolist(),
+        },
+        "residuals": {"edges": np.round(edges, DIGITS).tolist(), "counts": counts.tolist()},
+        "calibration": {
+            "predicted": [round(float(p[b].mean()), DIGITS) for b in bins],
+            "actual": [round(float(y[b].mean()), DIGITS) for b in bins],
+            "rows": [len(b) for b in bins],
+        },
+    }
+
+
+def multiclass_curves(
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[object],
+    max_points: int = MAX_POINTS,
+    max_roc_classes: int = 10,
+) -> dict[str, Any]:
+    """The confusion matrix (counts, and normalised by the true class), the per-class table, and
+    one-vs-rest ROC curves of the first `max_roc_classes` classes present."""
+    from include.training.metrics import _multiclass, per_class
+
+    y, p = _multiclass(y_true, proba)
+    k = p.shape[1]
+    predicted = p.argmax(axis=1)
+    counts = np.zeros((k, k), dtype=int)
+    np.add.at(counts, (y, predicted), 1)
+    totals = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, totals, out=np.zeros((k, k)), where=totals > 0)
+    roc = {}
+    for index in range(k):
+        member = y == index
+        if member.all() or not member.any() or len(roc) >= max_roc_classes:
+            continue
+        fpr, tpr, _ = roc_curve(member.astype(int), p[:, index])
+        roc[str(classes[index])] = dict(
+            zip(("fpr", "tpr"), _thin(fpr, tpr, max_points=max_points), strict=True)
+        )
+    return {
+        "kind": "multiclass",
+        "rows": len(y),
+        "classes": [str(c) for c in classes],
+        "confusion": {"counts": counts.tolist(), "normalised": np.round(normalised, DIGITS).tolist()},
+        "per_class": per_class(y, p, [str(c) for c in classes]),
+        "roc": roc,
+    }

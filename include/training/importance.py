@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from include.registry.model_files import FittedModel
+from include.registry.model_files import FittedModel, class_probabilities
 from include.training.compare import Scored, weighted_metric
 from include.usecases.spec import direction
 
@@ -29,15 +29,21 @@ MAX_ROWS = 10_000
 DIGITS = 6
 
 
-def _scorer(metric: str, threshold: float):
-    """A scorer for `permutation_importance`: `metric` at the model's threshold, higher is better.
+def _scorer(metric: str, model: FittedModel):
+    """A scorer for `permutation_importance`: `metric` of the model's outputs for its task (at its
+    threshold, binary), higher is better.
 
     Measured as the gate measures it (`weighted_metric` under unit weights: scikit-learn's figure,
     without its per-call input checks, which cost more than the metric on a few thousand rows).
     """
 
     def score(estimator: Any, X: Any, y: np.ndarray) -> float:
-        scored = Scored(estimator.predict_proba(X)[:, 1], threshold)
+        if model.task == "regression":
+            scored = Scored(np.asarray(estimator.predict(X), dtype="float64"), regression=True)
+        elif model.task == "multiclass":
+            scored = Scored(class_probabilities(estimator, X, len(model.classes or ())))
+        else:
+            scored = Scored(estimator.predict_proba(X)[:, 1], model.threshold)
         return direction(metric) * float(weighted_metric(metric, y, scored, np.ones((1, len(y))))[0])
 
     return score
@@ -57,10 +63,20 @@ class _DerivedGiven:
     def fit(self, X: Any, y: Any) -> _DerivedGiven:
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.model.pipeline.named_steps["model"].classes_
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
         design = self.design.copy()
         design[:, self.columns] = X
-        return self.model.pipeline.named_steps["model"].predict_proba(design)
+        return design
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.pipeline.named_steps["model"].predict_proba(self._design(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model.pipeline.named_steps["model"].predict(self._design(X))
 
 
 def _importances(result: Any, names: list[str], derived: bool) -> list[dict[str, Any]]:
@@ -88,7 +104,7 @@ def permutation_importances(
 
     Args:
         model: the fitted model (its pipeline and threshold).
-        X: the holdout's feature columns (`split_xy`); y: its 0/1 labels.
+        X: the holdout's feature columns (`split_xy`); y: its labels as `split_xy` gives them.
         metric: the metric whose fall measures importance (the gate's primary).
         random_state: seeds the row sample and the shuffles.
         n_repeats: shuffles per feature.
@@ -109,7 +125,7 @@ def permutation_importances(
         keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
     labels = y.to_numpy()
-    score = _scorer(metric, model.threshold)
+    score = _scorer(metric, model)
     common = {"scoring": score, "n_repeats": n_repeats, "random_state": random_state, "n_jobs": 1}
     raw = permutation_importance(model.pipeline, X, labels, **common)
     features = _importances(raw, list(X.columns), derived=False)

@@ -8,6 +8,7 @@ loader can trust them by name (see `include.registry.model_files.TRUSTED_TYPES`)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -195,21 +196,62 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     return ColumnTransformer([group for group in groups if group[2]], remainder="drop")
 
 
-def check_label(frame: pd.DataFrame, spec: UseCase) -> None:
-    """Refuse a window whose label cannot be the spec's binary label; say when it is cut.
+def label_classes(spec: UseCase, frame: pd.DataFrame | None = None) -> tuple[object, ...] | None:
+    """A multiclass label's classes in the order every model reports them: `label.classes`, else
+    the column's `allowed` values, else the values `frame` holds, each sorted; None for another task.
 
     Raises:
-        ValueError: naming `label.positive` and the column, when the positive value never occurs
-            (a typo: `"yes"` for `"Yes"`), or when the label has more than two values and the spec
-            does not declare the cut (`label.one_vs_rest`).
+        ValueError: when the order comes from `frame` and it has none, or fewer than two values.
+    """
+    if spec.task != "multiclass":
+        return None
+    if spec.label.classes is not None:
+        return tuple(spec.label.classes)
+    allowed = spec.columns[spec.label.column].allowed
+    if allowed is not None:
+        return tuple(sorted(set(allowed), key=str))
+    if frame is None:
+        raise ValueError(f"{spec.name}: the label's classes come from the training rows; none given")
+    return tuple(sorted(frame[spec.label.column].dropna().unique().tolist(), key=str))
+
+
+def check_label(frame: pd.DataFrame, spec: UseCase) -> None:
+    """Refuse a window whose label cannot be the spec's label for its task; say when it is cut.
+
+    Raises:
+        ValueError: binary: naming `label.positive` and the column, when the positive value never
+            occurs (a typo: `"yes"` for `"Yes"`), or when the label has more than two values and
+            the spec does not declare the cut (`label.one_vs_rest`). multiclass: fewer than two
+            classes, or a value outside `label.classes`. regression: MAPE gated on a label that is
+            not always positive, or a log-scale label below 0.
     """
     label = spec.label
+    if spec.task == "regression":
+        _check_number_label(frame[label.column], spec)
+        return
     values = sorted(frame[label.column].dropna().unique().tolist(), key=str)
+    shown = f"{values[:10]}{' ...' if len(values) > 10 else ''}"
+    if spec.task == "multiclass":
+        classes = label_classes(spec, frame)
+        outside = [v for v in values if v not in classes]
+        if outside:
+            raise ValueError(
+                f"{spec.name}: `label.classes` {list(classes)} lacks {outside[:10]}, found in the label "
+                f"column {label.column!r} of the window"
+            )
+        if len(values) < 2:
+            raise ValueError(
+                f"{spec.name}: the label {label.column!r} holds one class in the window: {values}"
+            )
+        absent = [c for c in classes if c not in values]
+        if absent:
+            logger.warning("%s: no training row of class(es) %s in the window", spec.name, absent)
+        return
     where = f"{spec.name}: `label.positive`"
     if label.positive not in values:
         raise ValueError(
             f"{where} {label.positive!r} is not a value of the label column {label.column!r} in the "
-            f"window (its values: {values[:10]}{' ...' if len(values) > 10 else ''})"
+            f"window (its values: {shown})"
         )
     if len(values) > 2:
         if not label.one_vs_rest:
@@ -224,11 +266,30 @@ def check_label(frame: pd.DataFrame, spec: UseCase) -> None:
         )
 
 
-def split_xy(frame: pd.DataFrame, spec: UseCase) -> tuple[pd.DataFrame, pd.Series]:
-    """The spec's feature columns and the label as 1 (the positive value) or 0.
+def _check_number_label(values: pd.Series, spec: UseCase) -> None:
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    gated = {spec.gate.primary, *spec.gate.guardrails}
+    if "mape" in gated and (numbers <= 0).any():
+        raise ValueError(
+            f"{spec.name}: gate metric mape divides by the label; {int((numbers <= 0).sum())} row(s) of "
+            f"{spec.label.column!r} are 0 or below: gate on rmse or mae instead"
+        )
+    if spec.label.log_scale and (numbers < 0).any():
+        raise ValueError(
+            f"{spec.name}: `label.log_scale` models log(1 + {spec.label.column}); "
+            f"{int((numbers < 0).sum())} row(s) are below 0"
+        )
+
+
+def split_xy(
+    frame: pd.DataFrame, spec: UseCase, classes: Sequence[object] | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The spec's feature columns and the label as the models learn it: binary, 1 for the positive
+    value else 0; multiclass, the index of the row's class in `classes`; regression, the number.
 
     Raises:
-        ValueError: naming the columns the frame lacks, or the label's missing values.
+        ValueError: naming the columns the frame lacks, the label's missing values, or (multiclass)
+            a label value not in `classes`.
     """
     label = spec.label.column
     missing = [name for name in (*spec.features.all, label) if name not in frame.columns]
@@ -238,5 +299,16 @@ def split_xy(frame: pd.DataFrame, spec: UseCase) -> tuple[pd.DataFrame, pd.Serie
     if unlabelled:
         raise ValueError(f"{spec.name}: the label {label!r} is missing on {unlabelled} row(s)")
     X = frame[list(spec.features.all)]
+    if spec.task == "regression":
+        return X, pd.to_numeric(frame[label]).astype(float).rename(label)
+    if spec.task == "multiclass":
+        order = tuple(label_classes(spec, frame) if classes is None else classes)
+        codes = pd.Series(pd.Categorical(frame[label], categories=order).codes, index=frame.index, name=label)
+        unknown = frame.loc[codes < 0, label].unique().tolist()
+        if unknown:
+            raise ValueError(
+                f"{spec.name}: label value(s) {unknown[:10]} are not among the classes {list(order)}"
+            )
+        return X, codes.astype(int)
     y = (frame[label] == spec.label.positive).astype(int).rename(label)
     return X, y

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from include.runs import RunFacts, Stores, XComResult
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from include.io.stores import ObjectStore
@@ -71,6 +72,8 @@ class TrainingPlan(XComResult):
     fingerprint: str
     spec_sha256: str
     coverage: WindowCoverage
+    # A multiclass label's classes in the order the run's models report them (None: another task).
+    classes: list[bool | int | str] | None = None
 
 
 class Candidate(XComResult):
@@ -106,7 +109,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
     from include.io.lake import RAW_ZONE, partition_days, read_days, training_key, write_frame
     from include.platform.queries import committed_days
     from include.provenance import training_fingerprint
-    from include.training.preprocess import check_label
+    from include.training.preprocess import check_label, label_classes
     from include.training.split import DATE_COLUMN, split_holdout
 
     spec, ds, lake = run.spec, run.ds, stores.lake
@@ -153,6 +156,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
         fingerprint=training_fingerprint(days, spec),
         spec_sha256=run.spec_sha256,
         coverage=coverage,
+        classes=None if (classes := label_classes(spec, frame)) is None else list(classes),
     )
 
 
@@ -170,7 +174,7 @@ def run_trial(run: RunFacts, plan: TrainingPlan, trial: Trial, stores: Stores) -
     from include.training.tuning import run_trial as cross_validate
 
     run.check_spec(plan.spec_sha256)
-    return cross_validate(run.spec, trial, read_frame(stores.lake, plan.train_key))
+    return cross_validate(run.spec, trial, read_frame(stores.lake, plan.train_key), plan.classes)
 
 
 def fit_and_register(
@@ -188,9 +192,9 @@ def fit_and_register(
     from include.provenance import code_version, library_versions
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
-    from include.training.curves import holdout_curves
+    from include.training.curves import task_curves
     from include.training.importance import permutation_importances
-    from include.training.metrics import evaluate
+    from include.training.metrics import evaluate_outputs
     from include.training.preprocess import split_xy
     from include.training.tuning import best_trial, fit_final
 
@@ -222,10 +226,10 @@ def fit_and_register(
         return Candidate.of(same, unchanged=True)
     train, holdout = read_frame(lake, plan.train_key), read_frame(lake, plan.holdout_key)
     best = best_trial(list(results), spec.gate.primary)
-    model = fit_final(spec, best.trial, train, best.threshold)
-    x_holdout, y_holdout = split_xy(holdout, spec)
-    holdout_proba = model.predict_proba(x_holdout)
-    metrics = evaluate(y_holdout, holdout_proba, model.threshold)
+    model = fit_final(spec, best.trial, train, best.threshold, plan.classes)
+    x_holdout, y_holdout = split_xy(holdout, spec, plan.classes)
+    outputs = model.outputs(x_holdout)
+    metrics = evaluate_outputs(spec.task, y_holdout.to_numpy(), outputs, model.threshold)
     data = dump_model(model, {"use_case": use_case, "ds": ds.isoformat(), "trial": best.trial.trial_id})
     uri, sha = store_model(lake, use_case, data)
     version = registry.register(
@@ -250,7 +254,7 @@ def fit_and_register(
             artifact_uri=uri,
             sha256=sha,
             fingerprint=fingerprint,
-            curves=holdout_curves(y_holdout, holdout_proba, model.threshold),
+            curves=task_curves(spec.task, y_holdout.to_numpy(), outputs, model.threshold, plan.classes),
             importance=permutation_importances(
                 model, x_holdout, y_holdout, spec.gate.primary, spec.training.random_state
             ),
@@ -330,16 +334,21 @@ def judge(
     """
     from include.registry.model_files import load_version_model
     from include.training.compare import Scored, metric_bounds, slice_gains
-    from include.training.curves import holdout_curves
+    from include.training.curves import task_curves
     from include.training.gate import decide
-    from include.training.metrics import evaluate
+    from include.training.metrics import evaluate_outputs
     from include.training.preprocess import split_xy
 
-    x_holdout, y_holdout = split_xy(holdout, spec)
+    candidate_model = load_version_model(lake, candidate).model
+    classes = candidate_model.classes
+    x_holdout, y_holdout = split_xy(holdout, spec, classes)
 
     def scored(version: ModelVersion) -> Scored:
-        model = load_version_model(lake, version)
-        return Scored(model.predict_proba(x_holdout), model.threshold)
+        model = candidate_model if version is candidate else load_version_model(lake, version).model
+        outputs = model.outputs(x_holdout)
+        if classes is not None:  # the champion's columns in the candidate's class order
+            outputs = aligned(outputs, model.classes or (), classes)
+        return Scored(outputs, model.threshold, regression=spec.task == "regression")
 
     mine = scored(candidate)
     theirs = scored(champion) if champion is not None else None
@@ -355,8 +364,9 @@ def judge(
     )
     champion_metrics, champion_curves, slices = None, None, []
     if theirs is not None:
-        champion_metrics = evaluate(y_holdout, theirs.proba, theirs.threshold)
-        champion_curves = holdout_curves(y_holdout, theirs.proba, theirs.threshold)
+        labels = y_holdout.to_numpy()
+        champion_metrics = evaluate_outputs(spec.task, labels, theirs.proba, theirs.threshold)
+        champion_curves = task_curves(spec.task, labels, theirs.proba, theirs.threshold, classes)
         columns = {column: holdout[column].tolist() for column in gate.slices}
         slices = slice_gains(
             y_holdout.to_numpy(),
@@ -382,3 +392,16 @@ def promote(run: RunFacts, candidate: Candidate, stores: Stores) -> dict[str, An
         registry.set_status(use_case, candidate.version, "rejected", promotion.reason)
     log.info("%s v%d: %s", use_case, candidate.version, promotion.reason)
     return {"promoted": promotion.promoted, "reason": promotion.reason, "version": candidate.version}
+
+
+def aligned(proba: np.ndarray, classes: Sequence[object], order: Sequence[object]) -> np.ndarray:
+    """A multiclass model's probabilities with its columns in `order`; a class it does not know
+    gets probability 0 (a champion trained before the class was seen)."""
+    import numpy as np
+
+    column = {c: i for i, c in enumerate(classes)}
+    out = np.zeros((proba.shape[0], len(order)))
+    for j, c in enumerate(order):
+        if c in column:
+            out[:, j] = proba[:, column[c]]
+    return out

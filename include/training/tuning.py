@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from include.registry.model_files import FittedModel
 from include.training.estimators import Trial, build_model
-from include.training.metrics import choose_threshold, evaluate
+from include.training.metrics import choose_threshold, evaluate_outputs
 from include.training.preprocess import split_xy
 from include.training.split import DATE_COLUMN, time_series_folds
 from include.usecases.spec import UseCase, direction
@@ -84,54 +84,84 @@ def trial_rows(spec: UseCase, train_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fold_predictions(
-    spec: UseCase, trial: Trial, train_frame: pd.DataFrame
+    spec: UseCase, trial: Trial, train_frame: pd.DataFrame, classes: Sequence[object] | None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Labels and out-of-fold positive-class probabilities of each fold's validation rows."""
+    """Labels and out-of-fold outputs (`FittedModel.outputs`) of each fold's validation rows."""
     if DATE_COLUMN not in train_frame.columns:
         raise ValueError(f"the training frame has no date column {DATE_COLUMN!r}")
     frame = trial_rows(spec, train_frame)
-    X, y = split_xy(frame, spec)
+    X, y = split_xy(frame, spec, classes)
     folds = time_series_folds(frame[DATE_COLUMN], spec.training.cv_folds)
     predictions = []
     for n, (train_rows, valid_rows) in enumerate(folds):
-        classes = sorted(y.iloc[train_rows].unique().tolist())
-        if classes != [0, 1]:
-            raise ValueError(
-                f"{trial.trial_id}, fold {n}: the training rows hold only the class(es) "
-                f"{classes}; both 0 and 1 are needed"
-            )
+        _check_fold_classes(spec, trial, n, y.iloc[train_rows], classes)
         with threadpool_limits(limits=THREADS_PER_FIT):
             model = build_model(spec, trial.family, trial.params).fit(X.iloc[train_rows], y.iloc[train_rows])
-            proba = model.predict_proba(X.iloc[valid_rows])[:, 1]
-        predictions.append((y.to_numpy()[valid_rows], proba))
+            fitted = FittedModel(model, 0.5, trial, _task_metadata(spec, classes))
+            outputs = fitted.outputs(X.iloc[valid_rows])
+        predictions.append((y.to_numpy()[valid_rows], outputs))
     return predictions
+
+
+def _check_fold_classes(
+    spec: UseCase, trial: Trial, n: int, y: pd.Series, classes: Sequence[object] | None
+) -> None:
+    """A binary fold needs both classes; a multiclass fold at least two, the missing ones named."""
+    if spec.task == "regression":
+        return
+    seen = sorted(y.unique().tolist())
+    if spec.task == "binary" and seen != [0, 1]:
+        raise ValueError(
+            f"{trial.trial_id}, fold {n}: the training rows hold only the class(es) {seen}; "
+            "both 0 and 1 are needed"
+        )
+    if spec.task == "multiclass":
+        if len(seen) < 2:
+            raise ValueError(f"{trial.trial_id}, fold {n}: the training rows hold one class only")
+        missing = [c for i, c in enumerate(classes or ()) if i not in seen]
+        if missing:
+            logger.warning(
+                "%s, fold %d: no training row of class(es) %s before this fold (too rare this early); "
+                "the fold's model gives them probability 0",
+                trial.trial_id,
+                n,
+                missing,
+            )
+
+
+def _task_metadata(spec: UseCase, classes: Sequence[object] | None) -> dict[str, Any]:
+    """What a model file records of its task: the task, and a multiclass model's class order."""
+    return {"task": spec.task, **({"classes": list(classes)} if classes is not None else {})}
 
 
 def _pooled(predictions: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([y for y, _ in predictions]), np.concatenate([p for _, p in predictions])
 
 
-def run_trial(spec: UseCase, trial: Trial, train_frame: pd.DataFrame) -> TrialResult:
+def run_trial(
+    spec: UseCase, trial: Trial, train_frame: pd.DataFrame, classes: Sequence[object] | None = None
+) -> TrialResult:
     """Cross-validate one trial over time on the training part (`trial_rows` of it).
 
-    The threshold is chosen on the pooled out-of-fold predictions; the per-fold scores of the primary
-    metric (for its mean and standard deviation) and the pooled metrics all use that threshold.
+    Binary: the threshold is chosen on the pooled out-of-fold predictions; the per-fold scores of
+    the primary metric (for its mean and standard deviation) and the pooled metrics all use it.
+    The other tasks have no threshold (0.5 is recorded, unused).
 
     Raises:
-        ValueError: for a missing column, too few days for the folds, or a single-class fold.
+        ValueError: for a missing column, too few days for the folds, or a fold short of classes.
     """
     started = time.perf_counter()
-    predictions = _fold_predictions(spec, trial, train_frame)
-    y_oof, proba_oof = _pooled(predictions)
-    threshold = choose_threshold(y_oof, proba_oof)
+    predictions = _fold_predictions(spec, trial, train_frame, classes)
+    y_oof, out_oof = _pooled(predictions)
+    threshold = choose_threshold(y_oof, out_oof) if spec.task == "binary" else 0.5
     primary = spec.gate.primary
-    scores = [evaluate(y, proba, threshold)[primary] for y, proba in predictions]
+    scores = [evaluate_outputs(spec.task, y, out, threshold)[primary] for y, out in predictions]
     result = TrialResult(
         trial=trial,
         primary=primary,
-        primary_mean=float(np.mean(scores)),
-        primary_std=float(np.std(scores)),
-        metrics=evaluate(y_oof, proba_oof, threshold),
+        primary_mean=float(np.nanmean(scores)) if not np.isnan(scores).all() else float("nan"),
+        primary_std=float(np.nanstd(scores)) if not np.isnan(scores).all() else float("nan"),
+        metrics=evaluate_outputs(spec.task, y_oof, out_oof, threshold),
         threshold=threshold,
         duration_seconds=round(time.perf_counter() - started, 3),
     )
@@ -168,14 +198,21 @@ def best_trial(results: Iterable[TrialResult], primary: str) -> TrialResult:
     return best
 
 
-def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame, threshold: float) -> FittedModel:
-    """Refit `trial` on the whole training part; `threshold` is the one its cross-validation chose.
+def fit_final(
+    spec: UseCase,
+    trial: Trial,
+    train_frame: pd.DataFrame,
+    threshold: float,
+    classes: Sequence[object] | None = None,
+) -> FittedModel:
+    """Refit `trial` on the whole training part; `threshold` is the one its cross-validation chose;
+    a multiclass model reports `classes` in that order.
 
     Raises:
         ValueError: for a missing column or a single-class label.
     """
     started = time.perf_counter()
-    X, y = split_xy(train_frame, spec)
+    X, y = split_xy(train_frame, spec, classes)
     with threadpool_limits(limits=THREADS_PER_FIT):
         pipeline = build_model(spec, trial.family, trial.params).fit(X, y)
     logger.info(
@@ -185,4 +222,4 @@ def fit_final(spec: UseCase, trial: Trial, train_frame: pd.DataFrame, threshold:
         threshold,
         time.perf_counter() - started,
     )
-    return FittedModel(pipeline=pipeline, threshold=threshold, trial=trial)
+    return FittedModel(pipeline, threshold, trial, _task_metadata(spec, classes))

@@ -148,7 +148,7 @@ def _curve_charts(model: views.VersionDetail) -> tuple[str, str]:
         drawn.append((f"v{judged} (champion)", "champion", model.champion_curves))
     roc, pr = [], []
     for name, css, curves in drawn:
-        if curves is None:
+        if curves is None or curves.kind != "binary":  # the other tasks: drawn by their own pictures
             continue
         c = curves.confusion
         tpr = c.tp / max(c.tp + c.fn, 1)
