@@ -67,7 +67,7 @@ class ScoredDay:
     score_min: float
     score_mean: float
     score_max: float
-    positive_rate: float
+    positive_rate: float | None
     run: ScoreRun | None
 
 
@@ -167,7 +167,7 @@ def scored_days(engine: sa.Engine, use_case: str, ds: dt.date | None = None) -> 
             score_min=float(r["score_min"]),
             score_mean=float(r["score_mean"]),
             score_max=float(r["score_max"]),
-            positive_rate=float(r["positive_rate"]),
+            positive_rate=None if r["positive_rate"] is None else float(r["positive_rate"]),
             run=runs.get(r["ds"]),
         )
         for r in found

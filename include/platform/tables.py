@@ -127,6 +127,13 @@ gate_decisions = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
+SCORE_COMMENT = (
+    "binary: probability of the positive label; multiclass: of the predicted class; "
+    "regression: the predicted value"
+)
+PREDICTED_LABEL_COMMENT = (
+    "binary: 1 when score >= threshold; multiclass: the predicted class's index; regression: null"
+)
 predictions = sa.Table(
     "predictions",
     metadata,
@@ -134,9 +141,15 @@ predictions = sa.Table(
     sa.Column("ds", sa.Date, primary_key=True),
     sa.Column("entity_id", sa.String(128), primary_key=True),
     sa.Column("model_version", sa.Integer, nullable=False),
-    sa.Column("score", sa.Float(precision=53), nullable=False, comment="probability of the positive label"),
-    sa.Column("predicted_label", sa.SmallInteger, nullable=False, comment="1 when score >= threshold"),
+    sa.Column("score", sa.Float(precision=53), nullable=False, comment=SCORE_COMMENT),
+    sa.Column("predicted_label", sa.SmallInteger, comment=PREDICTED_LABEL_COMMENT),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("predicted_class", sa.String(200), comment="multiclass: the predicted class, as text"),
+    sa.Column(
+        "class_probabilities",
+        sa.Text,
+        comment="multiclass: every class's probability, a JSON array in the version's class order",
+    ),
     # PostgreSQL: one partition per use case and day (`day_partition`), swapped in whole by
     # `include.io.bulk.replace_partition`; a DEFAULT partition takes rows written any other way.
     postgresql_partition_by="RANGE (use_case, ds)",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 from collections import Counter
@@ -57,8 +58,12 @@ PREDICTION_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("predicted_label", pa.int16()),
         ("scored_at", pa.timestamp("us", tz="UTC")),
+        ("predicted_class", pa.string()),
+        ("class_probabilities", pa.string()),
     ]
 )
+# A regression tally's unit (2**-20: a millionth): values up to about 8e12 sum exactly.
+VALUE_UNITS = 2**20
 
 
 class ScoreError(ValueError):
@@ -79,13 +84,22 @@ class Tally:
     histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(HISTOGRAM_BINS, "int64"))
     score_units: int = 0
     positives: int = 0
+    # What one unit of `score_units` is worth: 1 / SCORE_UNITS for probabilities, 1 / VALUE_UNITS
+    # for a regression's predicted values (which have no histogram nor positives).
+    unit: int = SCORE_UNITS
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
-    def add_scores(self, scores: np.ndarray, labels: np.ndarray) -> None:
+    def add_scores(self, scores: np.ndarray, labels: np.ndarray | None) -> None:
+        """Count a batch's scores; `labels` None: a regression's predicted values."""
         self.rows_scored += len(scores)
+        if labels is None:
+            self.unit = VALUE_UNITS
+            # Any size: each value's units as a Python integer (no int64 partial sum to overflow).
+            self.score_units += sum(np.rint(scores * VALUE_UNITS).astype("int64").tolist())
+            return
         self.histogram += np.histogram(scores, bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
         units = np.rint(scores * SCORE_UNITS).astype("int64")
         # Partial sums of `_SUM_ROWS` rows fit in int64; Python's integers add them without a bound.
@@ -100,6 +114,8 @@ class Tally:
         self.histogram += other.histogram
         self.score_units += other.score_units
         self.positives += other.positives
+        if other.rows_scored:
+            self.unit = other.unit
 
     def to_dict(self) -> dict[str, Any]:
         """The counts, JSON-able for XCom (the score sum as text: it outgrows a 64-bit integer)."""
@@ -110,6 +126,7 @@ class Tally:
             "histogram": self.histogram.tolist(),
             "score_units": str(self.score_units),
             "positives": self.positives,
+            "unit": self.unit,
         }
 
     @classmethod
@@ -122,6 +139,7 @@ class Tally:
             histogram=np.array(data["histogram"], dtype="int64"),
             score_units=int(data["score_units"]),
             positives=data["positives"],
+            unit=data.get("unit", SCORE_UNITS),
         )
 
     def figures(self) -> dict[str, Any]:
@@ -132,8 +150,8 @@ class Tally:
             "rows_scored": scored,
             "rows_rejected": self.rows_rejected,
             "rejected_reasons": dict(self.rejected),
-            "score_mean": self.score_units / (SCORE_UNITS * scored) if scored else None,
-            "positive_rate": self.positives / scored if scored else None,
+            "score_mean": self.score_units / (self.unit * scored) if scored else None,
+            "positive_rate": self.positives / scored if scored and self.unit == SCORE_UNITS else None,
             "score_histogram": self.histogram.tolist(),
         }
 
@@ -181,13 +199,25 @@ class Scorer:
             observe(frame)
             # The stages already keep both cores busy: BLAS and OpenMP threads would only spin.
             with threadpool_limits(limits=1):
-                scores = self.model.predict_proba(frame)
-            labels = (scores >= self.threshold).astype("int16")
-            tally.add_scores(scores, labels)
-            yield self._predictions(entity, scores, labels)
+                outputs = self.model.outputs(frame)
+            yield self._predictions(entity, outputs, tally)
 
-    def _predictions(self, entity: pa.Array, scores: np.ndarray, labels: np.ndarray) -> pa.RecordBatch:
-        rows = len(scores)
+    def _predictions(self, entity: pa.Array, outputs: np.ndarray, tally: Tally) -> pa.RecordBatch:
+        """A batch's prediction rows, per task (module `PREDICTION_SCHEMA`), counted in `tally`."""
+        rows = len(outputs)
+        classes = pa.nulls(rows, pa.string())
+        probabilities = pa.nulls(rows, pa.string())
+        if self.model.task == "regression":
+            scores, labels = outputs, None
+        elif self.model.task == "multiclass":
+            labels = outputs.argmax(axis=1).astype("int16")
+            scores = outputs[np.arange(rows), labels]
+            names = np.array([str(c) for c in self.model.classes or ()], dtype=object)
+            classes = pa.array(names[labels], pa.string())
+            probabilities = pa.array([json.dumps(row) for row in np.round(outputs, 12).tolist()], pa.string())
+        else:
+            scores, labels = outputs, (outputs >= self.threshold).astype("int16")
+        tally.add_scores(scores, labels)
         return pa.record_batch(
             [
                 pa.repeat(pa.scalar(self.spec.name, pa.string()), rows),
@@ -195,8 +225,10 @@ class Scorer:
                 entity.cast(pa.string()),
                 pa.repeat(pa.scalar(self.version, pa.int32()), rows),
                 pa.array(scores, pa.float64()),
-                pa.array(labels, pa.int16()),
+                pa.nulls(rows, pa.int16()) if labels is None else pa.array(labels, pa.int16()),
                 pa.repeat(pa.scalar(self.scored_at, pa.timestamp("us", tz="UTC")), rows),
+                classes,
+                probabilities,
             ],
             schema=PREDICTION_SCHEMA,
         )

@@ -30,6 +30,8 @@ def day_rows(ds: dt.date, version: int, rows: int) -> list[pa.RecordBatch]:
             pa.array([0.5] * rows),
             pa.array([1] * rows, pa.int16()),
             pa.array([dt.datetime(2025, 4, 1, tzinfo=dt.UTC)] * rows, pa.timestamp("us", tz="UTC")),
+            pa.nulls(rows, pa.string()),
+            pa.nulls(rows, pa.string()),
         ],
         schema=PREDICTION_SCHEMA,
     )

@@ -219,7 +219,8 @@ def batches():
             [pa.array(["churn"] * 100), pa.array([ds] * 100, pa.date32()),
              pa.array([f"{n:04d}-{i:05d}" for i in range(100)]), pa.array([99] * 100, pa.int32()),
              pa.array([0.5] * 100), pa.array([1] * 100, pa.int16()),
-             pa.array([dt.datetime.now(dt.UTC)] * 100, pa.timestamp("us", tz="UTC"))],
+             pa.array([dt.datetime.now(dt.UTC)] * 100, pa.timestamp("us", tz="UTC")),
+             pa.nulls(100, pa.string()), pa.nulls(100, pa.string())],
             schema=PREDICTION_SCHEMA)
 write_predictions(engine, LocalStore(sys.argv[2]), "churn", ds, batches())
 """

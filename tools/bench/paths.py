@@ -329,6 +329,8 @@ def day_predictions(bench: Bench) -> pa.Table:
             pa.array(scores),
             pa.array((scores >= 0.5).astype("int16")),
             pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, pa.string()),
         ],
         schema=PREDICTION_SCHEMA,
     )
