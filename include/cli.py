@@ -227,7 +227,7 @@ def drift(use_case: str, ds: dt.date | None = None) -> Rows:
     from include.platform.queries import drift_of, worst_drift_by_day
 
     if ds:
-        keep = ("feature", "kind", "psi", "level", "model_version", "rows", *WIDE[2:])
+        keep = ("feature", "kind", "psi", "level", "model_version", "rows", *DRIFT_SHARES)
         return [{k: getattr(m, k) for k in keep} for m in drift_of(_engine(), use_case, ds)]
     return [
         {"ds": m.ds.isoformat(), "worst_feature": m.feature, "psi": m.psi, "level": m.level}
@@ -244,14 +244,8 @@ READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "drift": ("drift per day, or per feature with --ds", drift),
 }
 # What the plain-text tables leave out (the JSON keeps it).
-WIDE = (
-    "score_histogram",
-    "rejected_reasons",
-    "buckets",
-    "reference_shares",
-    "actual_shares",
-    "window_coverage",
-)
+DRIFT_SHARES = ("buckets", "reference_shares", "actual_shares")
+WIDE = ("score_histogram", "rejected_reasons", *DRIFT_SHARES, "window_coverage")
 
 
 def gate_table(rows: Rows, primary: str) -> str:
