@@ -73,6 +73,15 @@ CLASSIFIER_SPACES: dict[str, dict[str, Any]] = {
     **{family: {"class_weight": CLASS_WEIGHTS, **space} for family, space in _TREES.items()},
     "dummy": {},
 }
+# Each family's first trial: scikit-learn's defaults (a strong baseline a search must beat), the
+# forest's depth bounded as its space bounds it (an unbounded forest grows with the window).
+BASELINES: dict[str, dict[str, Any]] = {
+    "logistic_regression": {},
+    "linear": {},
+    "hist_gradient_boosting": {},
+    "random_forest": {"max_depth": 12},
+    "dummy": {},
+}
 REGRESSOR_SPACES: dict[str, dict[str, Any]] = {
     "linear": {"alpha": loguniform(1e-3, 1e2)},
     **_TREES,
@@ -100,7 +109,8 @@ def _plain(value: Any) -> Any:
 def sample_trials(
     families: Iterable[str], n_trials: int, random_state: int, task: str = "binary"
 ) -> list[Trial]:
-    """Draw `n_trials` parameter sets per family (one for `dummy`), the same ones for the same seed.
+    """`n_trials` parameter sets per family (one for `dummy`): the family's baseline (`<family>-0`,
+    `BASELINES`), then `n_trials - 1` seeded draws from its space, the same ones for the same seed.
 
     Raises:
         ValueError: for a family unknown to the task or `n_trials` < 1.
@@ -111,7 +121,12 @@ def sample_trials(
     for family in families:
         _check_family(family, task)
         space = _factories(task)[1][family]
-        draws = ParameterSampler(space, n_iter=n_trials, random_state=random_state) if space else [{}]
+        draws = [{}]
+        if space:
+            draws = [
+                BASELINES[family],
+                *ParameterSampler(space, n_iter=n_trials - 1, random_state=random_state),
+            ]
         trials += [
             Trial(f"{family}-{n}", family, {key: _plain(value) for key, value in sorted(params.items())})
             for n, params in enumerate(draws)

@@ -193,7 +193,9 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
             list(features.inputs),
         ),
     ]
-    return ColumnTransformer([group for group in groups if group[2]], remainder="drop")
+    # Always dense: gradient boosting refuses a sparse matrix, which many one-hot columns (a text
+    # column of hundreds of values) would otherwise give.
+    return ColumnTransformer([group for group in groups if group[2]], remainder="drop", sparse_threshold=0)
 
 
 def label_classes(spec: UseCase, frame: pd.DataFrame | None = None) -> tuple[object, ...] | None:

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from include.training.estimators import (
+    BASELINES,
     CLASSIFIER_SPACES,
     FAMILIES,
     REGRESSOR_SPACES,
@@ -42,7 +43,11 @@ def test_sample_trials_is_deterministic_for_a_seed() -> None:
 
 
 def test_sampled_parameters_stay_in_the_modest_space() -> None:
-    for trial in sample_trials(BINARY, 20, random_state=0):
+    trials = sample_trials(BINARY, 20, random_state=0)
+    assert {t.family: t.params for t in trials if t.trial_id.rsplit("-", 1)[1] == "0"} == {
+        f: BASELINES[f] for f in BINARY
+    }
+    for trial in (t for t in trials if not t.trial_id.rsplit("-", 1)[1] == "0"):
         params = trial.params
         if trial.family == "logistic_regression":
             assert 1e-2 <= params["C"] <= 1e2
@@ -111,5 +116,5 @@ def test_logistic_regression_reaches_published_auc_on_the_time_split(
 def test_class_weighting_is_searched_for_every_family_that_has_it():
     trials = sample_trials(["logistic_regression", "hist_gradient_boosting", "random_forest"], 8, 42)
     for family in ("logistic_regression", "hist_gradient_boosting", "random_forest"):
-        weights = {t.params["class_weight"] for t in trials if t.family == family}
+        weights = {t.params.get("class_weight") for t in trials if t.family == family}
         assert weights == {None, "balanced"}, family
