@@ -128,6 +128,18 @@ def test_a_bad_row_is_refused_naming_the_row_and_the_field(client, request_rows)
     assert body["detail"].startswith("4 problem(s), nothing scored: row 1, 'tenure': Input should be")
 
 
+def test_an_unknown_field_is_named_even_when_its_name_is_empty(client, request_rows):
+    """Found by the API fuzz: an unknown key "" was refused without its name (field null)."""
+    answer = score(client, [request_rows[0], {**request_rows[1], "": 1}])
+    assert answer.status_code == 422
+    assert [(e["row"], e["field"], e["type"]) for e in answer.json()["errors"]] == [
+        (1, "", "extra_forbidden")
+    ]
+    assert answer.json()["detail"] == (
+        "1 problem(s), nothing scored: row 1, '': unknown field: not a feature of this use case"
+    )
+
+
 def test_values_outside_the_spec_are_refused_with_ingests_reasons(client, request_rows):
     """Once every value has its type, the spec's value rules, as ingest applies them, row by row."""
     rows = [dict(r) for r in request_rows[:3]]
