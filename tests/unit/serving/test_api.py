@@ -200,6 +200,7 @@ def test_a_number_beyond_float32_is_422_naming_the_row_and_the_field_on_either_p
     [error, *also_below_minimum] = answer.json()["errors"]
     assert (error["row"], error["field"], error["type"]) == (1, "MonthlyCharges", "finite_float32")
     assert error["message"] == f"{value!r} fails finite_float32(|x| <= 3.4028235e+38)"
+    assert [e["type"] for e in also_below_minimum] == (["greater_than_or_equal_to"] if value < 0 else [])
     assert score(forest_client, [{**request_rows[1], "MonthlyCharges": 3.4e38}]).status_code == 200
 
 
