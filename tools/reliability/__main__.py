@@ -1,7 +1,7 @@
 """`make reliability`: the reliability suite, a table of its figures and `.bench/reliability.json`.
 
     python -m tools.reliability [--kills 100] [--races 50] [--backfill-days 30] [--only kills,races]
-                                [--fuzz-serving 1500] [--fuzz-ui 1000]
+                                [--fuzz-serving 3000] [--fuzz-ui 2000]
 
 Sections: kills, races, backfill, corpus, secrets, faults, fuzz (see each module). Every "expected 0" figure
 must be 0: the command exits 1 otherwise.
@@ -65,7 +65,7 @@ def run(
     races: int,
     backfill_days: int,
     out: Path,
-    fuzz: tuple[int, int] = (1500, 1000),
+    fuzz: tuple[int, int] = (3000, 2000),
 ) -> dict:
     from tools.reliability import tasks
     from tools.reliability.world import pg_database
@@ -160,8 +160,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--races", type=int, default=50)
     parser.add_argument("--backfill-days", type=int, default=30)
-    parser.add_argument("--fuzz-serving", type=int, default=1500, help="requests to the scoring service")
-    parser.add_argument("--fuzz-ui", type=int, default=1000, help="requests to the UI's API and pages")
+    parser.add_argument("--fuzz-serving", type=int, default=3000, help="requests to the scoring service")
+    parser.add_argument("--fuzz-ui", type=int, default=2000, help="requests to the UI's API and pages")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}"
     )
