@@ -548,7 +548,7 @@ def _serving_allowed(
 # The UI's requests
 
 UI_PRIVILEGED = ("viewer", "user", "op", "admin")
-UI_NO_RIGHTS = ("no_role", "unknown_role")
+UI_NO_RIGHTS = ("no_role", "unknown_role", "role_not_a_name")
 UI_UNAUTHENTICATED = ("none", "forged", "expired", "garbage", "empty", "alg_none")
 # pydantic reads a path integer as Python does: "+1" is 1, "1_000" is 1000.
 VERSIONS_OK = ("1", "+1", "01")
@@ -592,6 +592,7 @@ class UiTokens:
             "alg_none": jwt.encode({"sub": "admin", "role": "admin"}, None, algorithm="none"),
             "no_role": signed(None),
             "unknown_role": signed("wizard"),
+            "role_not_a_name": signed(["admin"]),  # validly signed, but no role name at all
             **{role: signed(role) for role in UI_PRIVILEGED},
         }
 
@@ -599,7 +600,7 @@ class UiTokens:
 def ui_requests(routes: list[str], count: int, rng: random.Random) -> list[Req]:
     """`count` requests to the UI app, seeded by `rng` (tokens are attached when they are sent)."""
     states = [*UI_UNAUTHENTICATED, *UI_NO_RIGHTS, *UI_PRIVILEGED]
-    weights = [3, 2, 2, 1, 1, 1, 2, 2, 6, 3, 2, 3]
+    weights = [3, 2, 2, 1, 1, 1, 2, 2, 1, 6, 3, 2, 3]
     requests = []
     for _ in range(count):
         auth = rng.choices(states, weights)[0]
