@@ -205,7 +205,8 @@ API_TOKEN = "corpus-token"
 
 
 def run_api(case: Case) -> dict[str, Any]:
-    """One request to the scoring service on a fresh platform database and lake; its status and body.
+    """One request to the scoring service (or, with `app: ui`, the UI app) on a fresh platform database
+    and lake; its status and body.
 
     With `champion: missing_file`, v1 is registered and promoted with no file behind it, so the
     service's load fails with the file's path in its message.
@@ -240,6 +241,10 @@ def run_api(case: Case) -> dict[str, Any]:
                 )
             )
             registry.promote("churn", version.version, expected=None)
+        if case.body.get("app") == "ui":
+            answer = _ui_answer(request, platform, Path(tmp))
+            platform.dispose()
+            return {"status": answer.status_code, "body": answer.text}
         service = ScoringService([get_spec("churn")], ChampionSource(platform, lake), poll_seconds=3600)
         headers = {"Content-Type": "application/json"}
         token = {"token": API_TOKEN, "wrong": "not-the-token", "none": None}[request.get("auth", "token")]
@@ -271,6 +276,42 @@ def run_api(case: Case) -> dict[str, Any]:
         platform.dispose()
         body = answer.text.replace(str(lake.root), "@LAKE")
         return {"status": answer.status_code, "body": body}
+
+
+def _ui_answer(request: dict[str, Any], platform, tmp: Path):
+    """A GET to the UI app by a user of `request["role"]`, judged by Airflow's simple auth manager.
+
+    The user is given as a validly signed token would give it (the token's own checks, which need
+    Airflow's metadata database, are the fuzz's and the unit tests'); the manager's generated
+    passwords go to `tmp`, not the Airflow home.
+    """
+    import os
+
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from include.ui.app import create_app, platform_db
+    from include.ui.auth import current_user
+
+    setting = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+    before = os.environ.get(setting)
+    os.environ[setting] = str(tmp / "passwords.json")
+    try:
+        init_auth_manager()
+        app = create_app()
+        app.dependency_overrides[current_user] = lambda: SimpleAuthManagerUser(
+            username="corpus", role=request["role"]
+        )
+        app.dependency_overrides[platform_db] = lambda: platform
+        with TestClient(app, raise_server_exceptions=False) as client:
+            return client.get(request["path"])
+    finally:
+        purge_cached_app()
+        if before is None:
+            os.environ.pop(setting, None)
+        else:
+            os.environ[setting] = before
 
 
 def _day_read(world, ids: list[str] | None = None) -> dict[str, Any]:
