@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from include.serving.auth import bearer
 from include.serving.champion import VersionDetail
 from include.serving.routes import TokenFirst
-from include.serving.rows import ValueRules, request_model
+from include.serving.rows import ValueProblem, ValueRules, request_model
 from include.serving.service import ScoredRequest, ScoringService, Served, UnknownUseCase
 
 
@@ -138,14 +138,18 @@ class Health(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no bearer token, or a wrong one"},
+    401: {"model": Problem, "description": "no bearer token, or a wrong one (checked before the body)"},
     404: {"model": Problem, "description": "unknown use case"},
     503: {"model": Problem, "description": "no model to serve (no champion, or it failed to load)"},
 }
 SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     413: {"model": Problem, "description": "request body over the size limit"},
-    422: {"model": ValidationProblem, "description": "a bad row: names the row and the field"},
+    422: {
+        "model": ValidationProblem,
+        "description": "a bad row (names the row and the field: a type, or a value ingest would not "
+        "keep), or a body that is not JSON the service can read (malformed, not UTF-8, too deep)",
+    },
 }
 
 
@@ -203,18 +207,8 @@ def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_
     async def score(body: Any) -> Response:
         rows = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
         problems = rules.problems(rows)
-        if problems:  # the spec's value rules, as ingest applies them: 422 as a type error is
-            raise RequestValidationError(
-                [
-                    {
-                        "type": p.type,
-                        "loc": ("body", "rows", p.row, p.field),
-                        "msg": p.message,
-                        "input": p.value,
-                    }
-                    for p in problems
-                ]
-            )
+        if problems:  # a value ingest would not keep
+            raise _refusal(problems)
         scored = service.score(name, rows)
         answer = ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
         # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
@@ -232,4 +226,14 @@ def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_
         summary=f"Score {name} rows with the champion",
         description=f"One row or many (at most {max_rows}): each row holds every feature of the "
         f"`{name}` spec. {spec.description}",
+    )
+
+
+def _refusal(problems: list[ValueProblem]) -> RequestValidationError:
+    """Values the spec's rules refuse, as the 422 a type error gets (`include.serving.app`)."""
+    return RequestValidationError(
+        [
+            {"type": p.type, "loc": ("body", "rows", p.row, p.field), "msg": p.message, "input": p.value}
+            for p in problems
+        ]
     )

@@ -2,9 +2,10 @@
 
     uvicorn --factory include.serving.app:app_from_env     # or: python -m include.serving
 
-Errors: 401 (no or bad bearer token), 404 (unknown use case), 413 (body over the limit), 422
-(a bad row, naming the row and the field), 503 (no model to serve, with the reason). None of them
-carries a score.
+Errors: 401 (no or bad bearer token, checked before the body is read), 404 (unknown use case), 413
+(body over the limit), 422 (a bad row, naming the row and the field; or a body that is not JSON the
+service can read, naming why), 503 (no model to serve, with the reason). None of them carries a
+score.
 """
 
 from __future__ import annotations

@@ -193,13 +193,12 @@ def _typed(rule: ColumnRules, values: list[Any]) -> tuple[pa.Array, list[ValuePr
         try:
             typed = pa.array(values, rule.arrow_type)
         except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800"): no UTF-8 text holds it
-            bad = [n for n, v in enumerate(values) if v is not None and not _unicode(v)]
+            bad = {n for n, v in enumerate(values) if v is not None and not _unicode(v)}
             problems += [
                 _problem(n, rule, "string_unicode", "is not Unicode text (a lone surrogate)", values)
-                for n in bad
+                for n in sorted(bad)
             ]
-            values = [None if n in set(bad) else v for n, v in enumerate(values)]
-            typed = pa.array(values, rule.arrow_type)
+            typed = pa.array([None if n in bad else v for n, v in enumerate(values)], rule.arrow_type)
         stored = blank_to_null(typed)
         changed = pc.fill_null(pc.not_equal(stored, typed), True)
         for n in pc.indices_nonzero(pc.and_kleene(typed.is_valid(), changed)).to_pylist():
