@@ -12,12 +12,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response, Security
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from include.serving.auth import require_token
+from include.serving.auth import bearer
 from include.serving.champion import VersionDetail
-from include.serving.rows import request_model
+from include.serving.routes import TokenFirst
+from include.serving.rows import ValueProblem, ValueRules, request_model
 from include.serving.service import ScoredRequest, ScoringService, Served, UnknownUseCase
 
 
@@ -115,33 +117,44 @@ class ModelInfo(BaseModel):
 
 
 class UseCaseHealth(BaseModel):
+    """Whether a use case is served, by which version, and in a few words what is wrong, if anything."""
+
     serving: bool
-    version: int | None
-    engine: str | None
-    problem: str | None
+    version: int | None = Field(description="the version served")
+    reason: str | None = Field(
+        description="why none is served, or what failed following the champion: a short reason "
+        "naming no file or server (the whole story: `GET /v1/{use_case}/model`, behind the token)"
+    )
 
 
 class Health(BaseModel):
-    """`ok` when every use case has a model to serve, else `degraded` (the reasons are given)."""
+    """`ok` when every use case has a model to serve, else `degraded` (the reasons are given).
+
+    Open to all, so it says no more than this: no file, URL, engine or model detail.
+    """
 
     status: Literal["ok", "degraded"]
     use_cases: dict[str, UseCaseHealth]
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no bearer token, or a wrong one"},
+    401: {"model": Problem, "description": "no bearer token, or a wrong one (checked before the body)"},
     404: {"model": Problem, "description": "unknown use case"},
     503: {"model": Problem, "description": "no model to serve (no champion, or it failed to load)"},
 }
 SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     413: {"model": Problem, "description": "request body over the size limit"},
-    422: {"model": ValidationProblem, "description": "a bad row: names the row and the field"},
+    422: {
+        "model": ValidationProblem,
+        "description": "a bad row (names the row and the field: a type, or a value ingest would not "
+        "keep), or a body that is not JSON the service can read (malformed, not UTF-8, too deep)",
+    },
 }
 
 
 def health_router(service: ScoringService) -> APIRouter:
-    """`GET /health`: open to all (no model details beyond the version served)."""
+    """`GET /health`: open to all (no model details beyond the version served, no path)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/health", response_model=Health)
@@ -151,8 +164,7 @@ def health_router(service: ScoringService) -> APIRouter:
             name: UseCaseHealth(
                 serving=state.served is not None,
                 version=state.served.version.version if state.served else None,
-                engine=state.served.engine if state.served else None,
-                problem=state.problem,
+                reason=state.reason,
             )
             for name, state in states.items()
         }
@@ -164,7 +176,7 @@ def health_router(service: ScoringService) -> APIRouter:
 
 def models_router(service: ScoringService) -> APIRouter:
     """`GET /v1/{use_case}/model`: the version served, since when, and its detail."""
-    router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_token)])
+    router = APIRouter(prefix="/v1", tags=["model"], route_class=TokenFirst, dependencies=[Security(bearer)])
 
     @router.get("/{use_case}/model", response_model=ModelInfo, responses=ERRORS)
     async def model(use_case: str) -> ModelInfo:
@@ -175,7 +187,7 @@ def models_router(service: ScoringService) -> APIRouter:
 
 def scoring_router(service: ScoringService, max_rows: int) -> APIRouter:
     """`POST /v1/<use case>/score` for each served use case, each with its spec's row schema."""
-    router = APIRouter(prefix="/v1", tags=["score"], dependencies=[Depends(require_token)])
+    router = APIRouter(prefix="/v1", tags=["score"], route_class=TokenFirst, dependencies=[Security(bearer)])
     for name in service.use_cases:
         _add_score_route(router, service, name, max_rows)
 
@@ -189,10 +201,14 @@ def scoring_router(service: ScoringService, max_rows: int) -> APIRouter:
 def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_rows: int) -> None:
     spec = service.state(name).spec
     body_model = request_model(spec, max_rows)
+    rules = ValueRules.of(spec)
     entity_id = spec.entity_id
 
     async def score(body: Any) -> Response:
         rows = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
+        problems = rules.problems(rows)
+        if problems:  # a value ingest would not keep
+            raise _refusal(problems)
         scored = service.score(name, rows)
         answer = ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
         # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
@@ -210,4 +226,14 @@ def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_
         summary=f"Score {name} rows with the champion",
         description=f"One row or many (at most {max_rows}): each row holds every feature of the "
         f"`{name}` spec. {spec.description}",
+    )
+
+
+def _refusal(problems: list[ValueProblem]) -> RequestValidationError:
+    """Values the spec's rules refuse, as the 422 a type error gets (`include.serving.app`)."""
+    return RequestValidationError(
+        [
+            {"type": p.type, "loc": ("body", "rows", p.row, p.field), "msg": p.message, "input": p.value}
+            for p in problems
+        ]
     )

@@ -2,9 +2,10 @@
 
     uvicorn --factory include.serving.app:app_from_env     # or: python -m include.serving
 
-Errors: 401 (no or bad bearer token), 404 (unknown use case), 413 (body over the limit), 422
-(a bad row, naming the row and the field), 503 (no model to serve, with the reason). None of them
-carries a score.
+Errors: 401 (no or bad bearer token, checked before the body is read), 404 (unknown use case), 413
+(body over the limit), 422 (a bad row, naming the row and the field; or a body that is not JSON the
+service can read, naming why), 503 (no model to serve, with the reason). None of them carries a
+score.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def field_problems(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = None
         if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
             row, loc = loc[1], loc[2:]
-        field = ".".join(str(part) for part in loc) or None
+        field = ".".join(str(part) for part in loc) if loc else None  # an unknown key may be ""
         kind = error.get("type", "value_error")
         message = {
             "missing": "missing field",
@@ -91,7 +92,10 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     for p in problems[:5]:
         where = ", ".join(
             x
-            for x in (f"row {p['row']}" if p["row"] is not None else "", p["field"] and repr(p["field"]))
+            for x in (
+                f"row {p['row']}" if p["row"] is not None else "",
+                repr(p["field"]) if p["field"] is not None else "",
+            )
             if x
         )
         parts.append(f"{where}: {p['message']}" if where else p["message"])

@@ -1,13 +1,13 @@
-"""Bearer-token auth, a dependency declared once on each router that scores or describes models."""
+"""Bearer-token auth: the check every route under /v1 makes first (`include.serving.routes.TokenFirst`)."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
 
-from fastapi import HTTPException, Request, Security, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException, Request, status
+from fastapi.security import HTTPBearer
 
+# Declared on the routers for the OpenAPI document; it refuses nothing itself (`require_token` does).
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
@@ -16,10 +16,9 @@ bearer = HTTPBearer(
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-async def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-) -> None:
+async def require_token(request: Request) -> None:
     """Let the request through only with `Authorization: Bearer <the service's token>` (else 401)."""
+    credentials = await bearer(request)
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

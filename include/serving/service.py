@@ -66,11 +66,16 @@ class ScoredRequest:
 
 @dataclass(frozen=True)
 class State:
-    """What a use case serves now (`served`), and why not or what went wrong last (`problem`)."""
+    """What a use case serves now (`served`), and why not or what went wrong last.
+
+    `problem` is the whole story (an exception's text may name a file, a URL or a database), shown
+    only behind the token; `reason` is its short form for the open `/health`, naming no path.
+    """
 
     spec: UseCase
     served: Served | None = None
     problem: str | None = None
+    reason: str | None = None
 
 
 def build_served(
@@ -117,7 +122,9 @@ class ScoringService:
         self.source = source
         self.engine = engine
         self.poll_seconds = poll_seconds
-        self._states: dict[str, State] = {spec.name: State(spec, problem="not loaded yet") for spec in specs}
+        self._states: dict[str, State] = {
+            spec.name: State(spec, problem="not loaded yet", reason="not loaded yet") for spec in specs
+        }
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._refresh_lock = threading.Lock()
@@ -176,7 +183,7 @@ class ScoringService:
             found = self.source.champion(name)
         except Exception as exc:  # the registry being unreachable must not stop serving
             log.exception("%s: cannot read the champion alias", name)
-            return State(state.spec, served, f"cannot read the registry: {exc}")
+            return State(state.spec, served, f"cannot read the registry: {exc}", "cannot read the registry")
         if found is None:
             if served is not None:
                 log.warning(
@@ -186,6 +193,7 @@ class ScoringService:
                 state.spec,
                 problem=f"no champion: no {name} model has passed the gate yet "
                 f"(train one: trigger {state.spec.train_dag_id})",
+                reason="no champion",
             )
         version, promoted_at = found
         if served is not None and (served.version.version, served.version.sha256) == (
@@ -200,7 +208,8 @@ class ScoringService:
             fresh = build_served(state.spec, model, detail, self.engine, promoted_at)
         except Exception as exc:  # a bad file keeps the model already verified and served
             log.exception("%s: champion v%d not loaded", name, version.version)
-            return State(state.spec, served, f"champion v{version.version} not loaded: {exc}")
+            failed = f"champion v{version.version} not loaded"
+            return State(state.spec, served, f"{failed}: {exc}", failed)
         log.info(
             "%s: serving v%d (%s path, sha256 %s) in place of %s, loaded in %.2f s",
             name,

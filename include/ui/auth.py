@@ -56,10 +56,11 @@ def may_read(user, spec: UseCase) -> bool:
             manager.is_authorized_dag(method="GET", user=user, details=DagDetails(id=dag_id))
             for dag_id in (spec.ingest_dag_id, spec.train_dag_id, spec.score_dag_id)
         )
-    except KeyError as unknown:
-        # A validly signed token whose role the auth manager does not know (the simple auth manager
-        # looks the role up by name): no rights, not a server error.
-        log.warning("%s has a role the auth manager does not know: %s", user.get_name(), unknown)
+    except (KeyError, AttributeError, TypeError) as unknown:
+        # A validly signed token whose role the auth manager cannot judge: a name it does not know
+        # (the simple auth manager looks the role up by name: KeyError), or no name at all (a number
+        # or a list: its `role.upper()` fails). No rights, not a server error.
+        log.warning("%s has a role the auth manager cannot judge: %r", user.get_name(), unknown)
         return False
 
 

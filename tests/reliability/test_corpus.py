@@ -17,7 +17,7 @@ CASES = load_cases()
 
 def test_the_corpus_holds_at_least_40_cases_of_every_kind():
     assert len(CASES) >= 40
-    assert {c.kind for c in CASES} == {"spec", "params", "keys", "model_files", "billing", "sql"}
+    assert {c.kind for c in CASES} == {"spec", "params", "keys", "model_files", "billing", "sql", "api"}
     assert len({(c.kind, c.id) for c in CASES}) == len(CASES)
 
 

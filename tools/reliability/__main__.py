@@ -1,8 +1,9 @@
 """`make reliability`: the reliability suite, a table of its figures and `.bench/reliability.json`.
 
     python -m tools.reliability [--kills 100] [--races 50] [--backfill-days 30] [--only kills,races]
+                                [--fuzz-serving 3000] [--fuzz-ui 2000]
 
-Sections: kills, races, backfill, corpus, secrets, faults (see each module). Every "expected 0" figure
+Sections: kills, races, backfill, corpus, secrets, faults, fuzz (see each module). Every "expected 0" figure
 must be 0: the command exits 1 otherwise.
 """
 
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SECTIONS = ("kills", "races", "backfill", "corpus", "secrets", "faults")
+SECTIONS = ("kills", "races", "backfill", "corpus", "secrets", "faults", "fuzz")
 # Per section: the figures that must be 0.
 EXPECTED_ZERO = {
     "kills": ("duplicates", "lost_rows", "differing_partitions", "record_disagreements", "failed_reruns"),
@@ -36,7 +37,10 @@ EXPECTED_ZERO = {
         "runs_not_succeeded",
         "days_differing_after_restart",
     ),
+    "fuzz": ("server_errors", "unexpected_status", "unnamed_refusals", "path_leaks"),
 }
+# Figures shown in the table although they are not numbers: the fuzz's status counts per API.
+SHOWN_MAPPINGS = ("statuses",)
 ADMIN_URL = os.environ.get("PLATFORM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 LAST_DAY = dt.date(2025, 3, 7)
 WINDOW_DAYS = 21  # the training window the suite trains with (tools/reliability/backfill.PARAMS)
@@ -55,7 +59,14 @@ def _world(root: Path, first: dt.date, platform_url: str | None = None):
     return world
 
 
-def run(sections: list[str], kills: int, races: int, backfill_days: int, out: Path) -> dict:
+def run(
+    sections: list[str],
+    kills: int,
+    races: int,
+    backfill_days: int,
+    out: Path,
+    fuzz: tuple[int, int] = (3000, 2000),
+) -> dict:
     from tools.reliability import tasks
     from tools.reliability.world import pg_database
 
@@ -98,10 +109,20 @@ def run(sections: list[str], kills: int, races: int, backfill_days: int, out: Pa
                 from tools.reliability.faults import run_faults
 
                 figures[section] = run_faults(root, ADMIN_URL)
+            elif section == "fuzz":
+                from tools.reliability.fuzz import run_section
+
+                figures[section] = run_section(root, *fuzz)
             seconds[section] = round(time.perf_counter() - started, 1)
     report = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "counts": {"kills": kills, "races": races, "backfill_days": backfill_days},
+        "counts": {
+            "kills": kills,
+            "races": races,
+            "backfill_days": backfill_days,
+            "fuzz_serving": fuzz[0],
+            "fuzz_ui": fuzz[1],
+        },
         "seconds": seconds,
         "sections": figures,
         "expected_zero": {s: {k: figures[s][k] for k in EXPECTED_ZERO[s]} for s in figures},
@@ -116,10 +137,22 @@ def table(report: dict) -> str:
     lines = ["| section | did | expected 0 | seconds |", "|---|---|---|---|"]
     for section, values in report["sections"].items():
         zeros = report["expected_zero"][section]
-        did = ", ".join(f"{k} {v}" for k, v in values.items() if k not in zeros and isinstance(v, int | bool))
+        did = ", ".join(
+            f"{k} {_shown(v) if k in SHOWN_MAPPINGS else v}"
+            for k, v in values.items()
+            if k not in zeros and (isinstance(v, int | bool) or k in SHOWN_MAPPINGS)
+        )
         zero = ", ".join(f"{k} {v}" for k, v in zeros.items())
         lines.append(f"| {section} | {did} | {zero} | {report['seconds'][section]} |")
     return "\n".join(lines)
+
+
+def _shown(mapping: dict) -> str:
+    """`{"serving": {"200": 5, "422": 7}}` as `serving: 200 x5, 422 x7`."""
+    return "; ".join(
+        f"{name}: " + ", ".join(f"{k} x{n}" for k, n in sorted(counts.items()))
+        for name, counts in mapping.items()
+    )
 
 
 def main() -> int:
@@ -127,6 +160,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--races", type=int, default=50)
     parser.add_argument("--backfill-days", type=int, default=30)
+    parser.add_argument("--fuzz-serving", type=int, default=3000, help="requests to the scoring service")
+    parser.add_argument("--fuzz-ui", type=int, default=2000, help="requests to the UI's API and pages")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}"
     )
@@ -137,7 +172,9 @@ def main() -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"--only: unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    report = run(sections, args.kills, args.races, args.backfill_days, args.out)
+    report = run(
+        sections, args.kills, args.races, args.backfill_days, args.out, (args.fuzz_serving, args.fuzz_ui)
+    )
     sys.stdout.write(table(report) + f"\n\nwritten to {args.out}\n")
     bad = {s: {k: v for k, v in z.items() if v} for s, z in report["expected_zero"].items()}
     bad = {s: z for s, z in bad.items() if z}

@@ -1,7 +1,8 @@
 """Bad inputs: the corpus under `tests/reliability_corpus/`, each case run and its outcome compared.
 
 Every case names the outcome expected today: an `error` (a substring of the exception's text), a
-`quarantine` reason (a substring of a quarantined row's reason), `accepted`, or `accepted_on` a day.
+`quarantine` reason (a substring of a quarantined row's reason), `accepted`, `accepted_on` a day,
+or, for a request to the scoring service, its HTTP `status` and what its body holds.
 A case marked `xfail` is a finding not fixed yet: what it does today is recorded, and counted apart.
 """
 
@@ -20,7 +21,7 @@ import yaml
 
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "reliability_corpus"
 DAY = "2025-03-05"
-KINDS = ("spec", "params", "keys", "model_files", "billing", "sql")
+KINDS = ("spec", "params", "keys", "model_files", "billing", "sql", "api")
 WORLD_KINDS = ("billing", "sql")
 
 
@@ -71,6 +72,13 @@ def load_cases(folder: Path = CORPUS) -> list[Case]:
 
 def matches(expect: dict[str, Any], actual: dict[str, Any]) -> bool:
     """Whether what happened is what the case expects."""
+    if "status" in expect:
+        body = actual.get("body", "")
+        return (
+            actual.get("status") == expect["status"]
+            and all(text in body for text in expect.get("body", []))
+            and not any(text in body for text in expect.get("not_in_body", []))
+        )
     if "error" in expect:
         return expect["error"] in actual.get("error", "")
     if "error" in actual:
@@ -168,6 +176,142 @@ def run_model_files(case: Case) -> dict[str, Any]:
             sha256=case.body.get("sha256", sha256_hex(content)),
         )
         return _outcome(lambda: load_version_model(lake, version) and {})
+
+
+# One valid churn row, as a client sends it (docs/serving.md's example): the base of `rows` cases.
+API_ROW = {
+    "customerID": "7590-VHVEG",
+    "gender": "Female",
+    "SeniorCitizen": 0,
+    "Partner": "Yes",
+    "Dependents": "No",
+    "tenure": 1,
+    "PhoneService": "No",
+    "MultipleLines": "No phone service",
+    "InternetService": "DSL",
+    "OnlineSecurity": "No",
+    "OnlineBackup": "Yes",
+    "DeviceProtection": "No",
+    "TechSupport": "No",
+    "StreamingTV": "No",
+    "StreamingMovies": "No",
+    "Contract": "Month-to-month",
+    "PaperlessBilling": "Yes",
+    "PaymentMethod": "Electronic check",
+    "MonthlyCharges": 29.85,
+    "TotalCharges": 29.85,
+}
+API_TOKEN = "corpus-token"
+
+
+def run_api(case: Case) -> dict[str, Any]:
+    """One request to the scoring service (or, with `app: ui`, the UI app) on a fresh platform database
+    and lake; its status and body.
+
+    With `champion: missing_file`, v1 is registered and promoted with no file behind it, so the
+    service's load fails with the file's path in its message.
+    """
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from include.io.stores import LocalStore
+    from include.platform.schema import upgrade
+    from include.registry.registry import Registry
+    from include.serving.app import create_app
+    from include.serving.champion import ChampionSource
+    from include.serving.service import ScoringService
+    from include.serving.settings import ServingSettings
+    from include.usecases.spec import get_spec
+    from tools.testkit import version_of_day
+
+    request = case.body["request"]
+    with tempfile.TemporaryDirectory() as tmp:
+        platform, lake = sa.create_engine(f"sqlite:///{tmp}/platform.db"), LocalStore(Path(tmp) / "lake")
+        upgrade(platform)
+        if case.body.get("champion") == "missing_file":
+            registry = Registry(platform)
+            version = registry.register(
+                version_of_day(
+                    "churn",
+                    "corpus",
+                    dt.date(2025, 3, 5),
+                    family="random_forest",
+                    artifact_uri=lake.uri("models/churn/v1.skops"),
+                    sha256="0" * 64,
+                )
+            )
+            registry.promote("churn", version.version, expected=None)
+        if case.body.get("app") == "ui":
+            answer = _ui_answer(request, platform, Path(tmp))
+            platform.dispose()
+            return {"status": answer.status_code, "body": answer.text}
+        service = ScoringService([get_spec("churn")], ChampionSource(platform, lake), poll_seconds=3600)
+        headers = {"Content-Type": "application/json"}
+        token = {"token": API_TOKEN, "wrong": "not-the-token", "none": None}[request.get("auth", "token")]
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if "rows" in request:
+            rows = [{**API_ROW, **row} for row in request["rows"]]
+            raw = request.get("raw", {})  # field -> its value as JSON text, in the first row
+            rows[0].update({name: f"@@{name}@@" for name in raw})
+            text = json.dumps({"rows": rows})
+            for name, value in raw.items():
+                text = text.replace(f'"@@{name}@@"', value)
+            content = text.encode()
+        elif "content_hex" in request:
+            content = bytes.fromhex(request["content_hex"])
+        elif "content_repeat" in request:
+            content = (request["content_repeat"]["text"] * request["content_repeat"]["times"]).encode()
+        else:
+            content = request.get("content_text", "").encode("utf-8", errors="surrogatepass")
+        method = request.get("method", "POST")
+        app = create_app(service, API_TOKEN, ServingSettings(poll_seconds=3600))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            answer = client.request(
+                method,
+                request.get("path", "/v1/churn/score"),
+                headers=headers,
+                content=content if method == "POST" else None,
+            )
+        platform.dispose()
+        body = answer.text.replace(str(lake.root), "@LAKE")
+        return {"status": answer.status_code, "body": body}
+
+
+def _ui_answer(request: dict[str, Any], platform, tmp: Path):
+    """A GET to the UI app by a user of `request["role"]`, judged by Airflow's simple auth manager.
+
+    The user is given as a validly signed token would give it (the token's own checks, which need
+    Airflow's metadata database, are the fuzz's and the unit tests'); the manager's generated
+    passwords go to `tmp`, not the Airflow home.
+    """
+    import os
+
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from include.ui.app import create_app, platform_db
+    from include.ui.auth import current_user
+
+    setting = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+    before = os.environ.get(setting)
+    os.environ[setting] = str(tmp / "passwords.json")
+    try:
+        init_auth_manager()
+        app = create_app()
+        app.dependency_overrides[current_user] = lambda: SimpleAuthManagerUser(
+            username="corpus", role=request["role"]
+        )
+        app.dependency_overrides[platform_db] = lambda: platform
+        with TestClient(app, raise_server_exceptions=False) as client:
+            return client.get(request["path"])
+    finally:
+        purge_cached_app()
+        if before is None:
+            os.environ.pop(setting, None)
+        else:
+            os.environ[setting] = before
 
 
 def _day_read(world, ids: list[str] | None = None) -> dict[str, Any]:
@@ -277,7 +421,13 @@ def run_sql(case: Case, world) -> dict[str, Any]:
 
 def run_case(case: Case, world=None) -> Outcome:
     """Run one case (`world`, a seeded `World` with its env applied, for billing and sql cases)."""
-    runner = {"spec": run_spec, "params": run_params, "keys": run_keys, "model_files": run_model_files}
+    runner = {
+        "spec": run_spec,
+        "params": run_params,
+        "keys": run_keys,
+        "model_files": run_model_files,
+        "api": run_api,
+    }
     actual = runner[case.kind](case) if case.kind in runner else globals()[f"run_{case.kind}"](case, world)
     return Outcome(f"{case.kind}/{case.id}", matches(case.expect, actual), actual, case.xfail)
 

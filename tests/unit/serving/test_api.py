@@ -44,7 +44,10 @@ class FakeSource:
 
     def load(self, version: ModelVersion) -> VersionModel:
         if version.version in self.broken:
-            raise ValueError(f"checksum mismatch: expected sha256 {version.sha256}, the data has 1234")
+            raise ValueError(
+                f"churn v{version.version} (file:///srv/lake/models/churn/v{version.version}.skops): "
+                f"checksum mismatch: expected sha256 {version.sha256}, the data has 1234"
+            )
         return replace(version_model(self.pipelines[version.version]), version=version)
 
 
@@ -107,7 +110,7 @@ def test_scoring_needs_the_token(client, request_rows):
 def test_a_bad_row_is_refused_naming_the_row_and_the_field(client, request_rows):
     rows = [dict(r) for r in request_rows[:4]]
     rows[1]["tenure"] = "12"
-    rows[2]["Contract"] = "Weekly"
+    rows[2]["Contract"] = 2
     del rows[3]["gender"]
     rows[3]["colour"] = "red"
     answer = score(client, rows)
@@ -116,30 +119,136 @@ def test_a_bad_row_is_refused_naming_the_row_and_the_field(client, request_rows)
     assert "predictions" not in body
     assert [(e["row"], e["field"], e["type"]) for e in body["errors"]] == [
         (1, "tenure", "int_type"),
-        (2, "Contract", "literal_error"),
+        (2, "Contract", "string_type"),
         (3, "gender", "missing"),
         (3, "colour", "extra_forbidden"),
     ]
     assert body["errors"][2]["message"] == "missing field"
     assert "unknown field" in body["errors"][3]["message"]
-    assert "'Month-to-month', 'One year' or 'Two year'" in body["errors"][1]["message"]
     assert body["detail"].startswith("4 problem(s), nothing scored: row 1, 'tenure': Input should be")
+
+
+def test_an_unknown_field_is_named_even_when_its_name_is_empty(client, request_rows):
+    """Found by the API fuzz: an unknown key "" was refused without its name (field null)."""
+    answer = score(client, [request_rows[0], {**request_rows[1], "": 1}])
+    assert answer.status_code == 422
+    assert [(e["row"], e["field"], e["type"]) for e in answer.json()["errors"]] == [
+        (1, "", "extra_forbidden")
+    ]
+    assert answer.json()["detail"] == (
+        "1 problem(s), nothing scored: row 1, '': unknown field: not a feature of this use case"
+    )
+
+
+def test_values_outside_the_spec_are_refused_with_ingests_reasons(client, request_rows):
+    """Once every value has its type, the spec's value rules, as ingest applies them, row by row."""
+    rows = [dict(r) for r in request_rows[:3]]
+    rows[0]["Contract"] = "Weekly"
+    rows[2] |= {"tenure": 1201, "MonthlyCharges": 1e300}
+    body = score(client, rows).json()
+    assert [(e["row"], e["field"], e["type"]) for e in body["errors"]] == [
+        (0, "Contract", "isin"),
+        (2, "tenure", "less_than_or_equal_to"),
+        (2, "MonthlyCharges", "finite_float32"),
+    ]
+    assert body["errors"][0]["message"] == "'Weekly' fails isin(['Month-to-month', 'One year', 'Two year'])"
+    assert body["detail"] == (
+        "3 problem(s), nothing scored: row 0, 'Contract': 'Weekly' fails isin(['Month-to-month', "
+        "'One year', 'Two year']); row 2, 'tenure': 1201 fails less_than_or_equal_to(1200.0); row 2, "
+        "'MonthlyCharges': 1e+300 fails finite_float32(|x| <= 3.4028235e+38)"
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "field", "kind"),
     [
-        ({"tenure": -1}, "tenure", "greater_than_equal"),
-        ({"tenure": 1201}, "tenure", "less_than_equal"),
-        ({"SeniorCitizen": 3}, "SeniorCitizen", "literal_error"),
+        ({"tenure": -1}, "tenure", "greater_than_or_equal_to"),
+        ({"tenure": 1201}, "tenure", "less_than_or_equal_to"),
+        ({"SeniorCitizen": 3}, "SeniorCitizen", "isin"),
         ({"MonthlyCharges": "70.5"}, "MonthlyCharges", "float_type"),
-        ({"PaymentMethod": None}, "PaymentMethod", "literal_error"),
+        ({"PaymentMethod": None}, "PaymentMethod", "string_type"),
+        ({"gender": ""}, "gender", "is_empty"),
     ],
 )
 def test_a_value_outside_the_spec_is_refused(client, request_rows, change, field, kind):
     answer = score(client, [request_rows[0], {**request_rows[1], **change}])
     assert answer.status_code == 422
     assert [(e["row"], e["field"], e["type"]) for e in answer.json()["errors"]] == [(1, field, kind)]
+
+
+@pytest.fixture(params=["auto", "sklearn"])
+def forest_client(request, spec, pipelines):
+    """The service on a random forest champion, on the compiled path (auto) or the pipeline's."""
+    source = FakeSource({1: pipelines["random_forest"]})
+    source.current = entry(1, "f" * 64)
+    app = create_app(ScoringService([spec], source, request.param), TOKEN, ServingSettings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/v1/churn/model", headers=AUTH).json()["engine"] == (
+            "fast" if request.param == "auto" else "sklearn"
+        )
+        yield client
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300, 1e39, 3.5e38])
+def test_a_number_beyond_float32_is_422_naming_the_row_and_the_field_on_either_path(
+    forest_client, request_rows, value
+):
+    """Issue #23, item 3: 1e300 was scored 1.0 on the fast path and a 500 on the pipeline's; ingest
+    quarantines it (`finite_float32`), so the service refuses it, naming the row and the field."""
+    answer = score(forest_client, [request_rows[0], {**request_rows[1], "MonthlyCharges": value}])
+    assert answer.status_code == 422, answer.text
+    [error, *also_below_minimum] = answer.json()["errors"]
+    assert (error["row"], error["field"], error["type"]) == (1, "MonthlyCharges", "finite_float32")
+    assert error["message"] == f"{value!r} fails finite_float32(|x| <= 3.4028235e+38)"
+    assert [e["type"] for e in also_below_minimum] == (["greater_than_or_equal_to"] if value < 0 else [])
+    assert score(forest_client, [{**request_rows[1], "MonthlyCharges": 3.4e38}]).status_code == 200
+
+
+def test_without_the_token_every_protected_route_is_401_before_its_body_is_read(client, request_rows):
+    """Issue #23, item 10: malformed JSON without a token was 422 before 401."""
+    as_json = {"Content-Type": "application/json"}
+    for content in (b'{"rows": [', b'{"rows": "\xff"}', b"[" * 20_000, b"{}", b""):
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dXNlcjpwdw=="}):
+            answer = client.post("/v1/churn/score", content=content, headers={**as_json, **headers})
+            assert answer.status_code == 401, (content[:20], headers, answer.text)
+            assert answer.json()["detail"] in (
+                "invalid bearer token",
+                "missing bearer token: send `Authorization: Bearer <token>`",
+            )
+    streamed = client.post(  # chunked, over the limit: refused for the token before it is read
+        "/v1/churn/score", content=(b"x" * 4096 for _ in range(20)), headers=as_json
+    )
+    assert streamed.status_code == 401
+    assert client.post("/v1/fraud/score", content=b"{", headers=as_json).status_code == 401
+    assert client.get("/v1/fraud/model").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "message"),
+    [
+        (
+            b'{"rows": [{"gender": "\xff"}]}',
+            "json_invalid",
+            "not UTF-8 text, as JSON must be: byte 0xff at position 22",
+        ),
+        (b'{"rows": "\xc3"}', "json_invalid", "not UTF-8 text, as JSON must be: byte 0xc3 at position 10"),
+        (
+            b'{"rows": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+            "json_too_deep",
+            "nests arrays or objects too deeply",
+        ),
+        (b'{"a": ' * 5_000, "json_too_deep", "nests arrays or objects too deeply"),
+    ],
+)
+def test_a_body_that_is_not_utf8_or_nests_too_deep_is_422_naming_why(client, content, kind, message):
+    """Issue #23, item 10: both were a bare 400 the error table did not list."""
+    answer = client.post(
+        "/v1/churn/score", content=content, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert (error["row"], error["field"], error["type"]) == (None, None, kind)
+    assert message in error["message"] and message in answer.json()["detail"]
 
 
 def test_a_malformed_body_is_refused(client, request_rows):
@@ -194,7 +303,29 @@ def test_no_champion_is_503_with_the_reason(client, service, source, request_row
     assert answer.json()["detail"].startswith("churn: no champion: no churn model has passed the gate")
     assert client.get("/v1/churn/model", headers=AUTH).status_code == 503
     health = client.get("/health").json()
-    assert health["status"] == "degraded" and not health["use_cases"]["churn"]["serving"]
+    assert health == {
+        "status": "degraded",
+        "use_cases": {"churn": {"serving": False, "version": None, "reason": "no champion"}},
+    }
+
+
+def test_health_is_open_and_says_what_is_served_naming_no_path(client, service, source, request_rows):
+    """Issue #23, item 10: /health showed the model file's full path on a load failure; it says serving
+    or not, the version and a short reason, and the whole story stays behind the token."""
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "use_cases": {"churn": {"serving": True, "version": 1, "reason": None}},
+    }
+    source.current, source.broken = entry(3, "c" * 64), {3}
+    service.refresh()
+    health = client.get("/health")
+    assert health.json() == {
+        "status": "ok",
+        "use_cases": {"churn": {"serving": True, "version": 1, "reason": "champion v3 not loaded"}},
+    }
+    assert "/" not in health.text.replace("/health", "")
+    problem = client.get("/v1/churn/model", headers=AUTH).json()["problem"]
+    assert problem.startswith("champion v3 not loaded: ") and "/lake/models/churn/v3.skops" in problem
 
 
 def test_a_moved_alias_is_followed_and_a_bad_file_keeps_the_verified_model(
@@ -208,7 +339,8 @@ def test_a_moved_alias_is_followed_and_a_bad_file_keeps_the_verified_model(
     answer = score(client, request_rows[:1])
     assert (answer.status_code, answer.json()["model_version"]) == (200, 2)
     info = client.get("/v1/churn/model", headers=AUTH).json()
-    assert info["version"] == 2 and "champion v3 not loaded: checksum mismatch" in info["problem"]
+    assert info["version"] == 2 and info["problem"].startswith("champion v3 not loaded: churn v3 (file://")
+    assert "checksum mismatch" in info["problem"]
     source.current = entry(2, "b" * 64)
     service.refresh()
     assert client.get("/v1/churn/model", headers=AUTH).json()["problem"] is None
@@ -220,7 +352,7 @@ def test_a_champion_that_fails_to_load_at_start_is_503(spec, source, request_row
     with TestClient(app) as client:
         answer = score(client, request_rows[:1])
     assert answer.status_code == 503
-    assert "champion v1 not loaded: checksum mismatch" in answer.json()["detail"]
+    assert answer.json()["detail"].startswith("churn: champion v1 not loaded: churn v1 (file://")
 
 
 def test_the_openapi_document_describes_each_use_cases_rows(client):

@@ -89,10 +89,10 @@ def test_a_forged_or_expired_token_is_401(client, auth_manager, path) -> None:
 
 
 @pytest.mark.parametrize("path", [p for p in ROUTES if "{use_case}" in p])
-@pytest.mark.parametrize("role", [None, "wizard"])
+@pytest.mark.parametrize("role", [None, "wizard", 123, ["admin"]])
 def test_a_user_who_may_not_read_gets_what_an_unknown_use_case_gets(client, auth_manager, path, role):
-    """No rights (or a role the auth manager does not know): 404 for churn as for a made-up name, so
-    trying names teaches nothing; the answer names no server path."""
+    """No rights (or a role the auth manager does not know, or one that is not a name at all): 404 for
+    churn as for a made-up name, so trying names teaches nothing; the answer names no server path."""
     headers = {"Authorization": f"Bearer {token(auth_manager, role)}"}
     known = client.get(_url(path), headers=headers)
     unknown = client.get(_url(path).replace("churn", "nope"), headers=headers)
@@ -111,6 +111,17 @@ def test_the_use_case_list_leaves_out_what_the_user_may_not_read(client, auth_ma
     nobody = {"Authorization": f"Bearer {token(auth_manager, None)}"}
     assert [u["name"] for u in client.get("/api/use-cases", headers=viewer).json()] == ["churn"]
     assert client.get("/api/use-cases", headers=nobody).json() == []
+
+
+@pytest.mark.parametrize("role", [123, ["admin"], {"admin": True}])
+def test_a_signed_role_that_is_not_a_name_has_no_rights_not_a_server_error(client, auth_manager, role):
+    """Found by the API fuzz: a validly signed token whose role is not a string made the simple auth
+    manager raise (`'int' object has no attribute 'upper'`): a 500 on every route, the list included."""
+    headers = {"Authorization": f"Bearer {token(auth_manager, role)}"}
+    assert client.get("/api/use-cases", headers=headers).json() == []
+    assert client.get("/", headers=headers).status_code == 200
+    answer = client.get("/api/use-cases/churn/overview", headers=headers)
+    assert (answer.status_code, answer.json()) == (404, {"detail": "no use case 'churn' that you may read"})
 
 
 @pytest.fixture
