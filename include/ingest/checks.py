@@ -18,6 +18,7 @@ Integer columns need no such bound: int64's range is well inside float32's.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,16 @@ class CheckedBatch:
         return len(self.head)
 
 
+def _bound(column: Column, value: float, rounding: Callable[[float], int]) -> pa.Scalar | float:
+    """A range bound as the column's values are compared with it. An integer column's bound is an
+    integer (`min` rounded up, `max` down: the same rows pass), since Arrow refuses to compare an
+    int64 beyond 2**53 with a float (`Integer value ... not in range`) and the day would fail."""
+    if column.type != "integer":
+        return value
+    limit = np.iinfo(np.int64)
+    return pa.scalar(min(max(rounding(value), limit.min), limit.max), pa.int64())
+
+
 def column_rules(name: str, column: Column) -> ColumnRules:
     """The conversion and row checks a spec column declares, in the order reasons list them."""
     checks = []
@@ -154,11 +165,11 @@ def column_rules(name: str, column: Column) -> ColumnRules:
         # Not finite, or beyond float32: NaN never reaches here (it is "not a number").
         checks.append(RowCheck(FINITE_LABEL, lambda a: pc.invert(pc.less_equal(pc.abs(a), FLOAT32_MAX))))
     if column.min is not None:
-        low = column.min
-        checks.append(RowCheck(f"greater_than_or_equal_to({low})", lambda a: pc.less(a, low)))
+        low = _bound(column, column.min, math.ceil)
+        checks.append(RowCheck(f"greater_than_or_equal_to({column.min})", lambda a: pc.less(a, low)))
     if column.max is not None:
-        high = column.max
-        checks.append(RowCheck(f"less_than_or_equal_to({high})", lambda a: pc.greater(a, high)))
+        high = _bound(column, column.max, math.floor)
+        checks.append(RowCheck(f"less_than_or_equal_to({column.max})", lambda a: pc.greater(a, high)))
     if column.pattern is not None:
         # Anchored at the start only, as Python's `re.match`.
         pattern = f"^(?:{column.pattern})"

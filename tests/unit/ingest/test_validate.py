@@ -317,3 +317,13 @@ def test_a_number_column_takes_exactly_the_text_its_pattern_describes(values):
         expected = float(text) if re.match(NUMBER, text) and not math.isnan(float(text)) else None
         assert number == expected, value
         assert bad == (bool(text) and expected is None), value
+
+
+@pytest.mark.parametrize("value", [str(2**53 + 1), str(2**62), str(-(2**62))])
+def test_an_integer_beyond_a_double_is_checked_against_the_range_not_a_failed_day(rows, spec, value):
+    """tenure has min 0 and max 1200: an int64 beyond 2**53 compared with a float bound made Arrow
+    refuse the comparison and fail the whole day."""
+    rows.loc[2, "tenure"] = value
+    [reason] = reasons_of(validate(rows, spec))
+    check = "greater_than_or_equal_to(0" if value.startswith("-") else "less_than_or_equal_to(1200"
+    assert re.fullmatch(rf"tenure: -?\d+ fails {re.escape(check)}.*", reason), reason
