@@ -24,7 +24,13 @@ SECTIONS = ("kills", "races", "backfill", "corpus", "secrets", "faults", "fuzz")
 EXPECTED_ZERO = {
     "kills": ("duplicates", "lost_rows", "differing_partitions", "record_disagreements", "failed_reruns"),
     "races": ("rounds_not_one_winner", "rounds_not_one_champion", "history_inconsistencies"),
-    "backfill": ("demotions", "days_scored_by_other_than_point_in_time_champion", "promoted_by_gate"),
+    "backfill": (
+        "demotions",
+        "days_scored_by_other_than_point_in_time_champion",
+        "promoted_by_gate",
+        "stale_days_read_by_training",
+        "conf_runs_on_another_day",
+    ),
     "corpus": ("unexpected", "known_findings_now_fixed"),
     "secrets": ("occurrences",),
     "faults": (

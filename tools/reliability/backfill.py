@@ -4,6 +4,10 @@ v1 is trained as of the first day and promoted, v2 as of the last day and promot
 in between is trained (a training backfill): each candidate goes through the gate and, as a stale
 gate decision would, also straight to `Registry.promote`. Then the days are scored (a scoring
 backfill): each must use its point-in-time champion (v1 before v2's day, v2 from it).
+
+Two more ways a backfill goes wrong (issue 23): a day whose rerun failed (its billing file broken)
+keeps its old partition in the lake but loses its ingest record, and training must not read it; and
+a backfill whose `--dag-run-conf` names a `ds` must not process that one day once per run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ class BackfillFigures:
     demotions: int = 0
     days_scored: int = 0
     days_scored_by_other_than_point_in_time_champion: int = 0
+    stale_days_withdrawn: int = 0
+    stale_days_read_by_training: int = 0
+    conf_runs: int = 0
+    conf_runs_on_another_day: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,4 +76,60 @@ def run_backfill(world, first: dt.date, days: int) -> BackfillFigures:
         if scored["model_version"] != want:
             figures.days_scored_by_other_than_point_in_time_champion += 1
             figures.problems.append(f"ds={ds}: scored by v{scored['model_version']}, expected v{want}")
+    stale_day(world, first + dt.timedelta(days=days // 2), last, figures)
+    backfill_conf(first, days, figures)
     return figures
+
+
+def stale_day(world, stale: dt.date, as_of: dt.date, figures: BackfillFigures) -> None:
+    """Rerun `stale`'s ingest with its billing file broken (it fails, its record withdrawn, its old
+    partition left), then train as of `as_of`: the run must not read that day."""
+    from include.io.stores import LocalStore
+    from include.registry.registry import Registry
+
+    bucket = LocalStore(world.bucket)
+    [billing] = [k for k in bucket.list_keys(f"billing/ds={stale}/")]
+    good = bucket.read_bytes(billing)
+    bucket.put_bytes(billing, b"customerID,PaymentMethod\nnot,a billing file\n")
+    try:
+        tasks.ingest(stale.isoformat(), "stale")
+    except ValueError:
+        figures.stale_days_withdrawn += 1
+    finally:
+        bucket.put_bytes(billing, good)
+    result = tasks.train(as_of.isoformat(), "stale", **PARAMS)
+    [run] = [
+        r for r in Registry(world.platform()).training_runs(tasks.USE_CASE) if r.run_id.startswith("stale-")
+    ]
+    read = set((run.window_coverage or {}).get("read", []))
+    if stale.isoformat() in read:
+        figures.stale_days_read_by_training += 1
+        figures.problems.append(
+            f"training as of {as_of} read {stale}, whose rerun failed (v{result['candidate']['version']})"
+        )
+
+
+def backfill_conf(first: dt.date, days: int, figures: BackfillFigures) -> None:
+    """Each run of a backfill over `days` days from `first`, its conf naming the last day: every run
+    must be refused, none may process the conf's day."""
+    from types import SimpleNamespace
+
+    from airflow.utils.types import DagRunType
+
+    from include.dag_context import partition_from_context
+    from include.partition import PartitionError
+
+    named = first + dt.timedelta(days=days - 1)
+    for n in range(days - 1):
+        day = first + dt.timedelta(days=n)
+        logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        run = SimpleNamespace(run_after=logical, run_type=DagRunType.BACKFILL_JOB)
+        figures.conf_runs += 1
+        try:
+            found = partition_from_context(
+                {"params": {"ds": named.isoformat()}, "logical_date": logical, "dag_run": run}
+            )
+        except PartitionError:
+            continue
+        figures.conf_runs_on_another_day += found.ds != day
+        figures.problems.append(f"backfill run of {day} with conf ds {named} processed {found.ds}")
