@@ -46,12 +46,34 @@ class ValidationProblem(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One row's answer, with the model version that produced it."""
+    """One row's answer (a binary use case's), with the model version that produced it."""
 
     row: int
     entity_id: str | None
     score: float = Field(description="the positive class's probability")
     predicted_label: Literal[0, 1] = Field(description="1 when the score reaches the version's threshold")
+    model_version: int
+    model_sha256: str
+
+
+class ValuePrediction(BaseModel):
+    """One row's answer (a regression use case's), with the model version that produced it."""
+
+    row: int
+    entity_id: str | None
+    value: float = Field(description="the predicted value, on the label's own scale")
+    model_version: int
+    model_sha256: str
+
+
+class ClassPrediction(BaseModel):
+    """One row's answer (a multiclass use case's), with the model version that produced it."""
+
+    row: int
+    entity_id: str | None
+    predicted_class: str = Field(description="the most probable class")
+    probability: float = Field(description="its probability")
+    probabilities: dict[str, float] = Field(description="every class's probability, in the version's order")
     model_version: int
     model_sha256: str
 
@@ -65,26 +87,57 @@ class ScoreResponse(BaseModel):
     predictions: list[Prediction]
 
     @classmethod
-    def of(cls, use_case: str, scored: ScoredRequest, entity_ids: Sequence[str | None]) -> ScoreResponse:
+    def of(cls, use_case: str, scored: ScoredRequest, entity_ids: Sequence[str | None]) -> BaseModel:
+        """The answer of the scored request's task (this class, `ValueResponse` or `ClassResponse`)."""
         version, sha = scored.version.version, scored.version.sha256
-        return cls(
-            use_case=use_case,
-            model_version=version,
-            model_sha256=sha,
-            predictions=[
-                Prediction(
+        common = {"model_version": version, "model_sha256": sha}
+        rows = list(enumerate(entity_ids))
+        if scored.task == "regression":
+            values = scored.outputs.tolist()
+            answers = [ValuePrediction(row=n, entity_id=e, value=values[n], **common) for n, e in rows]
+            return ValueResponse(use_case=use_case, **common, predictions=answers)
+        if scored.task == "multiclass":
+            names = [str(c) for c in scored.classes or ()]
+            proba = scored.outputs.tolist()
+            answers = [
+                ClassPrediction(
                     row=n,
-                    entity_id=entity,
-                    score=score,
-                    predicted_label=label,
-                    model_version=version,
-                    model_sha256=sha,
+                    entity_id=e,
+                    predicted_class=names[scored.labels[n]],
+                    probability=proba[n][scored.labels[n]],
+                    probabilities=dict(zip(names, proba[n], strict=True)),
+                    **common,
                 )
-                for n, (entity, score, label) in enumerate(
-                    zip(entity_ids, scored.scores.tolist(), scored.labels.tolist(), strict=True)
-                )
-            ],
-        )
+                for n, e in rows
+            ]
+            return ClassResponse(use_case=use_case, **common, predictions=answers)
+        scores, labels = scored.outputs.tolist(), scored.labels.tolist()
+        answers = [
+            Prediction(row=n, entity_id=e, score=scores[n], predicted_label=labels[n], **common)
+            for n, e in rows
+        ]
+        return cls(use_case=use_case, **common, predictions=answers)
+
+
+class ValueResponse(BaseModel):
+    """Every row of a request to a regression use case, predicted by one model version."""
+
+    use_case: str
+    model_version: int
+    model_sha256: str
+    predictions: list[ValuePrediction]
+
+
+class ClassResponse(BaseModel):
+    """Every row of a request to a multiclass use case, classified by one model version."""
+
+    use_case: str
+    model_version: int
+    model_sha256: str
+    predictions: list[ClassPrediction]
+
+
+RESPONSES = {"binary": ScoreResponse, "regression": ValueResponse, "multiclass": ClassResponse}
 
 
 class ModelInfo(BaseModel):
@@ -220,7 +273,7 @@ def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_
         f"/{name}/score",
         score,
         methods=["POST"],
-        response_model=ScoreResponse,
+        response_model=RESPONSES[spec.task],
         responses=SCORE_ERRORS,
         name=f"score_{name}",
         summary=f"Score {name} rows with the champion",

@@ -57,11 +57,21 @@ class Served:
 
 @dataclass(frozen=True)
 class ScoredRequest:
-    """A request's scores and labels, with the version that produced every one of them."""
+    """A request's answers, with the version that produced every one of them.
+
+    Attributes:
+        outputs: per task (`FittedModel.outputs`): the positive class's probabilities, every class's
+            probabilities (rows x classes), or the predicted values.
+        labels: binary, 1 where the score reaches the version's threshold; multiclass, the index of
+            the most probable class; regression, None.
+        classes: a multiclass model's classes, in the order of `outputs`' columns.
+    """
 
     version: ModelVersion
-    scores: np.ndarray
-    labels: np.ndarray
+    outputs: np.ndarray
+    labels: np.ndarray | None
+    task: str = "binary"
+    classes: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,14 @@ def build_served(
     """
 
     def pipeline_scores(rows: Rows) -> np.ndarray:
-        return model.predict_proba(rows_to_frame(rows, spec))
+        return model.model.outputs(rows_to_frame(rows, spec))
 
     chosen, scorer, version = "sklearn", pipeline_scores, model.version.version
-    if engine != "sklearn":
+    if model.model.task != "binary":
+        if engine == "fast":
+            raise CompileError(f"the fast path scores binary models; {spec.name} is {model.model.task}")
+        log.info("%s v%d: scikit-learn path (a %s model)", spec.name, version, model.model.task)
+    elif engine != "sklearn":
         try:
             fast = compile_pipeline(model.model.pipeline)
             probes = probe_rows(spec)
@@ -168,8 +182,15 @@ class ScoringService:
     def score(self, use_case: str, rows: Rows) -> ScoredRequest:
         """Scores and labels of validated `rows`, all from the one version serving at the call."""
         served = self.served(use_case)
-        scores = served.scorer(rows)
-        return ScoredRequest(served.version, scores, served.model.labels(scores))
+        outputs = served.scorer(rows)
+        fitted = served.model.model
+        if fitted.task == "regression":
+            return ScoredRequest(served.version, outputs, None, "regression")
+        if fitted.task == "multiclass":
+            return ScoredRequest(
+                served.version, outputs, outputs.argmax(axis=1), "multiclass", fitted.classes
+            )
+        return ScoredRequest(served.version, outputs, served.model.labels(outputs))
 
     def refresh(self) -> None:
         """Follow the champion alias of every use case: load a moved champion and swap it in."""

@@ -149,3 +149,40 @@ def test_the_example_trains_a_champion_near_the_reference_and_scores_a_day(examp
         np.testing.assert_allclose(stored, outputs, atol=1e-12)
         assert rows["predicted_class"].tolist() == [spec.label.classes[i] for i in outputs.argmax(axis=1)]
         np.testing.assert_allclose(rows["score"], outputs.max(axis=1), atol=1e-12)
+
+    # The real-time service answers the same rows with the same figures (to 1e-9).
+    answers = served(spec, platform, lake, day)
+    assert [a["entity_id"] for a in answers] == day[spec.entity_id].tolist()
+    assert {a["model_version"] for a in answers} == {champion.version}
+    if spec.task == "regression":
+        np.testing.assert_allclose([a["value"] for a in answers], outputs, rtol=1e-9)
+    else:
+        names = [str(c) for c in spec.label.classes]
+        given = np.array([[a["probabilities"][c] for c in names] for a in answers])
+        np.testing.assert_allclose(given, outputs, atol=1e-9)
+        assert [a["predicted_class"] for a in answers] == rows["predicted_class"].tolist()
+
+
+def served(spec: UseCase, platform: sa.Engine, lake: LocalStore, day: pd.DataFrame) -> list[dict]:
+    """The day's rows as the scoring service answers them, in their order."""
+    from fastapi.testclient import TestClient
+
+    from include.serving.app import create_app
+    from include.serving.champion import ChampionSource
+    from include.serving.rows import frame_to_rows
+    from include.serving.service import ScoringService
+    from include.serving.settings import ServingSettings
+
+    service = ScoringService([spec], ChampionSource(platform, lake))
+    with TestClient(create_app(service, "a-token", ServingSettings())) as client:
+        answer = client.post(
+            f"/v1/{spec.name}/score",
+            json={"rows": frame_to_rows(day, spec)},
+            headers={"Authorization": "Bearer a-token"},
+        )
+        schema = client.get("/openapi.json").json()
+    assert answer.status_code == 200, answer.text
+    kind = {"regression": "ValueResponse", "multiclass": "ClassResponse"}[spec.task]
+    route = schema["paths"][f"/v1/{spec.name}/score"]["post"]["responses"]["200"]["content"]
+    assert route["application/json"]["schema"]["$ref"].endswith(kind)
+    return answer.json()["predictions"]
