@@ -106,14 +106,15 @@ def version_text(detail: VersionDetail) -> str:
         return "" if low is None or high is None else f"[{low:{sign}.4f}, {high:{sign}.4f}]"
 
     decision = detail.decision
+    binary = detail.curves is None or detail.curves.kind == "binary"
+    threshold = f"; threshold {detail.threshold:.4f}" if binary else ""
     lines = [
         f"{detail.use_case} v{detail.version}: {detail.status}, {detail.family}, "
         f"trained as of {detail.trained_as_of}",
         *([f"reason: {detail.status_reason}"] if detail.status_reason else []),
         f"parameters: {json.dumps(detail.params, sort_keys=True)}",
         f"data window {detail.window[0]} .. {detail.window[1]}{count('train')} for training; "
-        f"holdout {detail.holdout[0]} .. {detail.holdout[1]}{count('holdout')}; "
-        f"threshold {detail.threshold:.4f}",
+        f"holdout {detail.holdout[0]} .. {detail.holdout[1]}{count('holdout')}{threshold}",
         "",
     ]
     if decision is None:
@@ -137,7 +138,7 @@ def version_text(detail: VersionDetail) -> str:
                 "gain bounds": "" if gain is None else bounds(gain.gain_lower, gain.gain_upper, "+"),
             }
         )
-    lines += [format_table(metrics, list(metrics[0])), ""]
+    lines += [format_table(metrics, list(metrics[0])) if metrics else "none", "", *task_pictures_text(detail)]
     if decision:
         lines += ["gate reasons:", *(f"  {reason}" for reason in decision.reasons), ""]
     trials = [
@@ -166,6 +167,39 @@ def version_text(detail: VersionDetail) -> str:
             ),
         ]
     return "\n".join(lines)
+
+
+def task_pictures_text(detail: VersionDetail) -> list[str]:
+    """A regression version's calibration, a multiclass one's per-class table and confusion matrix
+    (the page's pictures as text); nothing for binary, whose curves the page draws."""
+    curves = detail.curves
+    if curves is None or curves.kind == "binary":
+        return []
+    if curves.kind == "regression":
+        rows = [
+            {"mean predicted": p, "mean actual": a, "rows": n}
+            for p, a, n in zip(
+                curves.calibration.predicted, curves.calibration.actual, curves.calibration.rows, strict=True
+            )
+        ]
+        return [
+            f"calibration: mean label per tenth of the predictions ({curves.rows:,} rows)",
+            format_table(rows, list(rows[0])),
+            "",
+        ]
+    per_class = [c.model_dump() for c in curves.per_class]
+    confusion = [
+        {"actual": name, **dict(zip(curves.classes, row, strict=True))}
+        for name, row in zip(curves.classes, curves.confusion.normalised, strict=True)
+    ]
+    return [
+        f"per class ({curves.rows:,} holdout rows)",
+        format_table(per_class, ["name", "precision", "recall", "f1", "rows"]),
+        "",
+        "confusion matrix, each actual class's row normalised (columns: predicted)",
+        format_table(confusion, ["actual", *curves.classes]),
+        "",
+    ]
 
 
 def gate(use_case: str) -> Rows:

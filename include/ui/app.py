@@ -27,6 +27,7 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(),
 )
 TEMPLATES.globals["charts"] = charts
+TEMPLATES.globals["zip"] = zip
 
 
 @cache

@@ -75,6 +75,14 @@ def curve_chart(
     return Markup("".join(parts))
 
 
+def class_series(roc: dict) -> list[Series]:
+    """One ROC curve per class (`{class: points}`), in a few alternating styles."""
+    styles = ("candidate", "champion")
+    return [
+        Series(name, styles[i % 2], points.fpr, points.tpr) for i, (name, points) in enumerate(roc.items())
+    ]
+
+
 def histogram(counts: Sequence[int], width: int = 100, height: int = 24, label: str = "") -> Markup:
     """Bars of rows per tenth of [0, 1] (a score histogram)."""
     top = max(counts, default=0) or 1
