@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.monitoring.reference import Reference, check_columns, monitored_features
+from include.monitoring.reference import PREDICTION, Reference, check_columns, monitored_features
 from include.monitoring.statistics import FeatureDrift, grade_feature, worst_level
 from include.usecases.spec import UseCase
 
@@ -40,21 +40,31 @@ class DriftCounter:
             )
         self.spec = spec
         self.reference_rows = reference.rows
-        self.features = [reference.feature(name) for name in monitored if name in known]
+        watched = [
+            *(name for name in monitored if name in known),
+            *([PREDICTION] if PREDICTION in known else []),
+        ]
+        self.features = [reference.feature(name) for name in watched]
         self.counts = [np.zeros(len(ref.buckets), dtype="int64") for ref in self.features]
         self.rows = 0
         self.seconds = 0.0
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Count one chunk of the day's rows.
+    def add(self, frame: pd.DataFrame, predicted: pd.Series | None = None) -> None:
+        """Count one chunk of the day's rows, and what the model predicted for them
+        (`reference.predicted_values`) when the reference watches the prediction.
 
         Raises:
-            ValueError: when a feature column is missing from the chunk.
+            ValueError: when a feature column is missing from the chunk, or the prediction is.
         """
         started = time.perf_counter()
-        check_columns(frame, [ref.name for ref in self.features])
+        check_columns(frame, [ref.name for ref in self.features if ref.name != PREDICTION])
         for ref, counts in zip(self.features, self.counts, strict=True):
-            np.add(counts, ref.count(frame[ref.name]), out=counts)
+            if ref.name == PREDICTION:
+                if predicted is None:
+                    raise ValueError("the reference watches the prediction: pass what the model predicted")
+                np.add(counts, ref.count(predicted), out=counts)
+            else:
+                np.add(counts, ref.count(frame[ref.name]), out=counts)
         self.rows += len(frame)
         self.seconds += time.perf_counter() - started
 
@@ -108,7 +118,7 @@ class DriftCounter:
         if not self.rows:
             raise ValueError("cannot measure drift on a day with no rows")
         drifts = [
-            grade_feature(ref, counts, self.reference_rows, self.spec.drift, len(self.features))
+            grade_feature(ref, counts, ref.rows or self.reference_rows, self.spec.drift, len(self.features))
             for ref, counts in zip(self.features, self.counts, strict=True)
         ]
         flagged = {d.feature: round(d.psi, 3) for d in drifts if d.level != "ok"}

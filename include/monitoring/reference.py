@@ -44,6 +44,9 @@ Kind = Literal["numeric", "categorical", "boolean"]
 OTHER = "__other__"
 NULL = "__null__"
 MIN_SHARE = 0.01
+# The pseudo-feature under which the model's own output is watched: the binary score, the
+# regression value, or the multiclass predicted class, against the training holdout's.
+PREDICTION = "(prediction)"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class FeatureReference:
         buckets: bucket labels in order; the last is ``__null__``.
         shares: share of training rows per bucket (sums to 1).
         edges: numeric only: ``-inf``, the quantile cuts, ``+inf``; one bin per pair of neighbours.
+        rows: the rows the shares come from, when not the training rows (`PREDICTION`: the holdout's).
     """
 
     name: str
@@ -63,6 +67,7 @@ class FeatureReference:
     buckets: tuple[str, ...]
     shares: tuple[float, ...]
     edges: tuple[float, ...] = ()
+    rows: int | None = None
 
     def count(self, series: pd.Series) -> np.ndarray:
         """Rows of `series` per bucket, in the order of `buckets`, put where `build_reference` put them."""
@@ -78,6 +83,7 @@ class FeatureReference:
             "buckets": list(self.buckets),
             "shares": list(self.shares),
             "edges": [edge if math.isfinite(edge) else str(edge) for edge in self.edges],
+            **({"rows": self.rows} if self.rows is not None else {}),
         }
 
     @classmethod
@@ -89,6 +95,7 @@ class FeatureReference:
             buckets=tuple(data["buckets"]),
             shares=tuple(float(share) for share in data["shares"]),
             edges=tuple(float(edge) for edge in data.get("edges", ())),
+            rows=data.get("rows"),
         )
 
 
@@ -103,6 +110,10 @@ class Reference:
 
     rows: int
     features: tuple[FeatureReference, ...]
+
+    def with_feature(self, feature: FeatureReference) -> Reference:
+        """This reference and `feature` (the model's `PREDICTION`)."""
+        return Reference(self.rows, (*self.features, feature))
 
     def feature(self, name: str) -> FeatureReference:
         """The reference of the feature `name`.
@@ -156,24 +167,54 @@ def build_reference(
     features: list[FeatureReference] = []
     for name, kind in monitored:
         if kind == "numeric":
-            values = _numbers(frame[name])
-            finite = values[np.isfinite(values)]
-            cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if finite.size else []
-            edges = (-math.inf, *(float(cut) for cut in cuts), math.inf)
-            counts = _bin_counts(values, edges)
-            buckets = _bin_labels(edges)
+            features.append(_numeric_reference(name, _numbers(frame[name]), bins))
         else:
-            present, nulls = _category_counts(frame[name])
-            present = present.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-            kept = present[present >= min_share * rows] if kind == "categorical" else present
-            counts = np.array([*kept, present.sum() - kept.sum(), nulls])
-            buckets = (*kept.index, OTHER, NULL)
-            edges = ()
-        features.append(FeatureReference(name, kind, tuple(buckets), shares_of(counts, rows), edges))
+            features.append(_categorical_reference(name, kind, frame[name], min_share))
     logger.info(
         "drift reference: %d rows, %d features in %.2f s", rows, len(features), time.perf_counter() - started
     )
     return Reference(rows=rows, features=tuple(features))
+
+
+def prediction_reference(
+    outputs: np.ndarray, classes: Sequence[object] | None, bins: int = 10
+) -> FeatureReference:
+    """The holdout's model outputs as a reference (`PREDICTION`): the score's or the predicted
+    value's quantile bins, or, multiclass, each class's share of the predicted classes."""
+    predicted = predicted_values(outputs, classes)
+    if classes is None:
+        return _numeric_reference(PREDICTION, np.asarray(predicted, dtype="float64"), bins)
+    buckets = (*(str(c) for c in classes), OTHER, NULL)
+    counts = _bucket_counts(predicted, buckets)
+    return FeatureReference(
+        PREDICTION, "categorical", buckets, shares_of(counts, len(predicted)), (), len(predicted)
+    )
+
+
+def predicted_values(outputs: np.ndarray, classes: Sequence[object] | None) -> pd.Series:
+    """What the prediction drift counts: the score or value, or (multiclass) the predicted class."""
+    if classes is None:
+        return pd.Series(np.asarray(outputs, dtype="float64"))
+    names = np.array([str(c) for c in classes], dtype=object)
+    return pd.Series(names[np.asarray(outputs).argmax(axis=1)])
+
+
+def _numeric_reference(name: str, values: np.ndarray, bins: int) -> FeatureReference:
+    finite = values[np.isfinite(values)]
+    cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if finite.size else []
+    edges = (-math.inf, *(float(cut) for cut in cuts), math.inf)
+    counts = _bin_counts(values, edges)
+    rows = None if name != PREDICTION else len(values)
+    return FeatureReference(name, "numeric", _bin_labels(edges), shares_of(counts, len(values)), edges, rows)
+
+
+def _categorical_reference(name: str, kind: Kind, series: pd.Series, min_share: float) -> FeatureReference:
+    rows = len(series)
+    present, nulls = _category_counts(series)
+    present = present.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    kept = present[present >= min_share * rows] if kind == "categorical" else present
+    counts = np.array([*kept, present.sum() - kept.sum(), nulls])
+    return FeatureReference(name, kind, (*kept.index, OTHER, NULL), shares_of(counts, rows))
 
 
 def monitored_features(spec: UseCase) -> list[tuple[str, Kind]]:

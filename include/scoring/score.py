@@ -37,6 +37,7 @@ from include.io.bulk import read_ahead
 from include.io.lake import PART_FILE, PREDICTIONS_ZONE, partition_key
 from include.io.stores import ObjectStore
 from include.io.workdir import workdir
+from include.monitoring.reference import predicted_values
 from include.platform.day_swap import replace_partition
 from include.platform.tables import predictions
 from include.registry.model_files import FittedModel
@@ -182,9 +183,10 @@ class Scorer:
         self,
         batches: Iterable[pa.RecordBatch],
         tally: Tally,
-        observe: Callable[[pd.DataFrame], None] = lambda frame: None,
+        observe: Callable[[pd.DataFrame, pd.Series], None] = lambda frame, predicted: None,
     ) -> Iterator[pa.RecordBatch]:
-        """Score each batch's rows; rejected rows are counted by reason, kept rows passed to `observe`."""
+        """Score each batch's rows; rejected rows are counted by reason, kept rows passed to `observe`
+        with what the model predicted for them (`include.monitoring.reference.predicted_values`)."""
         for batch in read_ahead(batches):
             frame = to_frame(batch, self.spec.entity_id)
             tally.rows_in += len(frame)
@@ -196,10 +198,10 @@ class Scorer:
                 frame, entity = frame[~rejected], entity.filter(pa.array(~rejected.to_numpy()))
             if frame.empty:
                 continue
-            observe(frame)
             # The stages already keep both cores busy: BLAS and OpenMP threads would only spin.
             with threadpool_limits(limits=1):
                 outputs = self.model.outputs(frame)
+            observe(frame, predicted_values(outputs, self.model.classes))
             yield self._predictions(entity, outputs, tally)
 
     def _predictions(self, entity: pa.Array, outputs: np.ndarray, tally: Tally) -> pa.RecordBatch:

@@ -242,7 +242,7 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
     key = partition_key(RAW_ZONE, spec.name, ds)
     with one_arrow_thread(), read_shard(lake, key, shard, columns, spec.scoring.batch_rows) as batches:
         staged = stage_predictions(
-            lake, shard.key, scorer.predict(batches, tally, drift.add if drift else lambda _: None)
+            lake, shard.key, scorer.predict(batches, tally, drift.add if drift else lambda *_: None)
         )
     peak = peak_rss_mb()
     log.info(

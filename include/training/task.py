@@ -188,7 +188,7 @@ def fit_and_register(
     version as `unchanged`.
     """
     from include.io.lake import read_frame
-    from include.monitoring.reference import build_reference
+    from include.monitoring.reference import build_reference, prediction_reference
     from include.provenance import code_version, library_versions
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
@@ -248,7 +248,9 @@ def fit_and_register(
             cv_metrics=dict(best.metrics),
             trials=[r.to_dict() for r in results],
             chosen_trial=best.trial.trial_id,
-            reference=build_reference(train, spec).to_dict(),
+            reference=build_reference(train, spec)
+            .with_feature(prediction_reference(outputs, plan.classes))
+            .to_dict(),
             library_versions=library_versions(),
             code_version=code_version(),
             artifact_uri=uri,

@@ -26,7 +26,9 @@ from sklearn.preprocessing import OrdinalEncoder
 from include.ingest.pipeline import ingest_partition, read_sources
 from include.io.lake import RAW_ZONE, partition_key, read_frame, training_key
 from include.io.stores import LocalStore
+from include.monitoring.reference import PREDICTION
 from include.partition import Partition
+from include.platform.queries import drift_of
 from include.platform.schema import upgrade
 from include.platform.tables import predictions
 from include.registry.model_files import load_version_model
@@ -115,19 +117,7 @@ def test_the_example_trains_a_champion_near_the_reference_and_scores_a_day(examp
     champion = registry.champion(spec.name)
     assert champion is not None, registry.versions(spec.name)
 
-    train_part = read_frame(lake, training_key(spec.name, as_of, "train"))
-    holdout = read_frame(lake, training_key(spec.name, as_of, "holdout"))
-    model, features = reference(spec, train_part)
-    x = holdout[features].astype({c: "object" for c in spec.features.categorical})
-    truth = holdout[spec.label.column]
-    if spec.task == "regression":
-        ours, theirs = champion.metrics["rmse"], root_mean_squared_error(truth, model.predict(x))
-        assert ours <= 1.02 * theirs, (ours, theirs)
-    else:
-        theirs_loss = log_loss(truth, model.predict_proba(x), labels=model.classes_)
-        theirs_f1 = f1_score(truth, model.predict(x), labels=model.classes_, average="macro")
-        assert champion.metrics["log_loss"] <= 1.02 * theirs_loss, (champion.metrics, theirs_loss)
-        assert champion.metrics["macro_f1"] >= theirs_f1 / 1.02, (champion.metrics, theirs_f1)
+    assert_near_the_reference(spec, lake, as_of, champion.metrics)
 
     # The day after: ingested and scored by the DAGs, every prediction the champion's own.
     assert run_dag(spec.ingest_dag_id, scored).state == "success"
@@ -150,6 +140,11 @@ def test_the_example_trains_a_champion_near_the_reference_and_scores_a_day(examp
         assert rows["predicted_class"].tolist() == [spec.label.classes[i] for i in outputs.argmax(axis=1)]
         np.testing.assert_allclose(rows["score"], outputs.max(axis=1), atol=1e-12)
 
+    # The model's own output is watched for drift beside the features, against the holdout's.
+    measures = {m.feature: m for m in drift_of(platform, spec.name, scored)}
+    assert PREDICTION in measures and set(spec.features.numeric) <= set(measures)
+    assert measures[PREDICTION].rows == len(day)
+
     # The real-time service answers the same rows with the same figures (to 1e-9).
     answers = served(spec, platform, lake, day)
     assert [a["entity_id"] for a in answers] == day[spec.entity_id].tolist()
@@ -161,6 +156,23 @@ def test_the_example_trains_a_champion_near_the_reference_and_scores_a_day(examp
         given = np.array([[a["probabilities"][c] for c in names] for a in answers])
         np.testing.assert_allclose(given, outputs, atol=1e-9)
         assert [a["predicted_class"] for a in answers] == rows["predicted_class"].tolist()
+
+
+def assert_near_the_reference(spec: UseCase, lake: LocalStore, as_of: dt.date, metrics: dict) -> None:
+    """The champion's holdout figures within 2 % of `reference`'s on the run's own split."""
+    train_part = read_frame(lake, training_key(spec.name, as_of, "train"))
+    holdout = read_frame(lake, training_key(spec.name, as_of, "holdout"))
+    model, features = reference(spec, train_part)
+    x = holdout[features].astype({c: "object" for c in spec.features.categorical})
+    truth = holdout[spec.label.column]
+    if spec.task == "regression":
+        ours, theirs = metrics["rmse"], root_mean_squared_error(truth, model.predict(x))
+        assert ours <= 1.02 * theirs, (ours, theirs)
+    else:
+        theirs_loss = log_loss(truth, model.predict_proba(x), labels=model.classes_)
+        theirs_f1 = f1_score(truth, model.predict(x), labels=model.classes_, average="macro")
+        assert metrics["log_loss"] <= 1.02 * theirs_loss, (metrics, theirs_loss)
+        assert metrics["macro_f1"] >= theirs_f1 / 1.02, (metrics, theirs_f1)
 
 
 def served(spec: UseCase, platform: sa.Engine, lake: LocalStore, day: pd.DataFrame) -> list[dict]:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from include.monitoring.counting import DriftCounter
-from include.monitoring.reference import NULL, OTHER, build_reference
+from include.monitoring.reference import NULL, OTHER, build_reference, predicted_values
 from tests.unit.monitoring.conftest import by_feature, measure, only
 
 
@@ -97,3 +97,29 @@ def test_drift_refuses_an_empty_day_or_a_missing_column(reference, day, spec):
         measure(reference, day.iloc[:0], spec)
     with pytest.raises(ValueError, match="'tenure'"):
         measure(reference, day.drop(columns=["tenure"]), spec)
+
+
+@pytest.mark.parametrize("classes", [None, ("VF", "F", "M", "L")])
+def test_the_prediction_is_watched_against_the_holdouts_graded_on_the_holdouts_rows(day, spec, classes):
+    """A score (or a class) shifted on a day is graded beyond the noise of the holdout's rows; the
+    same distribution is not."""
+    import numpy as np
+
+    from include.monitoring.reference import PREDICTION, prediction_reference
+
+    rng = np.random.default_rng(0)
+    holdout = rng.dirichlet(np.ones(4), 800) if classes else rng.beta(2, 5, 800)
+    watched = build_reference(day, spec).with_feature(prediction_reference(holdout, classes))
+    assert watched.feature(PREDICTION).rows == 800
+
+    def graded(outputs):
+        counter = DriftCounter(watched, spec)
+        counter.add(day, predicted_values(outputs, classes))
+        return by_feature(counter.drifts())[PREDICTION]
+
+    same = rng.dirichlet(np.ones(4), len(day)) if classes else rng.beta(2, 5, len(day))
+    shifted = rng.dirichlet([8, 1, 1, 1], len(day)) if classes else rng.beta(5, 2, len(day))
+    assert graded(same).level == "ok"
+    assert graded(shifted).level == "alert"
+    with pytest.raises(ValueError, match="pass what the model predicted"):
+        DriftCounter(watched, spec).add(day)
