@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from include.platform.tables import predictions
 from include.usecases.spec import get_spec
-from tools.bench import training
+from tools.bench import gate, training
 from tools.bench.data import PARAMS, Bench, prepare
 from tools.bench.process import REPO, run_measurement
 
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
     parser.add_argument(
         "--stage",
-        choices=[*sorted(LABELS), SHARDED, "train"],
+        choices=[*sorted(LABELS), SHARDED, "train", "gate"],
         action="append",
         help="measure only this stage (repeatable; default: scoring, ingest and sharded_scoring)",
     )
@@ -248,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         type=training.trial_cap,
         default=get_spec("churn").training.max_trial_rows,
         help="training: rows each trial is cross-validated on (default: the churn spec's; none: all)",
+    )
+    parser.add_argument(
+        "--gate-rows", type=int, default=1_000_000, help="gate: holdout rows (default 1,000,000)"
     )
     parser.add_argument(
         "--celery-workers",
@@ -280,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     if "train" in chosen:
         results["training"] = training.summarise(args.train_rows or training.SIZES, args.max_trial_rows)
+    if "gate" in chosen:
+        results["gate"] = gate.summarise(args.gate_rows)
     results["machine"] = {
         "cpus": os.cpu_count(),
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -293,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         report.append(sharded_table(results[SHARDED]))
     if "training" in results:
         report.append(training.table(results["training"]))
+    if "gate" in results:
+        report.append(gate.table(results["gate"]))
     if "celery" in results.get(SHARDED, {}):
         from tools.scaleout.bench import table as celery_table
 
