@@ -8,7 +8,7 @@ loader can trust them by name (see `include.registry.model_files.TRUSTED_TYPES`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,8 +75,9 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
 
     Stateless: it keeps the expressions as text (so the model file holds plain strings, and the
     loader trusts this class by name); the imputer and scaler after it are what is fitted. A result
-    that is not a finite number (a ratio over 0, a sentinel declared missing) is NaN, which the
-    pipeline's median imputer fills with the training rows' median.
+    that is not a finite number (a ratio over 0, a log of 0 or below, a sentinel declared missing, a
+    comparison with a missing value) is NaN, which the pipeline's median imputer fills with the
+    training rows' median.
 
     Args:
         expressions: derived feature name -> expression (include/usecases/expressions.py).
@@ -101,14 +102,85 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     def _values(self, X: pd.DataFrame) -> pd.DataFrame:
         frame = pd.DataFrame(X)
         out = {}
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # A domain error (log or sqrt of a negative, 0 / 0, an overflow) is NaN, not a warning per call.
+        with np.errstate(all="ignore"):
             for name, text in (self.expressions or {}).items():
                 values = np.asarray(_evaluate(parse(text), frame), dtype="float64") * np.ones(len(frame))
                 out[name] = np.where(np.isfinite(values), values, np.nan)
         return pd.DataFrame(out, index=frame.index)
 
 
-def _evaluate(node: Node, frame: pd.DataFrame) -> np.ndarray | float:
+Values = np.ndarray | float
+
+
+def _truth(values: Values) -> Values:
+    """1.0 where a value is not 0, 0.0 where it is, NaN where it is missing."""
+    values = np.asarray(values, dtype="float64")
+    return np.where(np.isnan(values), np.nan, values != 0)
+
+
+def _compared(compare: np.ufunc) -> Callable[[Values, Values], Values]:
+    def flag(left: Values, right: Values) -> Values:
+        return np.where(np.isnan(left) | np.isnan(right), np.nan, compare(left, right))
+
+    return flag
+
+
+def _and(left: Values, right: Values) -> Values:
+    return _truth(left) * _truth(right)  # 1 * 1 is 1, a 0 makes 0, a NaN makes NaN
+
+
+def _or(left: Values, right: Values) -> Values:
+    return np.maximum(_truth(left), _truth(right))  # np.maximum keeps a NaN
+
+
+def _not(values: Values) -> Values:
+    return 1.0 - _truth(values)
+
+
+def _where(condition: Values, chosen: Values, other: Values) -> Values:
+    truth = _truth(condition)
+    return np.where(np.isnan(truth), np.nan, np.where(truth == 1.0, chosen, other))
+
+
+# Each node kind of include/usecases/expressions.py but a number or a column: its values from its
+# children's (and its own numbers: clip's bounds). min and max are NaN when either side is.
+_OPERATIONS: dict[str, Callable[..., Values]] = {
+    "neg": np.negative,
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "exp": np.exp,
+    "floor": np.floor,
+    "log": np.log,
+    "log1p": np.log1p,
+    "sign": np.sign,
+    "sqrt": np.sqrt,
+    "min": np.minimum,
+    "max": np.maximum,
+    "clip": np.clip,
+    "<": _compared(np.less),
+    "<=": _compared(np.less_equal),
+    ">": _compared(np.greater),
+    ">=": _compared(np.greater_equal),
+    "==": _compared(np.equal),
+    "!=": _compared(np.not_equal),
+    "and": _and,
+    "or": _or,
+    "not": _not,
+    "where": _where,
+}
+
+
+def _evaluate(node: Node, frame: pd.DataFrame) -> Values:
+    """The values of an expression tree over the frame's rows (a float when it reads no column).
+
+    In between, arithmetic is IEEE's (a ratio over 0 is infinite until the result is made NaN), so a
+    registered model's derived features keep the values they were trained with.
+    """
     kind = node[0]
     if kind == "num":
         return node[1]
@@ -117,14 +189,8 @@ def _evaluate(node: Node, frame: pd.DataFrame) -> np.ndarray | float:
             raise ValueError(f"derived feature input column {node[1]!r} is missing from the frame")
         values = pd.to_numeric(frame[node[1]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         return np.where(values == node[2], np.nan, values) if kind == "missing" else values
-    if kind == "neg":
-        return -_evaluate(node[1], frame)
-    if kind == "log1p":
-        return np.log1p(_evaluate(node[1], frame))
-    if kind == "clip":
-        return np.clip(_evaluate(node[1], frame), node[2], node[3])
-    left, right = _evaluate(node[1], frame), _evaluate(node[2], frame)
-    return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[kind](left, right)
+    arguments = [_evaluate(child, frame) if isinstance(child, tuple) else child for child in node[1:]]
+    return _OPERATIONS[kind](*arguments)
 
 
 def build_preprocessor(spec: UseCase) -> ColumnTransformer:
@@ -136,6 +202,7 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     imputation, one-hot encoding that ignores categories unseen in training. Boolean: mapped to 0/1,
     most-frequent imputation. Datetime: year, month, day of week and day of year, median imputation,
     standard scaling. Columns not named in the spec are dropped.
+
     """
     features = spec.features
     groups = [
