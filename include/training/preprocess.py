@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
@@ -70,6 +70,28 @@ def date_part_names(transformer: FunctionTransformer, input_features: np.ndarray
     return np.asarray([f"{name}_{part}" for name in input_features for part in DATE_PARTS], dtype=object)
 
 
+def missing_names(transformer: FunctionTransformer, input_features: np.ndarray) -> np.ndarray:
+    """`<name>_missing` for each column a `MissingIndicator` flags (it says `missingindicator_<name>`)."""
+    return np.asarray(
+        [f"{str(name).removeprefix('missingindicator_')}_missing" for name in input_features], dtype=object
+    )
+
+
+def _indicators(first: tuple[str, TransformerMixin]) -> Pipeline:
+    """`first`, then a 0/1 column `<name>_missing` per column that had a missing value in training.
+
+    A column with none in training gets no indicator (a missing value at scoring is imputed, not
+    flagged: the model never learned what a flag would mean).
+    """
+    return Pipeline(
+        [
+            first,
+            ("indicate", MissingIndicator(features="missing-only", error_on_new=False)),
+            ("name", FunctionTransformer(feature_names_out=missing_names)),
+        ]
+    )
+
+
 class DerivedFeatures(TransformerMixin, BaseEstimator):
     """The spec's derived features (`features.derived`), computed from their input columns.
 
@@ -77,7 +99,7 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     loader trusts this class by name); the imputer and scaler after it are what is fitted. A result
     that is not a finite number (a ratio over 0, a log of 0 or below, a sentinel declared missing, a
     comparison with a missing value) is NaN, which the pipeline's median imputer fills with the
-    training rows' median.
+    training rows' median and its missing indicator flags.
 
     Args:
         expressions: derived feature name -> expression (include/usecases/expressions.py).
@@ -203,6 +225,10 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     most-frequent imputation. Datetime: year, month, day of week and day of year, median imputation,
     standard scaling. Columns not named in the spec are dropped.
 
+    Missing indicators, after those groups (so the other columns keep their places): a numeric or
+    derived feature that had a missing value in the training rows also gets a 0/1 column
+    `<name>_missing` (groups `numeric_missing` and `derived_missing`), so a model can tell an imputed
+    median from an observed one.
     """
     features = spec.features
     groups = [
@@ -257,6 +283,16 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
                     ("scale", StandardScaler()),
                 ]
             ),
+            list(features.inputs),
+        ),
+        (
+            "numeric_missing",
+            _indicators(("to_float", FunctionTransformer(to_numeric, feature_names_out="one-to-one"))),
+            list(features.numeric),
+        ),
+        (
+            "derived_missing",
+            _indicators(("derive", DerivedFeatures(dict(features.derived)))),
             list(features.inputs),
         ),
     ]

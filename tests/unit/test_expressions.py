@@ -208,7 +208,14 @@ def test_a_spec_with_derived_features_reads_their_inputs_and_fits_on_training_ro
     train = churn_split[0]
     pipeline = build_preprocessor(declared).fit(train)
     names = list(pipeline.get_feature_names_out())
-    assert names[-2:] == ["derived__per_month", "derived__log_total"]
+    # Both ratios are missing where TotalCharges is blank (and tenure 0): each gets an indicator.
+    assert names[-5:] == [
+        "derived__per_month",
+        "derived__log_total",
+        "numeric_missing__TotalCharges_missing",
+        "derived_missing__per_month_missing",
+        "derived_missing__log_total_missing",
+    ]
     derive = pipeline.named_transformers_["derived"]
     # A new customer (tenure 0) gets the training rows' median ratio, not one from the holdout.
     median = derive.named_steps["impute"].statistics_[0]
