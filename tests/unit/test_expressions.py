@@ -244,3 +244,40 @@ def test_a_spec_with_derived_features_reads_their_inputs_and_fits_on_training_ro
 def test_a_bad_derived_feature_is_a_spec_error_naming_it(spec, tmp_path, derived, message):
     with pytest.raises(SpecError, match=re_escape(message)):
         _with_derived(spec, tmp_path, derived)
+
+
+def test_the_pages_example_is_a_valid_spec_and_computes_as_the_page_says(spec, tmp_path):
+    """docs/adding-a-use-case.md, "Derived features": its block, and the error it quotes."""
+    import yaml
+
+    from tests.conftest import REPO
+    from tests.unit.training.marketing import with_contact_days
+
+    page = (REPO / "docs" / "adding-a-use-case.md").read_text()
+    block = re.search(r"<!-- derived-features-example -->\n```yaml\n(.*?)```", page, re.S).group(1)
+    features = yaml.safe_load(block)["features"]
+    declared = with_contact_days(spec, features["derived"])
+    assert set(declared.features.numeric) == set(features["numeric"])
+    frame = pd.DataFrame(
+        {
+            "d": [-1, 0, 45, None],
+            "tenure": [0, 1, 2, 3],
+            "MonthlyCharges": [20.0] * 4,
+            "TotalCharges": [0, 20, 40, 60],
+        }
+    )
+    derived = DerivedFeatures(dict(declared.features.derived)).transform(frame)
+    nan = np.nan
+    expected = {
+        "contacted": [0.0, 1.0, 1.0, nan],
+        "recency": [999.0, 0.0, 45.0, nan],
+        "days": [nan, 0.0, 45.0, nan],
+        "recent": [0.0, 1.0, 0.0, nan],
+        "charges_per_month": [0.0, 20.0, 20.0, 20.0],
+        "log_total": [nan, np.log(20), np.log(40), np.log(60)],
+    }
+    for name, numbers in expected.items():
+        assert derived[name].tolist() == pytest.approx(numbers, nan_ok=True), name
+    quoted = re.search(r"\(`(features\.derived: Value error, recent: .*?)`\)", page, re.S).group(1)
+    with pytest.raises(SpecError, match=re_escape(" ".join(quoted.split()))):
+        _with_derived(spec, tmp_path, {"recent": "d >= 0 && d < 30"})
