@@ -46,6 +46,8 @@ TRUSTED_TYPES = (
     "include.training.preprocess.DerivedFeatures",
     "include.training.preprocess.date_part_names",
     "include.training.preprocess.date_parts",
+    # Names a missing indicator's columns `<name>_missing`; the indicator is scikit-learn's.
+    "include.training.preprocess.missing_names",
     "include.training.preprocess.to_binary",
     "include.training.preprocess.to_numeric",
     "numpy.dtype",

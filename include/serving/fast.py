@@ -9,9 +9,10 @@ pipeline: `check_against` compares both (features and scores) on probe rows befo
 is used.
 
 Only the steps `include.training.preprocess.build_preprocessor` makes are compiled (numeric: to float,
-median fill, scaling; categorical: most-frequent fill, one-hot ignoring unknown values; boolean: 0/1
-mapping, most-frequent fill), and a random forest's trees are walked all at once (`_Forest`); other
-estimators score the compiled matrix themselves. Anything else (a datetime feature, another
+median fill, scaling, and the missing indicators of the numeric features; categorical: most-frequent
+fill, one-hot ignoring unknown values; boolean: 0/1 mapping, most-frequent fill), and a random
+forest's trees are walked all at once (`_Forest`); other estimators score the compiled matrix
+themselves. Anything else (a datetime feature, a derived feature and its indicator, another
 transformer) raises `CompileError`, and the service keeps the scikit-learn path.
 """
 
@@ -26,11 +27,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from include.training.preprocess import binary_flag, to_binary, to_numeric
+from include.training.preprocess import binary_flag, missing_names, to_binary, to_numeric
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,21 @@ class _Boolean:
         return np.where(np.isnan(X), self.fill, X)
 
 
+@dataclass(frozen=True)
+class _Missing:
+    """`MissingIndicator(features="missing-only")`: 1.0 where a flagged column is null, else 0.0."""
+
+    columns: tuple[str, ...]  # the columns flagged, in the indicator's order
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+    def transform(self, rows: Rows) -> np.ndarray:
+        X = np.array([[row[c] for c in self.columns] for row in rows], dtype=np.float64)
+        return np.isnan(X.reshape(len(rows), self.width)).astype(np.float64)
+
+
 def _numeric(group: Pipeline, columns: tuple[str, ...]) -> _Numeric:
     to_float, imputer, scaler = _steps(group, (FunctionTransformer, SimpleImputer, StandardScaler))
     _function(to_float, to_numeric)
@@ -155,7 +171,28 @@ def _boolean(group: Pipeline, columns: tuple[str, ...]) -> _Boolean:
     return _Boolean(columns, _fill(imputer).astype(np.float64))
 
 
-_GROUPS = {"numeric": _numeric, "categorical": _categorical, "boolean": _boolean}
+def _numeric_missing(group: Pipeline, columns: tuple[str, ...]) -> _Missing:
+    to_float, indicator, names = _steps(group, (FunctionTransformer, MissingIndicator, FunctionTransformer))
+    _function(to_float, to_numeric)
+    missing = indicator.missing_values
+    if (
+        not (isinstance(missing, float) and np.isnan(missing))
+        or indicator.features != "missing-only"
+        or indicator.sparse not in ("auto", False)
+        or indicator.error_on_new
+        or names.func is not None
+        or names.feature_names_out is not missing_names
+    ):
+        raise CompileError(f"a missing indicator other than build_preprocessor's: {indicator!r}")
+    return _Missing(tuple(columns[i] for i in indicator.features_))
+
+
+_GROUPS = {
+    "numeric": _numeric,
+    "categorical": _categorical,
+    "boolean": _boolean,
+    "numeric_missing": _numeric_missing,
+}
 
 
 @dataclass(frozen=True)

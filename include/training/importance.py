@@ -2,9 +2,15 @@
 
 A feature's importance is how much the spec's primary metric falls when that feature's values are
 shuffled across the holdout rows (`sklearn.inspection.permutation_importance`, seeded), the mean
-and standard deviation over `n_repeats` shuffles. The model's raw input columns are shuffled as
-they arrive (so a column a derived feature reads counts through it too); each derived feature is
-shuffled on its own, after it is computed, and counted under its own name.
+and standard deviation over `n_repeats` shuffles, for every input of the model:
+
+- each raw input column, shuffled as it arrives (so everything the pipeline computes from it, a
+  derived feature that reads it or its missing indicator, is shuffled with it);
+- each input the pipeline computes (`derived: true`), shuffled on its own after it is computed,
+  under its own name: a derived feature (`features.derived`), and a missing indicator
+  `<name>_missing` (also `indicator: true`) of a numeric or derived feature that had missing
+  values in training. An indicator's figure is what the flag "this value was imputed" is worth
+  beyond the imputed value itself.
 """
 
 from __future__ import annotations
@@ -49,18 +55,24 @@ def _scorer(metric: str, model: FittedModel):
     return score
 
 
-class _DerivedGiven:
-    """The fitted pipeline's model step on its design matrix, with the derived features' columns
-    taken from X: shuffling a column of X shuffles one derived feature and nothing else.
+# The ColumnTransformer groups of the inputs the pipeline computes (include/training/preprocess.py).
+COMPUTED_GROUPS = ("derived", "numeric_missing", "derived_missing")
+INDICATOR_GROUPS = ("numeric_missing", "derived_missing")
 
-    The derived features are imputed and scaled column by column, so shuffling a derived feature's
-    output column is shuffling the feature itself.
+
+class _DesignGiven:
+    """The fitted pipeline's model step on its design matrix, with some of its columns (the inputs
+    the pipeline computes) taken from X: shuffling a column of X shuffles one of those inputs and
+    nothing else.
+
+    Derived features are imputed and scaled column by column, and an indicator is a column of its
+    own, so shuffling one output column is shuffling that input itself.
     """
 
-    def __init__(self, model: FittedModel, design: np.ndarray, columns: slice) -> None:
+    def __init__(self, model: FittedModel, design: np.ndarray, columns: np.ndarray | slice) -> None:
         self.model, self.design, self.columns = model, design, columns
 
-    def fit(self, X: Any, y: Any) -> _DerivedGiven:
+    def fit(self, X: Any, y: Any) -> _DesignGiven:
         return self
 
     @property
@@ -79,16 +91,38 @@ class _DerivedGiven:
         return self.model.pipeline.named_steps["model"].predict(self._design(X))
 
 
-def _importances(result: Any, names: list[str], derived: bool) -> list[dict[str, Any]]:
+def _importances(
+    result: Any, names: list[str], derived: bool, indicators: list[bool] | None = None
+) -> list[dict[str, Any]]:
+    flags = indicators or [False] * len(names)
     return [
         {
             "feature": name,
             "derived": derived,
+            "indicator": indicator,
             "mean": round(float(mean), DIGITS),
             "std": round(float(std), DIGITS),
         }
-        for name, mean, std in zip(names, result.importances_mean, result.importances_std, strict=True)
+        for name, indicator, mean, std in zip(
+            names, flags, result.importances_mean, result.importances_std, strict=True
+        )
     ]
+
+
+def computed_inputs(preprocess: Any) -> tuple[np.ndarray, list[str], list[bool]]:
+    """The design-matrix columns of the inputs a fitted preprocessor computes, their names (a derived
+    feature's, `<name>_missing` for an indicator) and whether each is a missing indicator."""
+    every = preprocess.get_feature_names_out()
+    columns: list[int] = []
+    names: list[str] = []
+    indicators: list[bool] = []
+    for group in COMPUTED_GROUPS:
+        found = preprocess.output_indices_.get(group, slice(0, 0))
+        for column in range(found.start, found.stop):
+            columns.append(column)
+            names.append(str(every[column]).removeprefix(f"{group}__"))
+            indicators.append(group in INDICATOR_GROUPS)
+    return np.asarray(columns, dtype=np.intp), names, indicators
 
 
 def permutation_importances(
@@ -100,7 +134,8 @@ def permutation_importances(
     n_repeats: int = N_REPEATS,
     max_rows: int = MAX_ROWS,
 ) -> dict[str, Any]:
-    """Each input column's and each derived feature's permutation importance on the holdout.
+    """Each model input's permutation importance on the holdout: the raw input columns, the derived
+    features and the missing indicators (module doc).
 
     Args:
         model: the fitted model (its pipeline and threshold).
@@ -111,9 +146,9 @@ def permutation_importances(
         max_rows: at most this many holdout rows are used (a seeded sample beyond).
 
     Returns:
-        `{"metric", "n_repeats", "rows", "features": [{"feature", "derived", "mean", "std"}]}`, the
-        features by mean importance, highest first (a mean near 0 or below: the model does not
-        rely on the feature).
+        `{"metric", "n_repeats", "rows", "features": [{"feature", "derived", "indicator", "mean",
+        "std"}]}`, the features by mean importance, highest first (a mean near 0 or below: the
+        model does not rely on the feature).
 
     Raises:
         ValueError: when the rows hold a single class, or X and y differ in length.
@@ -130,14 +165,13 @@ def permutation_importances(
     raw = permutation_importance(model.pipeline, X, labels, **common)
     features = _importances(raw, list(X.columns), derived=False)
     preprocess = model.pipeline.named_steps["preprocess"]
-    columns = preprocess.output_indices_.get("derived", slice(0, 0))
-    if columns.stop > columns.start:
+    columns, names, indicators = computed_inputs(preprocess)
+    if len(columns):
         design = preprocess.transform(X)
         design = np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype="float64")
-        given = _DerivedGiven(model, design, columns)
-        derived = permutation_importance(given, design[:, columns], labels, **common)
-        names = list(preprocess.named_transformers_["derived"].named_steps["derive"].expressions)
-        features += _importances(derived, names, derived=True)
+        given = _DesignGiven(model, design, columns)
+        computed = permutation_importance(given, design[:, columns], labels, **common)
+        features += _importances(computed, names, derived=True, indicators=indicators)
     features.sort(key=lambda f: (-f["mean"], f["feature"]))
     logger.info(
         "Permutation importance of %d features (%s, %d repeats, %d rows) in %.1f s",

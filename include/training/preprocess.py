@@ -8,13 +8,13 @@ loader can trust them by name (see `include.registry.model_files.TRUSTED_TYPES`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
@@ -70,13 +70,36 @@ def date_part_names(transformer: FunctionTransformer, input_features: np.ndarray
     return np.asarray([f"{name}_{part}" for name in input_features for part in DATE_PARTS], dtype=object)
 
 
+def missing_names(transformer: FunctionTransformer, input_features: np.ndarray) -> np.ndarray:
+    """`<name>_missing` for each column a `MissingIndicator` flags (it says `missingindicator_<name>`)."""
+    return np.asarray(
+        [f"{str(name).removeprefix('missingindicator_')}_missing" for name in input_features], dtype=object
+    )
+
+
+def _indicators(first: tuple[str, TransformerMixin]) -> Pipeline:
+    """`first`, then a 0/1 column `<name>_missing` per column that had a missing value in training.
+
+    A column with none in training gets no indicator (a missing value at scoring is imputed, not
+    flagged: the model never learned what a flag would mean).
+    """
+    return Pipeline(
+        [
+            first,
+            ("indicate", MissingIndicator(features="missing-only", error_on_new=False)),
+            ("name", FunctionTransformer(feature_names_out=missing_names)),
+        ]
+    )
+
+
 class DerivedFeatures(TransformerMixin, BaseEstimator):
     """The spec's derived features (`features.derived`), computed from their input columns.
 
     Stateless: it keeps the expressions as text (so the model file holds plain strings, and the
     loader trusts this class by name); the imputer and scaler after it are what is fitted. A result
-    that is not a finite number (a ratio over 0, a sentinel declared missing) is NaN, which the
-    pipeline's median imputer fills with the training rows' median.
+    that is not a finite number (a ratio over 0, a log of 0 or below, a sentinel declared missing, a
+    comparison with a missing value) is NaN, which the pipeline's median imputer fills with the
+    training rows' median and its missing indicator flags.
 
     Args:
         expressions: derived feature name -> expression (include/usecases/expressions.py).
@@ -101,14 +124,85 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     def _values(self, X: pd.DataFrame) -> pd.DataFrame:
         frame = pd.DataFrame(X)
         out = {}
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # A domain error (log or sqrt of a negative, 0 / 0, an overflow) is NaN, not a warning per call.
+        with np.errstate(all="ignore"):
             for name, text in (self.expressions or {}).items():
                 values = np.asarray(_evaluate(parse(text), frame), dtype="float64") * np.ones(len(frame))
                 out[name] = np.where(np.isfinite(values), values, np.nan)
         return pd.DataFrame(out, index=frame.index)
 
 
-def _evaluate(node: Node, frame: pd.DataFrame) -> np.ndarray | float:
+Values = np.ndarray | float
+
+
+def _truth(values: Values) -> Values:
+    """1.0 where a value is not 0, 0.0 where it is, NaN where it is missing."""
+    values = np.asarray(values, dtype="float64")
+    return np.where(np.isnan(values), np.nan, values != 0)
+
+
+def _compared(compare: np.ufunc) -> Callable[[Values, Values], Values]:
+    def flag(left: Values, right: Values) -> Values:
+        return np.where(np.isnan(left) | np.isnan(right), np.nan, compare(left, right))
+
+    return flag
+
+
+def _and(left: Values, right: Values) -> Values:
+    return _truth(left) * _truth(right)  # 1 * 1 is 1, a 0 makes 0, a NaN makes NaN
+
+
+def _or(left: Values, right: Values) -> Values:
+    return np.maximum(_truth(left), _truth(right))  # np.maximum keeps a NaN
+
+
+def _not(values: Values) -> Values:
+    return 1.0 - _truth(values)
+
+
+def _where(condition: Values, chosen: Values, other: Values) -> Values:
+    truth = _truth(condition)
+    return np.where(np.isnan(truth), np.nan, np.where(truth == 1.0, chosen, other))
+
+
+# Each node kind of include/usecases/expressions.py but a number or a column: its values from its
+# children's (and its own numbers: clip's bounds). min and max are NaN when either side is.
+_OPERATIONS: dict[str, Callable[..., Values]] = {
+    "neg": np.negative,
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "exp": np.exp,
+    "floor": np.floor,
+    "log": np.log,
+    "log1p": np.log1p,
+    "sign": np.sign,
+    "sqrt": np.sqrt,
+    "min": np.minimum,
+    "max": np.maximum,
+    "clip": np.clip,
+    "<": _compared(np.less),
+    "<=": _compared(np.less_equal),
+    ">": _compared(np.greater),
+    ">=": _compared(np.greater_equal),
+    "==": _compared(np.equal),
+    "!=": _compared(np.not_equal),
+    "and": _and,
+    "or": _or,
+    "not": _not,
+    "where": _where,
+}
+
+
+def _evaluate(node: Node, frame: pd.DataFrame) -> Values:
+    """The values of an expression tree over the frame's rows (a float when it reads no column).
+
+    In between, arithmetic is IEEE's (a ratio over 0 is infinite until the result is made NaN), so a
+    registered model's derived features keep the values they were trained with.
+    """
     kind = node[0]
     if kind == "num":
         return node[1]
@@ -117,14 +211,8 @@ def _evaluate(node: Node, frame: pd.DataFrame) -> np.ndarray | float:
             raise ValueError(f"derived feature input column {node[1]!r} is missing from the frame")
         values = pd.to_numeric(frame[node[1]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         return np.where(values == node[2], np.nan, values) if kind == "missing" else values
-    if kind == "neg":
-        return -_evaluate(node[1], frame)
-    if kind == "log1p":
-        return np.log1p(_evaluate(node[1], frame))
-    if kind == "clip":
-        return np.clip(_evaluate(node[1], frame), node[2], node[3])
-    left, right = _evaluate(node[1], frame), _evaluate(node[2], frame)
-    return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[kind](left, right)
+    arguments = [_evaluate(child, frame) if isinstance(child, tuple) else child for child in node[1:]]
+    return _OPERATIONS[kind](*arguments)
 
 
 def build_preprocessor(spec: UseCase) -> ColumnTransformer:
@@ -136,6 +224,11 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
     imputation, one-hot encoding that ignores categories unseen in training. Boolean: mapped to 0/1,
     most-frequent imputation. Datetime: year, month, day of week and day of year, median imputation,
     standard scaling. Columns not named in the spec are dropped.
+
+    Missing indicators, after those groups (so the other columns keep their places): a numeric or
+    derived feature that had a missing value in the training rows also gets a 0/1 column
+    `<name>_missing` (groups `numeric_missing` and `derived_missing`), so a model can tell an imputed
+    median from an observed one.
     """
     features = spec.features
     groups = [
@@ -190,6 +283,16 @@ def build_preprocessor(spec: UseCase) -> ColumnTransformer:
                     ("scale", StandardScaler()),
                 ]
             ),
+            list(features.inputs),
+        ),
+        (
+            "numeric_missing",
+            _indicators(("to_float", FunctionTransformer(to_numeric, feature_names_out="one-to-one"))),
+            list(features.numeric),
+        ),
+        (
+            "derived_missing",
+            _indicators(("derive", DerivedFeatures(dict(features.derived)))),
             list(features.inputs),
         ),
     ]

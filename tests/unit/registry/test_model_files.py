@@ -14,6 +14,7 @@ from include.registry.model_files import TRUSTED_TYPES, FittedModel, dump_model,
 from include.training.estimators import Trial, build_model, sample_trials
 from include.training.preprocess import split_xy
 from include.usecases.spec import ESTIMATORS, Features, UseCase
+from tests.unit.training.marketing import contact_days, with_contact_days
 
 
 def fitted(spec: UseCase, frame: pd.DataFrame, family: str) -> FittedModel:
@@ -45,12 +46,32 @@ def test_the_allow_list_is_exactly_what_the_pipelines_need(spec: UseCase, sample
     with_dates = spec.model_copy(update={"features": Features(numeric=("tenure",), datetime=("ds",))})
     derived = Features(numeric=("tenure",), derived={"per_month": "TotalCharges / tenure"})
     with_derived = spec.model_copy(update={"features": derived})
+    marketing = with_contact_days(spec)  # the new grammar, and indicators for missing values
     needed: set[str] = set()
-    extra = [(with_dates, "logistic_regression"), (with_derived, "logistic_regression")]
-    for use_case, family in [*((spec, f) for f in ESTIMATORS), *extra]:
-        data = dump_model(fitted(use_case, sample, family), {})
+    extra = [
+        (with_dates, "logistic_regression", sample),
+        (with_derived, "logistic_regression", sample),
+        (marketing, "hist_gradient_boosting", contact_days(sample)),
+    ]
+    for use_case, family, rows in [*((spec, f, sample) for f in ESTIMATORS), *extra]:
+        data = dump_model(fitted(use_case, rows, family), {})
         needed |= set(sio.get_untrusted_types(data=data))
     assert needed == set(TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize("family", ["logistic_regression", "random_forest"])
+def test_a_model_with_the_new_grammar_and_indicators_round_trips(
+    spec: UseCase, sample: pd.DataFrame, family: str
+) -> None:
+    marketing = with_contact_days(spec)
+    rows = contact_days(sample)
+    model = fitted(marketing, rows, family)
+    names = list(model.pipeline.named_steps["preprocess"].get_feature_names_out())
+    assert {"numeric_missing__d_missing", "derived_missing__contacted_missing"} <= set(names)
+    data = dump_model(model, {})
+    loaded = load_model(data, sha256_hex(data))
+    np.testing.assert_array_equal(loaded.predict_proba(rows), model.predict_proba(rows))
+    assert list(loaded.pipeline.named_steps["preprocess"].get_feature_names_out()) == names
 
 
 def test_a_model_with_derived_features_round_trips(spec: UseCase, sample: pd.DataFrame) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import numpy as np
@@ -19,7 +20,8 @@ from include.serving.service import Served, build_served
 from include.training.estimators import build_model
 from include.training.preprocess import split_xy
 from include.usecases.spec import UseCase
-from tests.unit.serving.conftest import FAMILIES, version_model
+from tests.unit.serving.conftest import FAMILIES, as_request_rows, version_model
+from tests.unit.training.marketing import contact_days, with_contact_days
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -113,3 +115,58 @@ def test_a_date_feature_is_scored_by_the_pipeline_as_batch_would(spec: UseCase, 
     expected = pipeline.predict_proba(batch_frame)[:, 1]
     np.testing.assert_allclose(served.scorer(rows), expected, rtol=0, atol=1e-12)
     assert rows[0]["signup"] == dt.date(2024, 2, 29)
+
+
+def test_a_blank_total_is_flagged_by_the_fast_path_as_by_the_pipeline(spec: UseCase, pipelines, request_rows):
+    """The churn pipelines had blank TotalCharges in training, so they hold `TotalCharges_missing`."""
+    pipeline = pipelines["logistic_regression"]
+    names = list(pipeline[:-1].get_feature_names_out())
+    assert names[-1] == "numeric_missing__TotalCharges_missing"
+    fast = compile_pipeline(pipeline)
+    flags = fast.features(request_rows)[:, -1]
+    blanks = [row["TotalCharges"] is None for row in request_rows]
+    assert sum(blanks) >= 11  # the 11 blank rows, and any in the tail
+    np.testing.assert_array_equal(flags, np.asarray(blanks, dtype=float))
+    assert any(row["TotalCharges"] is None for row in probe_rows(spec))  # the self-check sees a null
+
+
+def test_a_pipeline_trained_without_missing_values_has_no_indicator_and_compiles(spec, telco, request_rows):
+    complete = telco[telco["TotalCharges"].str.strip() != ""].head(800)
+    pipeline = build_model(spec, "logistic_regression", {"C": 1.0}).fit(*split_xy(complete, spec))
+    assert not any(name.endswith("_missing") for name in pipeline[:-1].get_feature_names_out())
+    fast = compile_pipeline(pipeline)
+    frame = rows_to_frame(request_rows, spec)
+    np.testing.assert_array_equal(fast.features(request_rows), pipeline[:-1].transform(frame))
+    assert served_by(spec, pipeline, "auto").engine == "fast"
+
+
+def test_a_missing_indicator_built_otherwise_is_not_compiled(pipelines):
+    pipeline = copy.deepcopy(pipelines["dummy"])
+    indicator = pipeline[0].named_transformers_["numeric_missing"].named_steps["indicate"]
+    indicator.error_on_new = True  # would raise on a column newly missing at scoring
+    with pytest.raises(CompileError, match="a missing indicator other than build_preprocessor's"):
+        compile_pipeline(pipeline)
+
+
+def test_a_spec_with_the_new_grammar_is_served_by_the_pipeline_as_batch_would(spec: UseCase, telco):
+    """Derived features (`d >= 0`, `where(...)`) and their indicators have no fast form: the
+    service falls back to scikit-learn, with the pipeline's scores."""
+    marketing = with_contact_days(spec)
+    frame = contact_days(telco.head(600))
+    pipeline = build_model(marketing, "logistic_regression", {"C": 1.0}).fit(*split_xy(frame, marketing))
+    assert "derived_missing__contacted_missing" in pipeline[:-1].get_feature_names_out()
+    with pytest.raises(CompileError, match="no fast form for the 'derived' group"):
+        compile_pipeline(pipeline)
+    served = served_by(marketing, pipeline, "auto")
+    assert served.engine == "sklearn"
+    with pytest.raises(CompileError):
+        served_by(marketing, pipeline, "fast")
+    rows = [
+        {**row, "d": None if pd.isna(d) else int(d)}
+        for row, d in zip(as_request_rows(frame, spec), frame["d"], strict=True)
+    ]
+    assert {None, -1, 0} <= {row["d"] for row in rows}  # unknown, never contacted, contacted today
+    expected = pipeline.predict_proba(rows_to_frame(rows, marketing))[:, 1]
+    np.testing.assert_array_equal(served.scorer(rows), expected)
+    batch = pipeline.predict_proba(frame[list(marketing.features.all)])[:, 1]
+    np.testing.assert_allclose(served.scorer(rows), batch, rtol=0, atol=1e-12)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from include.training.preprocess import (
+    DerivedFeatures,
     build_preprocessor,
     check_label,
     date_parts,
@@ -13,6 +14,7 @@ from include.training.preprocess import (
     to_numeric,
 )
 from include.usecases.spec import Features, UseCase
+from tests.unit.training.marketing import contact_days, with_contact_days
 
 
 def with_features(spec: UseCase, **features: tuple[str, ...]) -> UseCase:
@@ -187,3 +189,74 @@ def test_a_label_of_more_than_two_values_is_cut_only_when_declared(churn, spec, 
     check_label(counts, with_label(counted, one_vs_rest=True))
     assert "trained as 1 against the other 3 (label.one_vs_rest)" in caplog.text
     check_label(churn, spec)  # the churn label: two values, no word
+
+
+def test_a_feature_missing_in_training_gets_an_indicator_column(spec: UseCase) -> None:
+    """`<name>_missing` is 1 where the value was imputed, for a numeric and a derived feature."""
+    spec = with_features(spec, numeric=("a", "b"), derived={"ratio": "a / b", "positive": "b > 0"})
+    train = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "b": [1.0, 2.0, 0.0, 4.0]})
+    pre = build_preprocessor(spec)
+    matrix = pre.fit_transform(train)
+    names = list(pre.get_feature_names_out())
+    # `b` and `positive` were never missing in training: no indicator for them.
+    assert names == [
+        "numeric__a",
+        "numeric__b",
+        "derived__ratio",
+        "derived__positive",
+        "numeric_missing__a_missing",
+        "derived_missing__ratio_missing",
+    ]
+    # a is missing on row 1, the ratio on rows 1 (a missing) and 2 (over 0).
+    assert matrix[:, 4].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert matrix[:, 5].tolist() == [0.0, 1.0, 1.0, 0.0]
+    imputed = pre.named_transformers_["numeric"].named_steps["impute"].statistics_
+    assert imputed[0] == 3.0  # the median of 1, 3 and 4
+    # A value missing at scoring where training had none is imputed and not flagged (no column).
+    scored = pre.transform(pd.DataFrame({"a": [None, 2.0], "b": [None, 2.0]}))
+    assert scored.shape == (2, 6) and not np.isnan(scored).any()
+    assert scored[:, 4:].tolist() == [[1.0, 1.0], [0.0, 0.0]]
+
+
+def test_no_indicator_when_training_had_no_missing_value(churn, spec: UseCase) -> None:
+    complete = churn[churn["TotalCharges"].str.strip() != ""]
+    X, _ = split_xy(complete, spec)
+    pre = build_preprocessor(spec).fit(X)
+    assert not [name for name in pre.get_feature_names_out() if name.endswith("_missing")]
+    assert pre.output_indices_["numeric_missing"] == slice(41, 41)
+    blank = pre.transform(split_xy(churn, spec)[0])
+    assert blank.shape == (len(churn), 41) and not np.isnan(blank).any()
+
+
+def test_churn_blank_total_charges_are_flagged(churn, spec: UseCase) -> None:
+    X, _ = split_xy(churn, spec)
+    pre = build_preprocessor(spec).fit(X)
+    names = list(pre.get_feature_names_out())
+    assert names[-1] == "numeric_missing__TotalCharges_missing"
+    flags = pre.transform(X)[:, -1]
+    np.testing.assert_array_equal(flags, (churn["TotalCharges"].str.strip() == "").astype(float))
+
+
+def test_the_marketing_days_column_gets_its_flags_and_indicators(churn, spec: UseCase) -> None:
+    marketing = with_contact_days(spec)
+    frame = contact_days(churn)
+    X, _ = split_xy(frame, marketing)
+    pre = build_preprocessor(marketing).fit(X)
+    names = [name.split("__")[1] for name in pre.get_feature_names_out()]
+    # d (null on 1 row in 40), and contacted and recency (null where d is) are flagged; TotalCharges
+    # and log(TotalCharges) too (blank). per_month is 0 where tenure is 0: never missing.
+    assert names[-5:] == [
+        "TotalCharges_missing",
+        "d_missing",
+        "contacted_missing",
+        "recency_missing",
+        "log_total_missing",
+    ]
+    derived = DerivedFeatures(dict(marketing.features.derived)).transform(frame)
+    d = frame["d"].astype(float)
+    np.testing.assert_array_equal(derived["contacted"], np.where(d.isna(), np.nan, d >= 0))
+    np.testing.assert_array_equal(derived["recency"], np.where(d.isna(), np.nan, np.where(d >= 0, d, 999)))
+    assert derived["per_month"].notna().all() and (derived["per_month"][frame["tenure"] == 0] == 0).all()
+    design = pre.transform(X)
+    np.testing.assert_array_equal(design[:, names.index("d_missing")], d.isna())
+    assert not np.isnan(design).any()
