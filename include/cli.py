@@ -160,13 +160,18 @@ def version_text(detail: VersionDetail) -> str:
             f"({importance.n_repeats} repeats, {importance.rows:,} rows)",
             format_table(
                 [
-                    {"feature": f.feature + (" (derived)" if f.derived else ""), "mean": f.mean, "std": f.std}
+                    {"feature": f.feature + _marked(f), "mean": f.mean, "std": f.std}
                     for f in importance.features
                 ],
                 ["feature", "mean", "std"],
             ),
         ]
     return "\n".join(lines)
+
+
+def _marked(feature: Any) -> str:
+    """How an importance row's name is marked: a missing indicator, a derived feature, or neither."""
+    return " (missing indicator)" if feature.indicator else " (derived)" if feature.derived else ""
 
 
 def task_pictures_text(detail: VersionDetail) -> list[str]:

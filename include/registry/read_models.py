@@ -138,6 +138,8 @@ class TrialRow(BaseModel):
 class FeatureImportance(BaseModel):
     feature: str
     derived: bool
+    # A `<name>_missing` column: whether the feature was missing (imputed) on the row.
+    indicator: bool = False
     mean: float
     std: float
 
