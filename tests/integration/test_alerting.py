@@ -96,7 +96,7 @@ def gate(version: int, ds: dt.date, holdout: dict) -> bool:
     """The training DAG's gate task for `version` as of `ds`, alerting as the DAG's task does."""
     from include.alerting import rejection_alert
     from include.runs import RunFacts, Stores
-    from include.training.task import Candidate, TrainingPlan
+    from include.training.task import Candidate, TrainingPlan, WindowCoverage
     from include.training.task import gate as judge_and_record
 
     run, stores = RunFacts.of("churn", ds, f"manual__{ds}"), Stores.from_settings()
@@ -109,6 +109,7 @@ def gate(version: int, ds: dt.date, holdout: dict) -> bool:
         rows={},
         fingerprint="",
         spec_sha256=run.spec_sha256,
+        coverage=WindowCoverage(first=ds, last=ds, read=[ds], withdrawn=[], missing=[]),
     )
     candidate = Candidate.of(stores.registry.get("churn", version), unchanged=False)
     ti = SimpleNamespace(dag_id="churn_train", task_id="gate", run_id=run.run_id, log_url="http://log")
