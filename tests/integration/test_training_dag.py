@@ -179,7 +179,9 @@ def test_the_cli_shows_a_trained_version_in_full_as_the_ui_and_the_service_do(wo
     importance = shown["importance"]
     assert (importance["metric"], importance["n_repeats"], importance["rows"]) == ("roc_auc", 5, holdout)
     features = [f["feature"] for f in importance["features"]]
-    assert sorted(features) == sorted(SPEC.features.all)
+    # Every feature, and the indicator of TotalCharges, blank for new customers in the window.
+    assert sorted(features) == sorted([*SPEC.features.all, "TotalCharges_missing"])
+    assert [f["feature"] for f in importance["features"] if f["indicator"]] == ["TotalCharges_missing"]
     means = [f["mean"] for f in importance["features"]]
     assert means == sorted(means, reverse=True) and means[0] > 0
 
