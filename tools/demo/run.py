@@ -2,10 +2,11 @@
 
 Everything lives under `.demo/` (SQLite for Airflow and the platform, folders for the bucket and the
 lake). Both backfills are queued before Airflow starts (see `queue_backfill`), each DAG paused; then
-one Airflow runs three phases, each unpausing its DAG when the one before has finished: a
-scheduler-run backfill ingests all 90 demo days in parallel; two training runs make a champion as of
-2025-03-01 and a challenger as of 2025-03-31; the backfill scores every day from the first champion's
-on, each with the champion of its day. The summary waits for what scoring set off (a retrain on
+one Airflow runs three phases, each unpausing its DAG when what it reads is there: a scheduler-run
+backfill ingests all 90 demo days in parallel; two training runs make a champion as of 2025-03-01
+(started as soon as the 60 days of its window are in) and a challenger as of 2025-03-31 (once every
+day is); the backfill scores every day from the first champion's on, each with the champion of its
+day, once both gates have decided. The summary waits for what scoring set off (a retrain on
 drift) before it reads the registry. Rerunning gives the same partitions, predictions and counts: the
 backfills reprocess every day in place and the training runs are kept.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -111,6 +113,35 @@ def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> N
     )
 
 
+def training_window(as_of: str) -> tuple[str, str]:
+    """The first and last day a training run as of `as_of` reads (the spec's `training.window_days`)."""
+    from include.config import Settings
+    from include.usecases.spec import get_spec
+
+    last = dt.date.fromisoformat(as_of)
+    first = last - dt.timedelta(days=get_spec("churn", Settings.from_env().spec_dir).training.window_days - 1)
+    return first.isoformat(), last.isoformat()
+
+
+def wait_for_days(api: AirflowApi, dag_id: str, first: str, last: str, timeout: float = 900) -> None:
+    """Wait until the backfill runs of `dag_id` for every day in [first, last] have succeeded.
+
+    Raises:
+        RuntimeError: when one of them fails (what depends on the days must not start).
+        TimeoutError: after `timeout` seconds.
+    """
+    days = (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1
+    window = f"run_type=backfill&logical_date_gte={first}T00:00:00Z&logical_date_lte={last}T00:00:00Z&limit=1"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.get(f"/dags/{dag_id}/dagRuns?{window}&state=failed")["total_entries"]:
+            raise RuntimeError(f"{dag_id}: a run for a day in {first}..{last} failed; see the Airflow UI")
+        if api.get(f"/dags/{dag_id}/dagRuns?{window}&state=success")["total_entries"] == days:
+            return
+        time.sleep(2)
+    raise TimeoutError(f"{dag_id}: the days {first}..{last} not all done after {timeout:.0f}s")
+
+
 def trigger_runs(api: AirflowApi, dag_id: str, days: tuple[str, ...]) -> list[str]:
     """Trigger one run per day (logical date at midnight UTC) unless it exists; the run ids.
 
@@ -199,12 +230,18 @@ def run_demo(env: dict[str, str]) -> None:
     with start(env) as api:
         phases.done("start Airflow")
         unpause(api, INGEST)
-        ingest_states = finish_backfill(api, INGEST, len(days))
-        phases.done("ingest backfill (90 days)")
+        # The first training run reads only its window's days: it starts once they are in, while
+        # ingest goes on with the later days; the second reads up to the last day, so it waits for all.
+        first_window = training_window(TRAIN_AS_OF[0])
+        wait_for_days(api, INGEST, *first_window)
+        log.info("%s: the days %s..%s are ingested", INGEST, *first_window)
         unpause(api, TRAIN)
-        train_runs = trigger_runs(api, TRAIN, TRAIN_AS_OF)
+        train_runs = trigger_runs(api, TRAIN, TRAIN_AS_OF[:1])
+        ingest_states = finish_backfill(api, INGEST, len(days))
+        phases.done("ingest backfill (90 days; the first training from its 60th day on)")
+        train_runs += trigger_runs(api, TRAIN, TRAIN_AS_OF[1:])
         trained = wait_for_runs(api, TRAIN, train_runs, progress=Progress(TRAIN, len(train_runs)))
-        phases.done("training (2 runs and the gate)")
+        phases.done("training (the rest of 2 runs, each with its gate)")
         unpause(api, SCORE)
         score_states = finish_backfill(api, SCORE, len(scored))
         phases.done("scoring backfill (31 days)")
