@@ -7,6 +7,7 @@ starts is the demo's too, so every version listed has its gate decision.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -113,6 +114,7 @@ def print_summary(api: AirflowApi, dag_ids: tuple[str, ...], facts: dict, phases
         "",
         "Scoring (python -m include.cli predictions churn; drift churn)",
         *_indented(_scoring_table()),
+        f"  days scored by the champion of their day   {_scored_by_champion()}",
         f"  predictions                                table predictions; {lake.uri('predictions/churn/')}",
         "",
         "Drift and retraining (python -m include.cli drift churn)",
@@ -175,6 +177,24 @@ def _drift_week() -> str:
         + "".join(f"\n  {r.ds}: {sorted(r.features)}" for r in requests)
     )
     return "\n".join(lines)
+
+
+def _scored_by_champion() -> str:
+    """How many scored days used the champion as of that day (the registry's point-in-time answer):
+    the demo scores beside a training run, and this says its gate came in time."""
+    from include.cli import predictions
+    from include.platform.schema import platform_engine
+    from include.registry.registry import Registry
+
+    registry = Registry(platform_engine(Settings.from_env().platform_db_conn_id))
+    days = predictions("churn")
+    wrong = [
+        f"{d['ds']} (v{d['model_version']})"
+        for d in days
+        if (champion := registry.champion_as_of("churn", dt.date.fromisoformat(str(d["ds"]))))
+        and champion.version != d["model_version"]
+    ]
+    return f"{len(days) - len(wrong)} of {len(days)}" + (f"; not: {', '.join(wrong)}" if wrong else "")
 
 
 def _scoring_table() -> str:
