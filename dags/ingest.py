@@ -27,6 +27,8 @@ from include.usecases.spec import UseCase
 SETTINGS = Settings.from_env()
 
 
+# multiple_outputs=False: a `-> dict` task's result is one XCom (`return_value`, all that its readers
+# pull); the annotation alone would also push one XCom per key, an API call and a database write each.
 def ingest_dag(spec: UseCase):
     @dag(
         dag_id=spec.ingest_dag_id,
@@ -42,7 +44,7 @@ def ingest_dag(spec: UseCase):
         params={"ds": ds_param("Day to ingest")},
     )
     def ingest_pipeline():
-        @task(outlets=[raw_asset(spec.name)])
+        @task(outlets=[raw_asset(spec.name)], multiple_outputs=False)
         def ingest(**context) -> dict:
             from include.dag_context import run_facts, stores, tag_event
             from include.ingest.task import run_ingest

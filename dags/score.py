@@ -40,6 +40,8 @@ from include.usecases.spec import UseCase
 SETTINGS = Settings.from_env()
 
 
+# multiple_outputs=False: a `-> dict` task's result is one XCom (`return_value`, all that its readers
+# pull); the annotation alone would also push one XCom per key, an API call and a database write each.
 def score_dag(spec: UseCase):
     @dag(
         dag_id=spec.score_dag_id,
@@ -76,7 +78,7 @@ def score_dag(spec: UseCase):
 
             return partition_ready(run_facts(spec.name, context), stores())
 
-        @task
+        @task(multiple_outputs=False)
         def resolve(**context) -> dict:
             from include.dag_context import run_facts, stores
             from include.scoring.task import resolve_model
@@ -90,7 +92,7 @@ def score_dag(spec: UseCase):
 
             return [shard.to_dict() for shard in plan_shards(run_facts(spec.name, context), stores())]
 
-        @task(queue=SETTINGS.score_queue, map_index_template="{{ shard_label }}")
+        @task(queue=SETTINGS.score_queue, map_index_template="{{ shard_label }}", multiple_outputs=False)
         def score_shard(resolved: dict, shard: dict, **context) -> dict:
             from airflow.sdk import get_current_context
 
@@ -103,7 +105,7 @@ def score_dag(spec: UseCase):
             run = run_facts(spec.name, context)
             return score_shard(run, Resolved.from_dict(resolved), part, stores()).to_dict()
 
-        @task
+        @task(multiple_outputs=False)
         def publish(resolved: dict, planned: list[dict], scored: list[dict], **context) -> dict:
             # `scored[:]`: one request for every shard's result (iterating asks once past the end).
             from include.dag_context import run_facts, stores
@@ -125,7 +127,7 @@ def score_dag(spec: UseCase):
 
             return retrain_due(run_facts(spec.name, context), PublishedDay.from_dict(scored), stores())
 
-        @task(outlets=[retrain_asset(spec.name)])
+        @task(outlets=[retrain_asset(spec.name)], multiple_outputs=False)
         def request_retrain(scored: dict, **context) -> dict:
             from airflow.exceptions import AirflowSkipException
 

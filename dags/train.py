@@ -40,6 +40,8 @@ from include.usecases.spec import (
 SETTINGS = Settings.from_env()
 
 
+# multiple_outputs=False: a `-> dict` task's result is one XCom (`return_value`, all that its readers
+# pull); the annotation alone would also push one XCom per key, an API call and a database write each.
 def train_dag(spec: UseCase):
     @dag(
         dag_id=spec.train_dag_id,
@@ -93,7 +95,7 @@ def train_dag(spec: UseCase):
         },
     )
     def train_pipeline():
-        @task
+        @task(multiple_outputs=False)
         def plan(**context) -> dict:
             from include.dag_context import run_facts, stores
             from include.training.task import plan_training
@@ -107,7 +109,11 @@ def train_dag(spec: UseCase):
 
             return [trial.to_dict() for trial in sample_trials(run_facts(spec.name, context))]
 
-        @task(queue=SETTINGS.train_queue, map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}")
+        @task(
+            queue=SETTINGS.train_queue,
+            map_index_template="{{ task.op_kwargs['trial']['trial_id'] }}",
+            multiple_outputs=False,
+        )
         def trial(plan: dict, trial: dict, **context) -> dict:
             from include.dag_context import run_facts, stores
             from include.training.estimators import Trial
@@ -116,7 +122,7 @@ def train_dag(spec: UseCase):
             run = run_facts(spec.name, context)
             return run_trial(run, TrainingPlan.from_dict(plan), Trial.from_dict(trial), stores()).to_dict()
 
-        @task
+        @task(multiple_outputs=False)
         def register(plan: dict, results: list, **context) -> dict:
             from include.dag_context import run_facts, stores
             from include.training.task import TrainingPlan, fit_and_register
@@ -142,7 +148,7 @@ def train_dag(spec: UseCase):
                 rejection_alert(context, run),
             )
 
-        @task
+        @task(multiple_outputs=False)
         def promote(candidate: dict, **context) -> dict:
             from include.dag_context import run_facts, stores
             from include.training.task import Candidate, promote

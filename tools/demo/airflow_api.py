@@ -80,9 +80,12 @@ class LocalAirflow:
 
     components: tuple[str, ...] = COMPONENTS
 
-    def __init__(self, env: dict[str, str], log_dir: Path, port: int = 8080) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, port: int = 8080, stop_timeout: float = 30
+    ) -> None:
         self.port = port
         self.log_dir = log_dir
+        self.stop_timeout = stop_timeout
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **env,
@@ -193,7 +196,7 @@ class LocalAirflow:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.stop(self.stop_timeout)
 
 
 class StandaloneAirflow(LocalAirflow):
@@ -232,6 +235,10 @@ class Progress:
         self.phase, self.total, self.every = phase, total, every
         self.started = self.last = time.monotonic()
 
+    def due(self) -> bool:
+        """Whether the next call would log (callers skip gathering the states otherwise)."""
+        return time.monotonic() - self.last >= self.every
+
     def __call__(self, states: Iterable[str], final: bool = False) -> None:
         now = time.monotonic()
         if not final and now - self.last < self.every:
@@ -260,13 +267,58 @@ def wait_for_backfill(
     while time.monotonic() < deadline:
         backfill = api.get(f"/backfills/{backfill_id}")
         done = bool(backfill.get("completed_at"))
-        if progress:
+        if progress and (done or progress.due()):
             states = run_states(api, backfill["dag_id"])
             progress([s for r, s in states.items() if r.startswith("backfill__")], final=done)
         if done:
             return backfill
         time.sleep(2)
     raise TimeoutError(f"backfill {backfill_id} not complete after {timeout:.0f}s")
+
+
+def in_flight(api: AirflowApi, dag_ids: Iterable[str]) -> dict[str, list[str]]:
+    """What is still to run for each DAG: its queued or running runs (by run id) and its queued
+    asset events (a retrain asked for, whose run the scheduler has yet to create)."""
+    busy: dict[str, list[str]] = {}
+    for dag_id in dag_ids:
+        # Events first: an event turns into a queued run, so a run made between the two calls is seen.
+        events = api.get(f"/dags/{dag_id}/assets/queuedEvents")["queued_events"]
+        runs = api.get(f"/dags/{dag_id}/dagRuns?state=queued&state=running&limit=100")["dag_runs"]
+        pending = [r["dag_run_id"] for r in runs] + [f"asset event {e['asset_id']} queued" for e in events]
+        if pending:
+            busy[dag_id] = pending
+    return busy
+
+
+def wait_until_idle(api: AirflowApi, dag_ids: Iterable[str], timeout: float = 600, poll: float = 3) -> float:
+    """Wait until no run of `dag_ids` is queued or running and no asset event waits for them, on two
+    polls in a row (a task that ends between two calls may still queue a run); the seconds waited.
+
+    Raises:
+        TimeoutError: naming what is still in flight after `timeout` seconds.
+    """
+    dag_ids = list(dag_ids)
+    started = time.monotonic()
+    deadline, said, quiet = started + timeout, started, 0
+    while True:
+        busy = in_flight(api, dag_ids)
+        quiet = 0 if busy else quiet + 1
+        if quiet >= 2:
+            return time.monotonic() - started
+        now = time.monotonic()
+        if now >= deadline:
+            raise TimeoutError(
+                f"still in flight after {timeout:.0f}s: "
+                + "; ".join(f"{dag}: {', '.join(ids)}" for dag, ids in busy.items())
+            )
+        if busy and now - said >= 10:
+            said = now
+            log.info(
+                "waiting for runs in flight (%d s): %s",
+                now - started,
+                "; ".join(f"{dag}: {', '.join(ids)}" for dag, ids in busy.items()),
+            )
+        time.sleep(poll)
 
 
 def run_states(api: AirflowApi, dag_id: str) -> dict[str, str]:

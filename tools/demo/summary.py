@@ -1,12 +1,30 @@
-"""The demo's closing summary: what ran, the row counts, where the outputs are, what to open next."""
+"""The demo's closing summary: what ran, the row counts, where the outputs are, what to open next.
+
+It first waits, through Airflow's REST API, until nothing of the demo's DAGs is in flight: a
+scoring day whose drift persists asks for a retrain (the retrain Asset), and the training run that
+starts is the demo's too, so every version listed has its gate decision.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from include.config import Settings
 from include.io.connections import store_for
 from include.ui import page_urls
+from tools.demo.airflow_api import run_states, wait_until_idle
+
+if TYPE_CHECKING:
+    from tools.demo.airflow_api import AirflowApi
+    from tools.demo.run import Phases
+
+log = logging.getLogger(__name__)
+
+# How long the summary waits for runs in flight: a training run takes about a minute here.
+IN_FLIGHT_TIMEOUT = 600
 
 
 def ingest_totals(use_case: str) -> dict:
@@ -30,7 +48,42 @@ def ingest_totals(use_case: str) -> dict:
     }
 
 
-def print_summary(airflow_url: str, facts: dict) -> None:
+def wait_for_in_flight(api: AirflowApi, dag_ids: tuple[str, ...], timeout: float = IN_FLIGHT_TIMEOUT) -> None:
+    """Wait until no run of `dag_ids` is queued or running (and no asset event waits to start one).
+
+    Raises:
+        SystemExit: after `timeout` seconds, naming the runs still in flight.
+    """
+    log.info("summary: waiting for runs still in flight of %s", ", ".join(dag_ids))
+    try:
+        wait_until_idle(api, dag_ids, timeout=timeout)
+    except TimeoutError as exc:
+        raise SystemExit(
+            f"The demo's runs did not all finish within {timeout} s ({exc}); the summary would list "
+            f"versions whose gate has not decided. See {api.base_url} and .demo/logs/scheduler.log."
+        ) from None
+
+
+def other_runs(api: AirflowApi, dag_id: str) -> dict[str, int]:
+    """The DAG's runs that neither a backfill nor the demo itself started (a retrain on drift), by state."""
+    return dict(
+        Counter(s for r, s in run_states(api, dag_id).items() if not r.startswith(("backfill__", "demo__")))
+    )
+
+
+def print_summary(api: AirflowApi, dag_ids: tuple[str, ...], facts: dict, phases: Phases) -> None:
+    """Wait for the runs in flight, then print what ran, with `facts` and the phases' seconds."""
+    wait_for_in_flight(api, dag_ids)
+    phases.done("runs set off by scoring (retrain on drift)")
+    airflow_seconds = sum(v for k, v in phases.seconds.items() if k != "seed + migrate")
+    facts = {
+        **facts,
+        **{f"{dag_id} runs on drift": runs for dag_id in dag_ids if (runs := other_runs(api, dag_id))},
+        **{f"seconds: {phase}": seconds for phase, seconds in phases.seconds.items()},
+        "seconds: Airflow part (all but seed + migrate)": round(airflow_seconds, 1),
+    }
+    airflow_url = api.base_url
+    width = max(42, *map(len, facts))
     nav, page = page_urls(airflow_url, "churn")
     settings = Settings.from_env()
     lake = store_for(settings.lake_conn_id)
@@ -41,7 +94,7 @@ def print_summary(airflow_url: str, facts: dict) -> None:
         "=" * 72,
         "Demo summary",
         "=" * 72,
-        *(f"  {k:<42} {v}" for k, v in facts.items()),
+        *(f"  {k:<{width}} {v}" for k, v in facts.items()),
         "",
         "Ingest (churn_ingest)",
         f"  partitions recorded / in the lake          {totals['partitions']} / {lake_partitions}"
@@ -61,6 +114,7 @@ def print_summary(airflow_url: str, facts: dict) -> None:
         "",
         "Scoring (python -m include.cli predictions churn; drift churn)",
         *_indented(_scoring_table()),
+        f"  days scored by the champion of their day   {_scored_by_champion()}",
         f"  predictions                                table predictions; {lake.uri('predictions/churn/')}",
         "",
         "Drift and retraining (python -m include.cli drift churn)",
@@ -84,12 +138,17 @@ def _indented(text: str) -> list[str]:
 
 
 def _models_table() -> str:
-    from include.cli import format_table, models
+    """Every version with its gate decision (`passed`, `rejected`, or `none yet`)."""
+    from include.cli import format_table, gate, models
 
     rows = models("churn")
-    keep = ["version", "status", "aliases", "ds", "family", "roc_auc", "accuracy", "sha256"]
+    decided = {d["candidate"]: "passed" if d["passed"] else "rejected" for d in gate("churn")}
+    keep = ["version", "status", "gate", "aliases", "ds", "family", "roc_auc", "accuracy", "sha256"]
     return (
-        format_table([{k: r[k] for k in keep} | {"sha256": r["sha256"][:12]} for r in rows], keep)
+        format_table(
+            [r | {"gate": decided.get(r["version"], "none yet"), "sha256": r["sha256"][:12]} for r in rows],
+            keep,
+        )
         if rows
         else "none"
     )
@@ -118,6 +177,24 @@ def _drift_week() -> str:
         + "".join(f"\n  {r.ds}: {sorted(r.features)}" for r in requests)
     )
     return "\n".join(lines)
+
+
+def _scored_by_champion() -> str:
+    """How many scored days used the champion as of that day (the registry's point-in-time answer):
+    the demo scores beside a training run, and this says its gate came in time."""
+    from include.cli import predictions
+    from include.platform.schema import platform_engine
+    from include.registry.registry import Registry
+
+    registry = Registry(platform_engine(Settings.from_env().platform_db_conn_id))
+    days = predictions("churn")
+    wrong = [
+        f"{d['ds']} (v{d['model_version']})"
+        for d in days
+        if (champion := registry.champion_as_of("churn", dt.date.fromisoformat(str(d["ds"]))))
+        and champion.version != d["model_version"]
+    ]
+    return f"{len(days) - len(wrong)} of {len(days)}" + (f"; not: {', '.join(wrong)}" if wrong else "")
 
 
 def _scoring_table() -> str:
