@@ -12,7 +12,7 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PLUGINS_FOLD
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__LOAD_EXAMPLES := False
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PARALLELISM := 4
 # A loop that queued nothing sleeps 0.2 s, not 1 s: each of a scoring day's seven tasks waits for the
-# scheduler's next loop to start, and the demo's ingest backfill ran twice as fast (docs/operating.md).
+# scheduler's next loop to start, and the demo's ingest backfill ran twice as fast (docs/performance.md).
 demo airflow up demo-env serve bench-serving: export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME := 0.2
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
