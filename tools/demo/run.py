@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from include.ui import page_urls
@@ -143,6 +143,10 @@ def wait_for_days(api: AirflowApi, dag_id: str, first: str, last: str, timeout: 
     raise TimeoutError(f"{dag_id}: the days {first}..{last} not all done after {timeout:.0f}s")
 
 
+# Tries of one REST write against the demo's SQLite database, which one writer holds at a time.
+TRIGGER_ATTEMPTS = 5
+
+
 def trigger_runs(api: AirflowApi, dag_id: str, days: tuple[str, ...]) -> list[str]:
     """Trigger one run per day (logical date at midnight UTC) unless it exists; the run ids.
 
@@ -153,13 +157,12 @@ def trigger_runs(api: AirflowApi, dag_id: str, days: tuple[str, ...]) -> list[st
     for day, run_id in zip(days, run_ids, strict=True):
         try:
             api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            continue  # made by an earlier demo: kept
         except AirflowApiError as exc:
             if exc.status != 404:
                 raise
-            api.post(
-                f"/dags/{dag_id}/dagRuns",
-                {"dag_run_id": run_id, "logical_date": f"{day}T00:00:00Z", "conf": {}},
-            )
+        body = {"dag_run_id": run_id, "logical_date": f"{day}T00:00:00Z", "conf": {}}
+        retrying_busy(lambda body=body: api.post(f"/dags/{dag_id}/dagRuns", body), f"{dag_id} {day}")
     return run_ids
 
 
@@ -180,7 +183,24 @@ def start(env: dict[str, str]) -> Iterator[AirflowApi]:
 
 def unpause(api: AirflowApi, dag_id: str) -> None:
     log.info("%s: unpausing", dag_id)
-    api.patch(f"/dags/{dag_id}", {"is_paused": False})
+    retrying_busy(lambda: api.patch(f"/dags/{dag_id}", {"is_paused": False}), f"{dag_id} unpause")
+
+
+def retrying_busy(write: Callable[[], object], what: str) -> None:
+    """Make one REST write, again if it met a busy database: SQLite takes one writer at a time, and
+    the API server's write can lose to the scheduler's (HTTP 500 "Database error"). A trigger
+    whose write landed before its answer was lost meets its own run (409): done."""
+    for attempt in range(TRIGGER_ATTEMPTS):
+        try:
+            write()
+            return
+        except AirflowApiError as exc:
+            if exc.status == 409 and attempt:
+                return
+            if exc.status != 500 or attempt == TRIGGER_ATTEMPTS - 1:
+                raise
+            log.warning("%s met a busy database, retrying: %s", what, exc)
+            time.sleep(2)
 
 
 def finish_backfill(api: AirflowApi, dag_id: str, days: int) -> dict[str, int]:
