@@ -142,7 +142,7 @@ def _models_table() -> str:
     from include.cli import format_table, gate, models
 
     rows = models("churn")
-    decided = {d["candidate"]: "passed" if d["passed"] else "rejected" for d in gate("churn")}
+    decided = {d["candidate_version"]: "passed" if d["passed"] else "rejected" for d in gate("churn")}
     keep = ["version", "status", "gate", "aliases", "ds", "family", "roc_auc", "accuracy", "sha256"]
     return (
         format_table(
