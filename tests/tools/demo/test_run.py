@@ -208,7 +208,12 @@ def test_the_registry_table_shows_each_version_s_gate_decision(monkeypatch):
         ],
     )
     monkeypatch.setattr(
-        cli, "gate", lambda _use_case: [{"candidate": 1, "passed": True}, {"candidate": 2, "passed": False}]
+        cli,
+        "gate",
+        lambda _use_case: [
+            {"candidate_version": 1, "passed": True},
+            {"candidate_version": 2, "passed": False},
+        ],
     )
     lines = summary._models_table().splitlines()
     assert lines[0].split()[:3] == ["version", "status", "gate"]
