@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from include.training.compare import Scored, bootstrap_weights, metric_bounds, slice_gains, weighted_metric
 from include.training.estimators import build_model
 from include.training.gate import decide
-from include.training.metrics import evaluate
+from include.training.metrics import evaluate, evaluate_outputs
 from include.training.preprocess import split_xy
 from include.usecases.spec import UseCase
 
@@ -110,8 +110,8 @@ def tries(spec: UseCase, _churn: pd.DataFrame) -> list[dict[str, Scored | np.nda
     return out
 
 
-def _promotions(spec: UseCase, tries: list[dict], champion: str) -> int:
-    """Tries in which the gate (the churn spec's) promotes the challenger over `champion`."""
+def promotions(spec: UseCase, tries: list[dict], champion: str) -> int:
+    """Tries in which the spec's gate promotes the challenger over `champion` (any task)."""
     gate, promoted = spec.gate, 0
     for attempt, scores in enumerate(tries):
         y, mine, theirs = scores["y"], scores["challenger"], scores[champion]
@@ -119,17 +119,17 @@ def _promotions(spec: UseCase, tries: list[dict], champion: str) -> int:
             y, mine, theirs, [gate.primary, *gate.guardrails], gate.confidence, gate.resamples, attempt
         )
         figures = {name: bound.estimate for name, bound in levels.items()}
-        champion_figures = evaluate(y, theirs.proba, theirs.threshold)
+        champion_figures = evaluate_outputs(spec.task, y, theirs.proba, theirs.threshold)
         promoted += decide(figures, champion_figures, gate, levels, differences).passed
     return promoted
 
 
 def test_a_reseeded_challenger_on_the_same_data_is_promoted_at_most_once_in_20(spec, tries):
-    assert _promotions(spec, tries, "champion") <= 1
+    assert promotions(spec, tries, "champion") <= 1
 
 
 def test_a_challenger_over_a_champion_lacking_the_strongest_features_is_promoted_19_of_20(spec, tries):
-    assert _promotions(spec, tries, "lacking") >= 19
+    assert promotions(spec, tries, "lacking") >= 19
 
 
 def test_slices_are_measured_on_the_same_draws_and_count_their_rows() -> None:

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from include.registry.model_files import FittedModel, Trial
-from include.training.compare import Scored, metric_bounds
+from include.training.compare import Scored
 from include.training.estimators import build_model
-from include.training.gate import decide
 from include.training.metrics import evaluate_outputs
 from include.training.preprocess import label_classes, split_xy
 from include.usecases.spec import UseCase, load_spec
+from tests.unit.training.test_compare import promotions
 from tools.examples.seed import example_spec, hotel_rows, hpc_rows
 
 TRIES = 20
@@ -74,27 +74,14 @@ def tries(request) -> tuple[UseCase, list[dict]]:
     return spec, out
 
 
-def _promotions(spec: UseCase, tries: list[dict], champion: str) -> int:
-    gate, promoted = spec.gate, 0
-    for attempt, scores in enumerate(tries):
-        y, mine, theirs = scores["y"], scores["challenger"], scores[champion]
-        levels, differences = metric_bounds(
-            y, mine, theirs, [gate.primary, *gate.guardrails], gate.confidence, gate.resamples, attempt
-        )
-        figures = {name: bound.estimate for name, bound in levels.items()}
-        champion_figures = evaluate_outputs(spec.task, y, theirs.proba)
-        promoted += decide(figures, champion_figures, gate, levels, differences).passed
-    return promoted
-
-
 def test_a_reseeded_twin_is_promoted_at_most_once_in_20(tries):
     spec, found = tries
-    assert _promotions(spec, found, "champion") <= 1
+    assert promotions(spec, found, "champion") <= 1
 
 
 def test_a_challenger_over_a_champion_lacking_the_strongest_features_is_promoted_19_of_20(tries):
     spec, found = tries
-    assert _promotions(spec, found, "lacking") >= 19
+    assert promotions(spec, found, "lacking") >= 19
 
 
 def test_the_weighted_metrics_equal_scikit_learns_under_unit_weights(tries):
