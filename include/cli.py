@@ -187,9 +187,17 @@ def task_pictures_text(detail: VersionDetail) -> list[str]:
                 curves.calibration.predicted, curves.calibration.actual, curves.calibration.rows, strict=True
             )
         ]
+        edges, counts = curves.residuals.edges, curves.residuals.counts
+        bins = [
+            {"residual from": a, "to": b, "rows": n}
+            for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+        ]
         return [
             f"calibration: mean label per tenth of the predictions ({curves.rows:,} rows)",
             format_table(rows, list(rows[0])),
+            "",
+            "residuals (actual - predicted)",
+            format_table(bins, ["residual from", "to", "rows"]),
             "",
         ]
     per_class = [c.model_dump() for c in curves.per_class]

@@ -51,6 +51,11 @@ class Points(BaseModel):
     actual: list[float]
     predicted: list[float]
 
+    @property
+    def residuals(self) -> list[float]:
+        """Each point's residual, actual − predicted."""
+        return [a - p for a, p in zip(self.actual, self.predicted, strict=True)]
+
 
 class Histogram(BaseModel):
     edges: list[float]

@@ -76,12 +76,14 @@ def split_holdout(
 
 
 def time_series_folds(
-    dates: pd.Series | pd.Index | np.ndarray | list, n_splits: int
+    dates: pd.Series | pd.Index | np.ndarray | list, n_splits: int, first_train_days: int = 1
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Expanding-window folds over whole days, as positional row indices into `dates`.
 
     The distinct days are split with `TimeSeriesSplit`, and each fold's days are mapped back to rows,
-    so every validation row is dated strictly after every training row of its fold.
+    so every validation row is dated strictly after every training row of its fold. Every fold
+    trains on at least the first `first_train_days` days (the validation parts then share the days
+    after them), when that leaves a day for each fold's validation.
 
     Raises:
         ValueError: when there are fewer than `n_splits + 1` distinct days.
@@ -94,8 +96,12 @@ def time_series_folds(
         raise ValueError(
             f"{n_splits} time-series folds need at least {n_splits + 1} distinct days, got {len(unique)}"
         )
+    default_test_days = len(unique) // (n_splits + 1)
+    test_days = (len(unique) - first_train_days) // n_splits
+    if len(unique) - n_splits * default_test_days >= first_train_days or test_days < 1:
+        test_days = default_test_days
     folds = []
-    for train_days, valid_days in TimeSeriesSplit(n_splits=n_splits).split(unique):
+    for train_days, valid_days in TimeSeriesSplit(n_splits=n_splits, test_size=test_days).split(unique):
         folds.append(
             (
                 np.flatnonzero(days.isin(unique[train_days]).to_numpy()),
@@ -103,3 +109,11 @@ def time_series_folds(
             )
         )
     return folds
+
+
+def days_until_every_class(dates: pd.Series | np.ndarray, labels: np.ndarray) -> int:
+    """How many of the distinct days (oldest first) it takes until every label seen has appeared."""
+    days = _days(dates, "dates")
+    first_seen = pd.Series(days.to_numpy()).groupby(np.asarray(labels)).min()
+    unique = np.sort(days.unique())
+    return int(np.searchsorted(unique, first_seen.max().to_datetime64(), side="left")) + 1

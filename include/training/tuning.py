@@ -21,7 +21,7 @@ from include.registry.model_files import FittedModel
 from include.training.estimators import Trial, build_model
 from include.training.metrics import choose_threshold, evaluate_outputs
 from include.training.preprocess import split_xy
-from include.training.split import DATE_COLUMN, time_series_folds
+from include.training.split import DATE_COLUMN, days_until_every_class, time_series_folds
 from include.usecases.spec import UseCase, direction
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ def _fold_predictions(
         raise ValueError(f"the training frame has no date column {DATE_COLUMN!r}")
     frame = trial_rows(spec, train_frame)
     X, y = split_xy(frame, spec, classes)
-    folds = time_series_folds(frame[DATE_COLUMN], spec.training.cv_folds)
+    # A classifier's folds train on every class seen, where the days allow (a rare class may come late).
+    covering = 1 if spec.task == "regression" else days_until_every_class(frame[DATE_COLUMN], y.to_numpy())
+    folds = time_series_folds(frame[DATE_COLUMN], spec.training.cv_folds, first_train_days=covering)
     predictions = []
     for n, (train_rows, valid_rows) in enumerate(folds):
         _check_fold_classes(spec, trial, n, y.iloc[train_rows], classes)
@@ -121,8 +123,8 @@ def _check_fold_classes(
         missing = [c for i, c in enumerate(classes or ()) if i not in seen]
         if missing:
             logger.warning(
-                "%s, fold %d: no training row of class(es) %s before this fold (too rare this early); "
-                "the fold's model gives them probability 0",
+                "%s, fold %d: no training row of class(es) %s before this fold: the class is first seen "
+                "too late for every fold to train on it; the fold's model gives it probability 0",
                 trial.trial_id,
                 n,
                 missing,

@@ -75,6 +75,68 @@ def curve_chart(
     return Markup("".join(parts))
 
 
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """`count` evenly spaced values from `low` to `high` (one value when they are equal)."""
+    if high <= low:
+        return [low]
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def scatter_chart(
+    title: str,
+    x_label: str,
+    y_label: str,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    reference: str = "diagonal",
+    size: int = 320,
+) -> Markup:
+    """Points on axes scaled to their range, with a reference line: `diagonal` (y = x, both axes on
+    one range: predicted against actual) or `zero` (y = 0: residuals against the prediction)."""
+    x_low, x_high = min(xs, default=0.0), max(xs, default=1.0)
+    y_low, y_high = min(ys, default=0.0), max(ys, default=1.0)
+    if reference == "diagonal":
+        x_low = y_low = min(x_low, y_low)
+        x_high = y_high = max(x_high, y_high)
+    else:
+        y_low, y_high = min(y_low, 0.0), max(y_high, 0.0)
+    pad, plot = 48, size - 58
+    x = lambda v: pad + (v - x_low) / ((x_high - x_low) or 1) * plot  # noqa: E731
+    y = lambda v: 10 + (1 - (v - y_low) / ((y_high - y_low) or 1)) * plot  # noqa: E731
+    parts = [
+        f'<svg class="chart scatter-chart" role="img" viewBox="0 0 {size} {size}" width="{size}" '
+        f'height="{size}" data-title="{escape(title)}" data-points="{len(xs)}">'
+        f"<title>{escape(title)}</title>",
+        f'<rect class="frame" x="{pad}" y="10" width="{plot}" height="{plot}"/>',
+    ]
+    for tick in _ticks(x_low, x_high):
+        parts.append(
+            f'<text class="tick" x="{_f(x(tick))}" y="{size - 24}" text-anchor="middle">{tick:.3g}</text>'
+        )
+    for tick in _ticks(y_low, y_high):
+        parts.append(
+            f'<text class="tick" x="{pad - 4}" y="{_f(y(tick) + 4)}" text-anchor="end">{tick:.3g}</text>'
+        )
+    parts.append(f'<text class="axis" x="{pad + plot / 2}" y="{size - 6}">{escape(x_label)}</text>')
+    parts.append(
+        f'<text class="axis" transform="rotate(-90)" x="{-(10 + plot / 2)}" y="12">{escape(y_label)}</text>'
+    )
+    if reference == "diagonal":
+        parts.append(
+            f'<line class="chance" x1="{_f(x(x_low))}" y1="{_f(y(x_low))}" '
+            f'x2="{_f(x(x_high))}" y2="{_f(y(x_high))}"/>'
+        )
+    else:
+        parts.append(f'<line class="chance" x1="{pad}" y1="{_f(y(0))}" x2="{pad + plot}" y2="{_f(y(0))}"/>')
+    parts.extend(
+        f'<circle class="point" cx="{_f(x(a))}" cy="{_f(y(b))}" r="1.6">'
+        f"<title>{a:.4g}, {b:.4g}</title></circle>"
+        for a, b in zip(xs, ys, strict=True)
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
 def class_series(roc: dict) -> list[Series]:
     """One ROC curve per class (`{class: points}`), in a few alternating styles."""
     styles = ("candidate", "champion")

@@ -8,12 +8,16 @@ SQLite file: `.demo/platform.db` after `make demo` gives the README's screenshot
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,21 +30,15 @@ from tests.conftest import REPO, free_port
 from tests.e2e.conftest import AIRFLOW, ARTIFACTS
 from tests.unit.ui import platform_data
 from tools.demo.airflow_api import airflow_cli
+from tools.examples.seed import example_spec, hotel_rows, hpc_rows
 from tools.reliability.airflow_world import PASSWORD, USER
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def api_server(tmp_path_factory):
-    """Airflow's API server alone, with the plugin, on a free port; its URL."""
-    home = tmp_path_factory.mktemp("ml_page")
-    platform_db = Path(os.environ.get("PLATFORM_UI_E2E_DB") or home / "platform.db")
-    if "PLATFORM_UI_E2E_DB" not in os.environ:
-        engine = sa.create_engine(f"sqlite:///{platform_db}")
-        upgrade(engine)
-        platform_data.fill(engine, get_spec("churn"), versions=3, days=31)
-        engine.dispose()
+@contextlib.contextmanager
+def serving(home: Path, platform_db: Path, **extra_env: str) -> Iterator[str]:
+    """Airflow's API server alone, with the plugin, on a free port, over `platform_db`; its URL."""
     (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PLATFORM_"))}
@@ -58,6 +56,7 @@ def api_server(tmp_path_factory):
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "PYTHONPATH": str(REPO),
         "AIRFLOW_CONN_PLATFORM_DB": json.dumps({"conn_type": "sqlite", "host": str(platform_db)}),
+        **extra_env,
     }
     airflow_cli(["db", "migrate"], env, home / "cli.log")
     with (home / "api-server.log").open("ab") as out:
@@ -82,17 +81,53 @@ def api_server(tmp_path_factory):
         server.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory):
+    """The server over churn's history: `platform_data.fill`'s, or `PLATFORM_UI_E2E_DB`'s."""
+    home = tmp_path_factory.mktemp("ml_page")
+    platform_db = Path(os.environ.get("PLATFORM_UI_E2E_DB") or home / "platform.db")
+    if "PLATFORM_UI_E2E_DB" not in os.environ:
+        engine = sa.create_engine(f"sqlite:///{platform_db}")
+        upgrade(engine)
+        platform_data.fill(engine, get_spec("churn"), versions=3, days=31)
+        engine.dispose()
+    with serving(home, platform_db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def task_server(tmp_path_factory):
+    """The server over the worked examples (a regression and a multiclass use case), each with a
+    dummy champion and a gradient boosting challenger trained on its real rows."""
+    home = tmp_path_factory.mktemp("ml_page_tasks")
+    specs = home / "specs"
+    specs.mkdir()
+    engine = sa.create_engine(f"sqlite:///{home / 'platform.db'}")
+    upgrade(engine)
+    for name, rows in (("hotel_rates", hotel_rows), ("hpc_jobs", hpc_rows)):
+        shutil.copy(example_spec(name), specs / f"{name}.yaml")
+        frame = rows().sample(n=4000, random_state=0).reset_index(drop=True)
+        platform_data.fill_task_example(engine, get_spec(name, specs), frame, dt.date(2025, 3, 1))
+    engine.dispose()
+    with serving(home, home / "platform.db", PLATFORM_SPEC_DIR=str(specs)) as url:
+        yield url
+
+
+def sign_in(page, url: str) -> None:
+    page.goto(url + "/")
+    page.get_by_label("Username").fill(USER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(url + "/")
+
+
 def shot(browser_page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     browser_page.screenshot(path=ARTIFACTS / f"ml-page-{name}.png")
 
 
 def test_the_ml_platform_page_draws_what_the_api_serves(api_server, page) -> None:
-    page.goto(api_server + "/")
-    page.get_by_label("Username").fill(USER)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(api_server + "/")
+    sign_in(page, api_server)
     api = page.request  # the browser's session: the `_token` cookie the iframe sends too
 
     def get(path: str):
@@ -179,3 +214,28 @@ def check_ingest(frame, ingest: dict) -> None:
     assert frame.locator("#ingested-days tr[data-ds]").count() == len(ingest["days"])
     if ingest["top_reasons"]:
         assert frame.locator("#quarantine-reasons tr").count() == len(ingest["top_reasons"]) + 1
+
+
+def test_each_task_draws_its_own_pictures(task_server, page) -> None:
+    """A regression version: predicted against actual, residuals against the prediction, the
+    residuals' histogram and the calibration; a multiclass one: one-vs-rest ROC per class, the
+    normalised confusion matrix and the per-class table; both pages screenshot."""
+    sign_in(page, task_server)
+    api = page.request
+    for name, picture in (("hotel_rates", "6-regression"), ("hpc_jobs", "7-multiclass")):
+        detail = api.get(f"{task_server}/ml/api/use-cases/{name}/versions/2").json()
+        page.goto(f"{task_server}/ml/{name}/versions/2")
+        curves = detail["curves"]
+        if curves["kind"] == "regression":
+            scatter = page.locator("svg.scatter-chart")
+            scatter.first.wait_for()
+            assert scatter.count() == 2
+            points = str(len(curves["points"]["actual"]))
+            assert [scatter.nth(i).get_attribute("data-points") for i in range(2)] == [points, points]
+            assert page.locator("#calibration tr").count() == len(curves["calibration"]["rows"]) + 1
+        else:
+            page.locator("#confusion").wait_for()
+            assert page.locator("#per-class tr[data-class]").count() == len(curves["classes"])
+            assert page.locator("polyline[data-series]").count() == len(curves["roc"])
+        assert page.locator("section.decision, p.passed, p.failed").count() >= 1
+        shot(page, picture)

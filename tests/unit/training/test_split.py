@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.training.split import DATE_COLUMN, split_holdout, time_series_folds
+from include.training.split import DATE_COLUMN, days_until_every_class, split_holdout, time_series_folds
 
 AS_OF = dt.date(2025, 3, 31)
 
@@ -98,18 +98,44 @@ def test_folds_refuse_missing_dates() -> None:
         time_series_folds([dt.date(2025, 1, 1), None, dt.date(2025, 1, 2), dt.date(2025, 1, 3)], n_splits=2)
 
 
+def as_lists(folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[list[int], list[int]]]:
+    return [(train.tolist(), valid.tolist()) for train, valid in folds]
+
+
+def test_a_class_first_seen_late_is_in_every_folds_training() -> None:
+    dates = pd.Series(pd.date_range("2025-01-01", periods=30).repeat(3))
+    labels = np.tile([0, 1, 0], 30)
+    labels[dates >= pd.Timestamp("2025-01-12")] = np.tile([0, 1, 2], 19)  # class 2 from day 12 on
+    covering = days_until_every_class(dates, labels)
+    assert covering == 12
+    assert as_lists(time_series_folds(dates, 5, first_train_days=1)) == as_lists(time_series_folds(dates, 5))
+    folds = time_series_folds(dates, 5, first_train_days=covering)
+    assert len(folds) == 5
+    for train_rows, valid_rows in folds:
+        assert set(labels[train_rows]) == {0, 1, 2}
+        assert dates[train_rows].max() < dates[valid_rows].min()
+    assert sum(len(valid) for _, valid in folds) == 3 * 15  # the 18 days after the first 12, in 5 parts of 3
+
+
+def test_a_class_seen_only_at_the_end_leaves_the_default_folds() -> None:
+    dates = pd.Series(pd.date_range("2025-01-01", periods=12))
+    assert days_until_every_class(dates, np.array([0] * 6 + [1] * 5 + [2])) == 12
+    assert as_lists(time_series_folds(dates, 3, first_train_days=12)) == as_lists(time_series_folds(dates, 3))
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     offsets=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=200),
     n_splits=st.integers(min_value=2, max_value=6),
+    first_train_days=st.integers(min_value=1, max_value=40),
 )
-def test_folds_never_look_into_the_future(offsets: list[int], n_splits: int) -> None:
+def test_folds_never_look_into_the_future(offsets: list[int], n_splits: int, first_train_days: int) -> None:
     dates = [dt.date(2025, 1, 1) + dt.timedelta(days=d) for d in offsets]
     if len(set(dates)) < n_splits + 1:
         with pytest.raises(ValueError):
             time_series_folds(dates, n_splits)
         return
-    for train_rows, valid_rows in time_series_folds(dates, n_splits):
+    for train_rows, valid_rows in time_series_folds(dates, n_splits, first_train_days):
         assert len(train_rows) and len(valid_rows)
         assert max(dates[i] for i in train_rows) < min(dates[i] for i in valid_rows)
         assert {dates[i] for i in valid_rows}.isdisjoint(dates[i] for i in train_rows)

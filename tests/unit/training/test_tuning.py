@@ -166,3 +166,29 @@ def test_beyond_the_cap_trials_use_one_seeded_sample_in_time_order(
 def test_a_cap_below_a_thousand_rows_is_refused(spec: UseCase) -> None:
     with pytest.raises(ValueError, match="max_trial_rows"):
         capped(spec, 10)
+
+
+@pytest.mark.parametrize("first_day_of_rare_class, warned", [(20, False), (39, True)])
+def test_multiclass_folds_train_on_a_late_class_where_the_days_allow(
+    caplog: pytest.LogCaptureFixture, first_day_of_rare_class: int, warned: bool
+) -> None:
+    """A class first seen on day 20 of 40 is in every fold's training rows; one seen on the last
+    day only cannot be, and the log says which class and why."""
+    from include.training.preprocess import label_classes
+    from include.usecases.spec import load_spec
+    from tools.examples.seed import example_spec, hpc_rows
+
+    spec = load_spec(example_spec("hpc_jobs"))
+    frame = hpc_rows().sample(n=1200, random_state=0).reset_index(drop=True)
+    label = frame[spec.label.column].astype(str)
+    rare = label.value_counts().index[-1]
+    days = pd.Series(range(len(frame))) % first_day_of_rare_class
+    days[label == rare] = first_day_of_rare_class + days[label == rare] % (40 - first_day_of_rare_class)
+    frame[DATE_COLUMN] = pd.Timestamp("2025-01-01") + pd.to_timedelta(days, unit="D")
+    classes = label_classes(spec, frame)
+    with caplog.at_level("WARNING", logger="include.training.tuning"):
+        run_trial(spec, Trial("dummy-0", "dummy", {}), frame, classes)
+    late = [r.getMessage() for r in caplog.records if "first seen too late" in r.getMessage()]
+    assert bool(late) == warned
+    if warned:
+        assert rare in late[0]

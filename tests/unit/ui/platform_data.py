@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from include.platform.day_swap import replace_rows
@@ -208,3 +209,63 @@ def _evidence(candidate: dict[str, float], champion: dict[str, float] | None) ->
     }
     month = SliceGain("Contract", "Month-to-month", 610, Bound("roc_auc", 0.004, -0.006, 0.014, 0.9))
     return {"differences": gains, "primary": "roc_auc", "slices": (month,)}
+
+
+def fill_task_example(engine: sa.Engine, spec: UseCase, rows: pd.DataFrame, ds: dt.date) -> None:
+    """Two versions of a regression or multiclass use case trained on `rows` (real data) with the
+    platform's own fitting, pictures and gate: the dummy baseline (v1, champion), then gradient
+    boosting (v2) judged against it on the same holdout (a fifth of the rows, seeded)."""
+    from include.training.compare import Scored, metric_bounds
+    from include.training.curves import task_curves
+    from include.training.estimators import Trial
+    from include.training.gate import decide
+    from include.training.metrics import evaluate_outputs
+    from include.training.preprocess import label_classes, split_xy
+    from include.training.tuning import fit_final
+
+    holdout = rows.sample(frac=0.2, random_state=0)
+    train = rows.drop(holdout.index)
+    classes = label_classes(spec, train)
+    y = split_xy(holdout, spec, classes)[1].to_numpy()
+    registry, gate, champion, champion_scored = Registry(engine), spec.gate, None, None
+    for n, family in enumerate(("dummy", "hist_gradient_boosting"), start=1):
+        trial = Trial(f"{family}-0", family, {})
+        model = fit_final(spec, trial, train, 0.5, classes)
+        outputs = model.outputs(split_xy(holdout, spec, classes)[0])
+        scored = Scored(outputs, regression=spec.task == "regression")
+        metrics = evaluate_outputs(spec.task, y, outputs, 0.5)
+        version = registry.register(
+            NewVersion(
+                use_case=spec.name,
+                run_id=f"scheduled__{ds}T03:0{n}:00+00:00",
+                ds=ds,
+                window_start=ds - dt.timedelta(days=spec.training.window_days - 1),
+                window_end=ds,
+                holdout_start=ds - dt.timedelta(days=spec.training.holdout_days - 1),
+                holdout_end=ds,
+                family=family,
+                params={},
+                chosen_trial=trial.trial_id,
+                threshold=0.5,
+                metrics=metrics,
+                cv_metrics=metrics,
+                trials=[],
+                reference=None,
+                library_versions={},
+                code_version="src-example",
+                artifact_uri=f"file:///lake/models/{spec.name}/{n:064x}.skops",
+                sha256=f"{n:064x}",
+                fingerprint=f"{n:064x}",
+                curves=task_curves(spec.task, y, outputs, 0.5, classes),
+            )
+        )
+        names = [gate.primary, *gate.guardrails]
+        levels, differences = metric_bounds(
+            y, scored, champion_scored, names, gate.confidence, gate.resamples, seed=0
+        )
+        figures = {name: bound.estimate for name, bound in levels.items()}
+        decision = decide(figures, champion and champion.metrics, gate, levels, differences)
+        registry.record_decision(version, champion, decision, champion and champion.curves)
+        if decision.passed:
+            registry.promote(spec.name, version.version, champion and champion.version)
+            champion, champion_scored = registry.get(spec.name, version.version), scored

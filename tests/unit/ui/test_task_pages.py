@@ -4,6 +4,7 @@ confusion matrix, per-class table and one-vs-rest ROC curves (the stored picture
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from include.platform.schema import upgrade
 from include.registry.registry import Registry
-from include.training.curves import multiclass_curves, regression_curves
+from include.training.curves import MAX_POINTS, multiclass_curves, regression_curves
 from include.ui.app import platform_db
 from tests.unit.ui.test_api import APP, auth_manager, token  # noqa: F401 (fixtures)
 from tools.testkit import version_of_day
@@ -57,6 +58,8 @@ def test_a_regression_version_shows_its_residuals_and_calibration(pages):
     assert page.status_code == 200, page.text
     assert 'id="regression"' in page.text and 'data-rows="500"' in page.text  # the residuals' histogram
     assert page.text.count('<tr><td class="num">') == 10  # a row per tenth of the predictions
+    scatters = re.findall(r'class="chart scatter-chart".*?data-points="(\d+)"', page.text)
+    assert scatters == [str(min(500, MAX_POINTS))] * 2  # predicted vs actual, residuals vs predicted
     body = pages.get("/api/use-cases/churn/versions/1").json()
     assert body["curves"]["kind"] == "regression" and len(body["curves"]["calibration"]["rows"]) == 10
 
@@ -80,6 +83,7 @@ def test_the_cli_prints_the_same_pictures_as_text(pages):
     engine = APP.dependency_overrides[platform_db]()
     regression = version_text(version_detail(Registry(engine), get_spec("churn"), 1))
     assert "calibration: mean label per tenth of the predictions (500 rows)" in regression
+    assert "residuals (actual - predicted)" in regression and regression.count("\n") > 40  # 20 bins
     assert "threshold" not in regression.splitlines()[2]
     multiclass = version_text(version_detail(Registry(engine), get_spec("churn"), 2))
     assert "per class (400 holdout rows)" in multiclass
