@@ -13,6 +13,7 @@
                                                    scored days: rows, model version, score distribution
     python -m include.cli drift churn [--ds D] [--json]
                                                    drift per day (worst feature), or per feature of a day
+    python -m include.cli performance churn [--json] realised performance per matured scored day (outcomes)
     python -m include.cli db upgrade|current       the platform tables' schema (Alembic migrations)
 
 It reads the platform's tables through the `platform_db` connection (`PLATFORM_DB_CONN_ID`).
@@ -282,6 +283,34 @@ def drift(use_case: str, ds: dt.date | None = None) -> Rows:
     ]
 
 
+def performance(use_case: str) -> Rows:
+    """Each matured scored day's realised primary metric with its interval, beside the holdout
+    figure of the version that scored it, the coverage and whether it decayed."""
+    from include.platform.queries import realised_records
+
+    rows = []
+    for day in realised_records(_engine(), use_case):
+        primary = day.primary_metric
+        figure = day.metrics.get(primary, {})
+        rows.append(
+            {
+                "ds": day.ds.isoformat(),
+                "version": day.model_version,
+                "metric": primary,
+                "realised": figure.get("estimate"),
+                "lower": figure.get("lower"),
+                "upper": figure.get("upper"),
+                "expected": day.expected.get(primary),
+                "coverage": round(day.coverage, 4),
+                "rows_matched": day.rows_matched,
+                "decayed": day.decayed,
+                "through": day.evaluated_through.isoformat(),
+                "metrics": day.metrics,
+            }
+        )
+    return rows
+
+
 READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "models": ("registered versions", models),
     "gate": ("gate decisions", gate),
@@ -289,10 +318,11 @@ READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "trainings": ("training runs", trainings),
     "predictions": ("scored days", predictions),
     "drift": ("drift per day, or per feature with --ds", drift),
+    "performance": ("realised performance of each matured scored day", performance),
 }
 # What the plain-text tables leave out (the JSON keeps it).
 DRIFT_SHARES = ("buckets", "reference_shares", "actual_shares")
-WIDE = ("score_histogram", "rejected_reasons", *DRIFT_SHARES, "window_coverage")
+WIDE = ("score_histogram", "rejected_reasons", *DRIFT_SHARES, "window_coverage", "metrics")
 
 
 def gate_table(rows: Rows, primary: str) -> str:

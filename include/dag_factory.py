@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 _FAILED = "DAGS_NOT_BUILT"
 
 
-def build_dags(namespace: dict[str, Any], build: Callable[[UseCase], DAG], spec_dir: Path) -> list[SpecError]:
+def build_dags(
+    namespace: dict[str, Any], build: Callable[[UseCase], DAG | None], spec_dir: Path
+) -> list[SpecError]:
     """Put `build(spec)` for each valid spec in `spec_dir` into `namespace` (a DAG file's `globals()`),
-    under its DAG id.
+    under its DAG id (a spec for which `build` gives None has no DAG in that file).
 
     Returns:
         One error per spec whose DAG raised while being built, naming the spec file, the DAG file
@@ -49,7 +51,8 @@ def build_dags(namespace: dict[str, Any], build: Callable[[UseCase], DAG], spec_
             log.error("%s", error)
             failed.append(error)
         else:
-            namespace[dag.dag_id] = dag
+            if dag is not None:
+                namespace[dag.dag_id] = dag
     namespace[_FAILED] = failed
     return failed
 

@@ -30,7 +30,7 @@ def write_changed_spec(folder: Path, changes: dict[str, dict[str, object]], name
     values (`{"scoring": {"batch_rows": 40}}`); returns the folder, for `PLATFORM_SPEC_DIR`."""
     raw = yaml.safe_load((SPEC_DIR / f"{name}.yaml").read_text())
     for section, values in changes.items():
-        raw[section].update(values)
+        raw.setdefault(section, {}).update(values)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return folder

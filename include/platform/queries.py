@@ -12,7 +12,16 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
+from include.platform.tables import (
+    drift_measures,
+    ingest_runs,
+    outcome_runs,
+    outcomes,
+    predictions,
+    realised_performance,
+    retrain_requests,
+    score_runs,
+)
 
 T = TypeVar("T")
 
@@ -97,6 +106,42 @@ class DriftCell:
     feature: str
     psi: float
     level: str
+
+
+@dataclass(frozen=True)
+class OutcomeRun:
+    """One day of observed outcomes: rows read, kept and quarantined (by reason)."""
+
+    use_case: str
+    ds: dt.date
+    run_id: str
+    rows_read: int
+    rows_kept: int
+    rows_quarantined: int
+    quarantine_reasons: dict[str, int]
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RealisedDay:
+    """A scored day's realised performance: per metric its estimate and bounds, beside the holdout
+    figure of the version that scored it, and the share of its rows whose outcome has arrived."""
+
+    use_case: str
+    ds: dt.date
+    model_version: int
+    evaluated_through: dt.date
+    rows_scored: int
+    rows_matched: int
+    primary_metric: str
+    metrics: dict[str, dict[str, float | None]]
+    expected: dict[str, float | None]
+    decayed: bool
+    run_id: str
+
+    @property
+    def coverage(self) -> float:
+        return self.rows_matched / self.rows_scored if self.rows_scored else 0.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +282,7 @@ class RetrainRequest:
     run_id: str
     features: dict[str, float]
     requested_at: dt.datetime | None
+    reason: str
 
 
 def retrain_request_records(engine: sa.Engine, use_case: str) -> list[RetrainRequest]:
@@ -313,3 +359,63 @@ def last_retrain_request(
     if besides is not None:
         which &= retrain_requests.c.ds != besides
     return conn.execute(sa.select(sa.func.max(retrain_requests.c.ds)).where(which)).scalar()
+
+
+def outcome_run_records(engine: sa.Engine, use_case: str) -> list[OutcomeRun]:
+    """The outcome ingest records, one per day of observation, oldest first."""
+    query = sa.select(outcome_runs).where(_of(outcome_runs, use_case, None)).order_by(outcome_runs.c.ds)
+    return _select(engine, OutcomeRun, query)
+
+
+def realised_records(
+    engine: sa.Engine, use_case: str, first: dt.date | None = None, last: dt.date | None = None
+) -> list[RealisedDay]:
+    """The realised performance of the scored days in [first, last] (default: all), oldest first."""
+    which = realised_performance.c.use_case == use_case
+    if first is not None:
+        which &= realised_performance.c.ds >= first
+    if last is not None:
+        which &= realised_performance.c.ds <= last
+    return _select(engine, RealisedDay, sa.select(realised_performance).where(which).order_by("ds"))
+
+
+def scored_entities(
+    conn: sa.Connection, use_case: str, ids: list[str], first: dt.date, last: dt.date, chunk: int = 5000
+) -> set[str]:
+    """Which of `ids` have a prediction on a day in [first, last]."""
+    found: set[str] = set()
+    for start in range(0, len(ids), chunk):
+        query = (
+            sa.select(predictions.c.entity_id)
+            .distinct()
+            .where(
+                (predictions.c.use_case == use_case)
+                & predictions.c.ds.between(first, last)
+                & predictions.c.entity_id.in_(ids[start : start + chunk])
+            )
+        )
+        found.update(conn.execute(query).scalars())
+    return found
+
+
+def day_predictions(conn: sa.Connection, use_case: str, ds: dt.date) -> list[sa.Row]:
+    """A scored day's stored predictions: entity, version, score, class probabilities (multiclass)."""
+    columns = (predictions.c.entity_id, predictions.c.model_version, predictions.c.score)
+    query = sa.select(*columns, predictions.c.class_probabilities).where(_of(predictions, use_case, ds))
+    return list(conn.execute(query.order_by(predictions.c.entity_id)))
+
+
+def observed_outcomes(conn: sa.Connection, use_case: str, first: dt.date, last: dt.date) -> list[sa.Row]:
+    """The outcomes observed on a day in [first, last]: entity, day observed, value."""
+    query = sa.select(outcomes.c.entity_id, outcomes.c.observed_ds, outcomes.c.outcome).where(
+        (outcomes.c.use_case == use_case) & outcomes.c.observed_ds.between(first, last)
+    )
+    return list(conn.execute(query))
+
+
+def scored_days_between(conn: sa.Connection, use_case: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The days in [first, last] with a scoring run record, oldest first."""
+    query = sa.select(score_runs.c.ds).where(
+        (score_runs.c.use_case == use_case) & score_runs.c.ds.between(first, last)
+    )
+    return list(conn.execute(query.order_by(score_runs.c.ds)).scalars())

@@ -193,12 +193,54 @@ drift_measures = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False),
 )
 
+RETRAIN_FEATURES_COMMENT = "drift: features over the alert level, with PSI; decay: the realised metric by day"
 retrain_requests = sa.Table(
     "retrain_requests",
     metadata,
     sa.Column("use_case", sa.String(64), primary_key=True),
     sa.Column("ds", sa.Date, primary_key=True, comment="the drifting day"),
     sa.Column("run_id", sa.String(250), nullable=False),
-    sa.Column("features", sa.JSON, nullable=False, comment="features over the alert level, with PSI"),
+    sa.Column("features", sa.JSON, nullable=False, comment=RETRAIN_FEATURES_COMMENT),
     sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False, server_default="drift", comment="drift or decay"),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("observed_ds", sa.Date, primary_key=True, comment="the day the outcome was observed"),
+    sa.Column("entity_id", sa.String(128), primary_key=True),
+    sa.Column("outcome", sa.JSON, nullable=False, comment="the label's value, typed as the spec declares it"),
+    sa.Column("run_id", sa.String(250), nullable=False),
+)
+
+outcome_runs = sa.Table(
+    "outcome_runs",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True, comment="the day of observation ingested"),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("rows_kept", sa.Integer, nullable=False),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("quarantine_reasons", sa.JSON, nullable=False, comment="rows per reason"),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+realised_performance = sa.Table(
+    "realised_performance",
+    metadata,
+    sa.Column("use_case", sa.String(64), primary_key=True),
+    sa.Column("ds", sa.Date, primary_key=True, comment="the scored day"),
+    sa.Column("model_version", sa.Integer, nullable=False, comment="the version that scored the day"),
+    sa.Column("evaluated_through", sa.Date, nullable=False, comment="outcomes observed up to this day"),
+    sa.Column("rows_scored", sa.Integer, nullable=False),
+    sa.Column("rows_matched", sa.Integer, nullable=False, comment="scored rows with an outcome"),
+    sa.Column("primary_metric", sa.String(32), nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False, comment="per metric: estimate, lower, upper (bootstrap)"),
+    sa.Column("expected", sa.JSON, nullable=False, comment="the version's holdout figure per metric"),
+    sa.Column("decayed", sa.Boolean, nullable=False, comment="the primary's interval misses the expectation"),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

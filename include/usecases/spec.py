@@ -366,6 +366,25 @@ class Drift(_Model):
         return self
 
 
+class Outcomes(_Model):
+    """Where the label arrives after the scored day, and how the realised performance is judged.
+
+    `source` holds the entity id and the label column (under the label's own name), dated by the
+    day the outcome was observed (its `date_column`, or the `{ds}` of its prefix). A scored day is
+    judged once `maturity_days` have passed; each prediction takes its entity's earliest outcome
+    observed on or after the scored day. The last `lookback_days` matured days are judged again on
+    every run, so outcomes that arrive late still count. Decay: the primary metric's interval lies
+    on the wrong side of the version's holdout figure on `decay_days` consecutive matured days.
+    """
+
+    source: Source
+    maturity_days: int = Field(30, ge=0, le=MAX_WINDOW_DAYS)
+    lookback_days: int = Field(30, ge=1, le=MAX_WINDOW_DAYS)
+    decay_days: int = Field(3, ge=1, le=60)
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    resamples: int = Field(500, ge=100, le=10_000)
+
+
 class UseCase(_Model):
     """One use case: its sources, schema, features, training, gate, scoring and drift settings."""
 
@@ -384,6 +403,7 @@ class UseCase(_Model):
     gate: Gate
     scoring: Scoring = Scoring()
     drift: Drift = Drift()
+    outcomes: Outcomes | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -435,6 +455,20 @@ class UseCase(_Model):
                     )
                 provided.setdefault(name, source.name)
         problems += [(f"columns.{n}", "no source provides it") for n in declared if n not in provided]
+        if self.outcomes is not None:
+            source = self.outcomes.source
+            problems += [
+                ("outcomes.source.columns", f"must be the entity id and the label, {needed!r} is missing")
+                for needed in (self.entity_id, self.label.column)
+                if needed not in source.columns
+            ]
+            problems += [
+                ("outcomes.source.columns", f"{name!r} is neither the entity id nor the label")
+                for name in source.columns
+                if name not in (self.entity_id, self.label.column)
+            ]
+            if source.name in {s.name for s in self.sources}:
+                problems.append(("outcomes.source.name", f"{source.name!r} is also a feature source"))
         problems += [
             ("features.derived", f"{name!r} reads {self.columns[name].type} column, not a number")
             for name in self.features.inputs
@@ -467,6 +501,10 @@ class UseCase(_Model):
     @cached_property
     def score_dag_id(self) -> str:
         return f"{self.name}_score"
+
+    @cached_property
+    def evaluate_dag_id(self) -> str:
+        return f"{self.name}_evaluate"
 
     def source(self, name: str) -> Source:
         """The source called `name`."""
