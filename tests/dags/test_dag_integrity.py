@@ -143,3 +143,35 @@ def test_queues_and_the_retry_delay_come_from_the_environment(monkeypatch):
     assert dags["churn_train"].get_task("trial").queue == "gpu"
     assert dags["churn_train"].get_task("plan").queue == "batch"
     assert dags["churn_ingest"].get_task("ingest").retry_delay == dt.timedelta(seconds=7)
+
+
+def test_a_spec_with_outcomes_gets_an_evaluate_dag_that_feeds_the_retrain_asset(tmp_path, monkeypatch):
+    from tools.testkit import write_changed_spec
+
+    outcomes = {
+        "source": {
+            "name": "outcomes",
+            "kind": "files",
+            "conn_id": "churn_source_files",
+            "prefix": "outcomes/ds={ds}/",
+            "columns": ["customerID", "Churn"],
+        },
+        "maturity_days": 14,
+    }
+    monkeypatch.setenv("PLATFORM_SPEC_DIR", str(write_changed_spec(tmp_path, {"outcomes": outcomes})))
+    bag = load_dagbag()
+    assert bag.import_errors == {}
+    evaluate = bag.dags["churn_evaluate"]
+    assert [t.task_id for t in evaluate.topological_sort()] == [
+        "ingest_outcomes",
+        "evaluate",
+        "decay_due",
+        "request_retrain",
+    ]
+    assert evaluate.max_active_runs == 1  # evaluations in order: a later one's figures stand
+    [outlet] = evaluate.get_task("request_retrain").outlets
+    assert outlet == bag.dags["churn_score"].get_task("request_retrain").outlets[0]
+
+
+def test_a_spec_without_outcomes_has_no_evaluate_dag(dagbag):
+    assert "churn_evaluate" not in dagbag.dags

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
+from include.cli import performance
 from include.io.stores import LocalStore
 from include.outcomes.task import run_evaluation, run_outcome_ingest
 from include.partition import Partition
@@ -27,7 +28,7 @@ from include.platform.tables import predictions, realised_performance, score_run
 from include.registry.registry import Registry
 from include.runs import RunFacts, Stores
 from include.usecases.spec import get_spec
-from tests.conftest import connection_of, new_version
+from tests.conftest import connection_of, new_version, use_platform
 from tools.testkit import write_changed_spec
 
 pytestmark = pytest.mark.integration
@@ -181,7 +182,7 @@ def table_rows(platform: sa.Engine) -> list[tuple]:
         return list(conn.execute(sa.select(realised_performance).order_by(realised_performance.c.ds)))
 
 
-def test_realised_performance_with_late_and_rerun_outcomes(world):
+def test_realised_performance_with_late_and_rerun_outcomes(world, monkeypatch):
     spec, stores, source, scored, outcomes = world
     platform, threshold = stores.platform, Registry(stores.platform).get("churn", 1).threshold
     on_time = outcomes[~outcomes["observed_date"].isin(LATE)]
@@ -226,6 +227,14 @@ def test_realised_performance_with_late_and_rerun_outcomes(world):
     # A backfilled evaluation of an earlier day sees fewer outcomes, but leaves the later figures.
     assert evaluate(spec, stores, day=EVALUATED - dt.timedelta(days=3), run_id="backfill").changed == []
     assert realised_records(platform, "churn", DAYS[0], DAYS[0])[0].run_id != "backfill"
+
+    # The CLI prints the same figures, a row per matured day.
+    use_platform(monkeypatch, platform, stores.lake.root)
+    printed = performance("churn")
+    assert [row["ds"] for row in printed] == [day.isoformat() for day in DAYS]
+    stored = realised_records(platform, "churn")
+    assert [row["realised"] for row in printed] == [r.metrics["roc_auc"]["estimate"] for r in stored]
+    assert [row["coverage"] for row in printed] == [round(r.coverage, 4) for r in stored]
 
 
 def test_bad_outcome_rows_are_counted_by_reason_and_the_rest_kept(world):

@@ -131,10 +131,41 @@ def _recursive_not_a_boolean(raw: dict) -> None:
     raw["sources"][1]["recursive"] = "sometimes"
 
 
+def _outcomes(**source) -> dict:
+    base = {"name": "outcomes", "kind": "sql", "conn_id": "churn_source_db", "table": "churn_outcomes"}
+    return {"source": {**base, "date_column": "observed", **source}, "maturity_days": 30}
+
+
+def _outcomes_without_the_label(raw: dict) -> None:
+    raw["outcomes"] = _outcomes(columns=["customerID"])
+
+
+def _outcomes_with_a_feature(raw: dict) -> None:
+    raw["outcomes"] = _outcomes(columns=["customerID", "Churn", "tenure"])
+
+
+def _outcomes_named_as_a_feature_source(raw: dict) -> None:
+    raw["outcomes"] = _outcomes(name="billing", columns=["customerID", "Churn"])
+
+
+def _outcomes_maturing_never(raw: dict) -> None:
+    raw["outcomes"] = {**_outcomes(columns=["customerID", "Churn"]), "maturity_days": 1000}
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
         (_unknown_top_level_key, ["colour", "not permitted"]),
+        (
+            _outcomes_without_the_label,
+            ["outcomes.source.columns: must be the entity id and the label, 'Churn'"],
+        ),
+        (
+            _outcomes_with_a_feature,
+            ["outcomes.source.columns: 'tenure' is neither the entity id nor the label"],
+        ),
+        (_outcomes_named_as_a_feature_source, ["outcomes.source.name: 'billing' is also a feature source"]),
+        (_outcomes_maturing_never, ["outcomes.maturity_days", "less than or equal to 730"]),
         (_feature_not_in_columns, ["features.numeric", "'Age'", "not in `columns`"]),
         (_source_column_not_declared, ["sources.billing.columns", "'Discount'", "not in `columns`"]),
         (_column_no_source_provides, ["columns.Region", "no source provides it"]),
