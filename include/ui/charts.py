@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 LEVEL_CLASS = {"ok": "ok", "warn": "warn", "alert": "alert"}
+# Distinct curve colours (`class-<i>` in base.html), enough for the 10 classes a page draws.
+CLASS_COLOURS = 10
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,10 @@ def scatter_chart(
 
 
 def class_series(roc: dict) -> list[Series]:
-    """One ROC curve per class (`{class: points}`), in a few alternating styles."""
-    styles = ("candidate", "champion")
+    """One ROC curve per class (`{class: points}`), each in its own colour (`class-0` ...)."""
     return [
-        Series(name, styles[i % 2], points.fpr, points.tpr) for i, (name, points) in enumerate(roc.items())
+        Series(name, f"class-{i % CLASS_COLOURS}", points.fpr, points.tpr)
+        for i, (name, points) in enumerate(roc.items())
     ]
 
 
