@@ -343,6 +343,13 @@ def gate_table(rows: Rows, primary: str) -> str:
         bounds = f"[{found['gain_lower']:+.4f}, {found['gain_upper']:+.4f}]"
         return f"{found['gain']:+.4f} {bounds} at {row['confidence']:.0%}"
 
+    def backtest(row: dict[str, Any]) -> str:
+        found = row.get("backtest") or {}
+        if found.get("gain") is None:
+            return "-"
+        days = f"{len(found['days'])} days {found['first']} .. {found['last']}"
+        return f"{found['gain']:+.4f} [{found['lower']:+.4f}, {found['upper']:+.4f}] on {days}"
+
     flat = [
         {
             "candidate": f"v{r['candidate_version']}",
@@ -352,11 +359,13 @@ def gate_table(rows: Rows, primary: str) -> str:
             f"{primary} (cand/champ)": side_by_side(r, primary),
             "accuracy (cand/champ)": side_by_side(r, "accuracy"),
             f"{primary} gain [bounds]": gain(r),
+            "backtest gain [bounds]": backtest(r),
             "reason": "; ".join(r["reasons"]),
         }
         for r in rows
     ]
-    return format_table(flat, list(flat[0]))
+    shown = [c for c in flat[0] if c != "backtest gain [bounds]" or any(r.get("backtest") for r in rows)]
+    return format_table(flat, shown)
 
 
 def histogram_text(counts: list[int], width: int = 40) -> str:

@@ -117,10 +117,10 @@ def run_outcome_ingest(run: RunFacts, stores: Stores) -> OutcomesIngested:
 
 
 def matched(predictions: pd.DataFrame, observed: pd.DataFrame, scored: dt.date) -> pd.DataFrame:
-    """The scored day's predictions with their entity's earliest outcome observed on or after it."""
-    later = observed[observed["observed_ds"] >= scored].sort_values(["observed_ds", "entity_id"])
-    first = later.drop_duplicates("entity_id", keep="first")[["entity_id", "outcome"]]
-    return predictions.merge(first, on="entity_id", how="inner")
+    """The scored day's predictions with their entity's judging outcome (`earliest_outcomes`)."""
+    from include.monitoring.outcomes import earliest_outcomes
+
+    return predictions.merge(earliest_outcomes(observed, scored), on="entity_id", how="inner")
 
 
 def labels_and_outputs(
@@ -182,6 +182,7 @@ def _finite_or_none(value: Any) -> float | None:
 
 def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
     """Judge the matured scored days against the outcomes observed up to the run's day."""
+    from include.monitoring.outcomes import OBSERVED_COLUMNS
     from include.outcomes.realised import decaying
     from include.platform.day_swap import replace_rows
     from include.platform.queries import (
@@ -196,10 +197,9 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
     assert spec.outcomes is not None
     first, last = matured_range(spec, ds)
     stored = {r.ds: r for r in realised_records(stores.platform, spec.name, first, last)}
-    columns = ["entity_id", "observed_ds", "outcome"]
     judged, changed, decayed = [], [], {d: r.decayed for d, r in stored.items()}
     with stores.platform.connect() as conn:
-        observed = pd.DataFrame(observed_outcomes(conn, spec.name, first, ds), columns=columns)
+        observed = pd.DataFrame(observed_outcomes(conn, spec.name, first, ds), columns=OBSERVED_COLUMNS)
         days = scored_days_between(conn, spec.name, first, last)
         for day in days:
             previous = stored.get(day)

@@ -197,8 +197,29 @@ class SliceRow(BaseModel):
     upper: float | None
 
 
+class BacktestDayRow(BaseModel):
+    """One matured day of a backtest: rows with an outcome, each model's primary metric."""
+
+    ds: dt.date
+    rows: int
+    candidate: float | None
+    champion: float | None
+
+
+class BacktestRow(BaseModel):
+    """The gate's backtest: its days, each day's figures, the pooled paired gain with its bounds."""
+
+    first: dt.date
+    last: dt.date
+    days: list[BacktestDayRow]
+    gain: float | None
+    lower: float | None
+    upper: float | None
+
+
 class DecisionDetail(BaseModel):
-    """A stored gate decision: the rules' outcome, both models' metrics side by side, the slices."""
+    """A stored gate decision: the rules' outcome, both models' metrics side by side, the slices,
+    the backtest on matured days (when the spec asks for one)."""
 
     candidate_version: int
     champion_version: int | None
@@ -209,6 +230,7 @@ class DecisionDetail(BaseModel):
     confidence: float | None
     metrics: list[MetricRow]
     slices: list[SliceRow]
+    backtest: BacktestRow | None = None
     decided_at: dt.datetime | None
 
 
@@ -348,5 +370,21 @@ def decision_detail(record: GateRecord) -> DecisionDetail:
         confidence=record.confidence,
         metrics=metrics,
         slices=slices,
+        backtest=_backtest_row(evidence.get("backtest")),
         decided_at=record.decided_at,
+    )
+
+
+def _backtest_row(stored: dict[str, Any] | None) -> BacktestRow | None:
+    """A stored backtest (`include.training.backtest.Backtest.to_dict`) as its read model."""
+    if stored is None:
+        return None
+    gain = stored.get("gain") or {}
+    return BacktestRow(
+        first=stored["first"],
+        last=stored["last"],
+        days=[BacktestDayRow(**day) for day in stored["days"]],
+        gain=gain.get("estimate"),
+        lower=gain.get("lower"),
+        upper=gain.get("upper"),
     )

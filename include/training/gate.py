@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.training.backtest import Backtest
 from include.training.compare import Bound, SliceGain
 from include.usecases.spec import Gate, direction
 
@@ -32,6 +33,7 @@ class GateDecision:
             is better) with its bounds; empty without one.
         primary: the gate's primary metric (None for a decision made before any measurement).
         slices: with a champion and `gate.slices`, the primary's paired gain on every slice.
+        backtest: with a champion and `gate.backtest`, both models on the matured days.
     """
 
     passed: bool
@@ -42,6 +44,7 @@ class GateDecision:
     differences: Mapping[str, Bound] = field(default_factory=dict)
     primary: str | None = None
     slices: tuple[SliceGain, ...] = ()
+    backtest: Backtest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; a NaN or infinite figure becomes None."""
@@ -61,6 +64,7 @@ class GateDecision:
             "levels": bounds(self.levels),
             "differences": bounds(self.differences),
             "slices": [gain.to_dict() for gain in self.slices],
+            "backtest": None if self.backtest is None else self.backtest.to_dict(),
         }
 
 
@@ -80,6 +84,7 @@ def decide(
     levels: Mapping[str, Bound],
     differences: Mapping[str, Bound],
     slices: Sequence[SliceGain] = (),
+    backtest: Backtest | None = None,
 ) -> GateDecision:
     """Decide whether `candidate` may replace `champion`, both measured on the same holdout rows.
 
@@ -99,8 +104,11 @@ def decide(
     5. With a champion, for every slice in `slices` of at least ``gate.min_slice_rows`` rows: the
        primary metric's estimated fall on the slice is ``<= gate.slice_tolerance`` (a fairness
        guard-rail; judged on the estimate, since a slice's bounds are wide).
+    6. With a champion and ``gate.backtest``: on the matured days of `backtest`, the primary's
+       pooled paired gain has its lower bound ``>= gate.backtest.min_improvement``; with no matured
+       row yet the rule is not judged, and says so.
 
-    With no champion, rules 3 to 5 do not apply: the floor alone decides, on the lower bound.
+    With no champion, rules 3 to 6 do not apply: the floor alone decides, on the lower bound.
     Figures within `EPSILON` of each other count as equal.
     """
     primary = gate.primary
@@ -163,7 +171,29 @@ def decide(
             f"slice {part.column}={part.value} ({part.rows} rows): {primary} change {part.gain.text()}, "
             f"{'within' if within else 'more than'} slice_tolerance {gate.slice_tolerance:.4f}",
         )
-    return _decision(failures, passes, candidate, champion, levels, differences, primary, slices)
+    if gate.backtest is not None:
+        _backtest_rule(gate, backtest, check, level_of)
+    return _decision(failures, passes, candidate, champion, levels, differences, primary, slices, backtest)
+
+
+def _backtest_rule(
+    gate: Gate, backtest: Backtest | None, check: Callable[[bool, str], None], level_of: str
+) -> None:
+    """Rule 6: the candidate's gain over the champion on the matured days."""
+    assert gate.backtest is not None
+    wanted = gate.backtest.min_improvement
+    if backtest is None or not _bounded(backtest.gain):
+        days = "" if backtest is None else f" ({backtest.first} .. {backtest.last})"
+        check(True, f"backtest: no matured outcome in the holdout's days{days} yet: not judged")
+        return
+    gain = backtest.gain
+    clears = gain.lower >= wanted - EPSILON
+    check(
+        clears,
+        f"backtest on {len(backtest.days)} matured days ({backtest.rows} rows, {backtest.first} .. "
+        f"{backtest.last}): {gate.primary} gain {gain.text()}: {level_of} {gain.lower:+.4f} "
+        f"{'>=' if clears else '<'} backtest.min_improvement {wanted:+.4f}",
+    )
 
 
 def _bounded(bound: Bound | None) -> bool:
@@ -179,6 +209,7 @@ def _decision(
     differences: Mapping[str, Bound],
     primary: str,
     slices: Sequence[SliceGain],
+    backtest: Backtest | None = None,
 ) -> GateDecision:
     decision = GateDecision(
         passed=not failures,
@@ -189,6 +220,7 @@ def _decision(
         differences=dict(differences),
         primary=primary,
         slices=tuple(slices),
+        backtest=backtest,
     )
     logger.info("Gate %s: %s", "passed" if decision.passed else "rejected", "; ".join(decision.reasons))
     return decision

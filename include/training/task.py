@@ -17,9 +17,12 @@ from include.runs import RunFacts, Stores, XComResult
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import sqlalchemy as sa
 
     from include.io.stores import ObjectStore
+    from include.registry.model_files import FittedModel
     from include.registry.registry import ModelVersion
+    from include.training.backtest import Backtest
     from include.training.estimators import Trial
     from include.training.gate import GateDecision
     from include.training.tuning import TrialResult
@@ -312,7 +315,7 @@ def gate(
         alert(reasons, versions)
         return False
     holdout = read_frame(stores.lake, plan.holdout_key)
-    decision, champion_curves = judge(spec, holdout, stores.lake, version, champion)
+    decision, champion_curves = judge(spec, holdout, stores.lake, version, champion, stores.platform, run.ds)
     registry.record_decision(version, champion, decision, champion_curves)
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
     if not decision.passed:
@@ -326,9 +329,13 @@ def judge(
     lake: ObjectStore,
     candidate: ModelVersion,
     champion: ModelVersion | None,
+    platform: sa.Engine | None = None,
+    ds: dt.date | None = None,
 ) -> tuple[GateDecision, dict[str, Any] | None]:
     """Score both models' files on the holdout and decide on their paired bootstrap bounds; the
     decision, and the champion's curves on that holdout (for the UI page; None without a champion).
+    With `gate.backtest` and a champion, both are also judged on the holdout's days matured by the
+    run's day `ds` (`include.training.backtest`, outcomes from `platform`).
 
     Both are loaded like every reader loads them (`load_version_model`, sha256 checked), so the gate
     judges the very files that will score; the resamples are seeded by `training.random_state`, so a
@@ -354,6 +361,10 @@ def judge(
 
     mine = scored(candidate)
     theirs = scored(champion) if champion is not None else None
+    tested = None
+    if spec.gate.backtest is not None and champion is not None and platform is not None and ds is not None:
+        models = [candidate_model, load_version_model(lake, champion).model]
+        tested = _backtest(spec, holdout, platform, ds, candidate, models)
     gate = spec.gate
     levels, differences = metric_bounds(
         y_holdout.to_numpy(),
@@ -380,7 +391,36 @@ def judge(
             gate.resamples,
             spec.training.random_state,
         )
-    return decide(candidate.metrics, champion_metrics, gate, levels, differences, slices), champion_curves
+    decision = decide(candidate.metrics, champion_metrics, gate, levels, differences, slices, tested)
+    return decision, champion_curves
+
+
+def _backtest(
+    spec: UseCase,
+    holdout: pd.DataFrame,
+    platform: sa.Engine,
+    ds: dt.date,
+    candidate: ModelVersion,
+    models: list[FittedModel],
+) -> Backtest:
+    """Both models (`models`: the candidate's, the champion's) on the holdout's matured days."""
+    from include.training.backtest import Backtest, backtest, backtest_range, matured_rows
+    from include.training.compare import Scored
+    from include.training.preprocess import split_xy
+
+    first, last = backtest_range(spec, ds, candidate.holdout_start)
+    rows = matured_rows(spec, holdout, platform, ds, first, last)
+    if rows.empty:
+        return Backtest(first, last, (), None)
+    classes = models[0].classes
+    x, y = split_xy(rows, spec, classes)
+    sides = []
+    for model in models:
+        outputs = model.outputs(x)
+        if classes is not None:
+            outputs = aligned(outputs, model.classes or (), classes)
+        sides.append(Scored(outputs, model.threshold, regression=spec.task == "regression"))
+    return backtest(spec, rows, y.to_numpy(), *sides, first, last, spec.training.random_state)
 
 
 def promote(run: RunFacts, candidate: Candidate, stores: Stores) -> dict[str, Any]:

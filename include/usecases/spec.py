@@ -288,6 +288,16 @@ class Training(_Model):
         return self
 
 
+class Backtest(_Model):
+    """The gate's rule on matured days: the candidate and the champion scored on the holdout's days
+    whose outcomes have matured (at most the last `days` of them), the outcomes as the labels; the
+    primary metric's paired gain must clear `min_improvement` at the gate's confidence (negative:
+    the candidate may be that much worse)."""
+
+    days: int = Field(7, ge=1, le=MAX_WINDOW_DAYS)
+    min_improvement: float = Field(0.0, ge=-1.0, le=1.0)
+
+
 class Gate(_Model):
     """What a candidate must show to replace the champion (include/training/gate.py).
 
@@ -310,6 +320,8 @@ class Gate(_Model):
     slices: tuple[str, ...] = ()
     min_slice_rows: int = Field(100, ge=1)
     slice_tolerance: float = Field(0.05, ge=0)
+    # Judge the candidate on matured days too (needs the spec's `outcomes`).
+    backtest: Backtest | None = None
 
     @model_validator(mode="after")
     def _bound_fits_the_primary(self) -> Gate:
@@ -455,20 +467,7 @@ class UseCase(_Model):
                     )
                 provided.setdefault(name, source.name)
         problems += [(f"columns.{n}", "no source provides it") for n in declared if n not in provided]
-        if self.outcomes is not None:
-            source = self.outcomes.source
-            problems += [
-                ("outcomes.source.columns", f"must be the entity id and the label, {needed!r} is missing")
-                for needed in (self.entity_id, self.label.column)
-                if needed not in source.columns
-            ]
-            problems += [
-                ("outcomes.source.columns", f"{name!r} is neither the entity id nor the label")
-                for name in source.columns
-                if name not in (self.entity_id, self.label.column)
-            ]
-            if source.name in {s.name for s in self.sources}:
-                problems.append(("outcomes.source.name", f"{source.name!r} is also a feature source"))
+        problems += _outcomes_problems(self)
         problems += [
             ("features.derived", f"{name!r} reads {self.columns[name].type} column, not a number")
             for name in self.features.inputs
@@ -532,6 +531,28 @@ def _metric_problems(task: str, gate: Gate) -> list[tuple[str, str]]:
     ]
     if task == "binary" and gate.primary != "accuracy" and "accuracy" not in gate.guardrails:
         problems.append(("gate.guardrails", "accuracy must be the primary metric or a guard-rail"))
+    return problems
+
+
+def _outcomes_problems(spec: UseCase) -> list[tuple[str, str]]:
+    """Why the outcomes source does not fit the spec, and a backtest without outcomes."""
+    if spec.outcomes is None:
+        if spec.gate.backtest is not None:
+            return [("gate.backtest", "needs `outcomes`: the matured days' labels come from there")]
+        return []
+    source, wanted = spec.outcomes.source, (spec.entity_id, spec.label.column)
+    problems = [
+        ("outcomes.source.columns", f"must be the entity id and the label, {needed!r} is missing")
+        for needed in wanted
+        if needed not in source.columns
+    ]
+    problems += [
+        ("outcomes.source.columns", f"{name!r} is neither the entity id nor the label")
+        for name in source.columns
+        if name not in wanted
+    ]
+    if source.name in {s.name for s in spec.sources}:
+        problems.append(("outcomes.source.name", f"{source.name!r} is also a feature source"))
     return problems
 
 
