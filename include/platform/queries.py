@@ -275,7 +275,8 @@ def worst_drift_by_day(engine: sa.Engine, use_case: str) -> list[DriftMeasure]:
 
 @dataclass(frozen=True)
 class RetrainRequest:
-    """A retrain asked for by a drifting day, with the features over the alert level."""
+    """A retrain asked for by a drifting day (with the features over the alert level) or by decay
+    of the realised performance (with the realised primary metric)."""
 
     use_case: str
     ds: dt.date

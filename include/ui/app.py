@@ -71,6 +71,7 @@ versions_api = _use_case_router("versions")
 gate_api = _use_case_router("gate decisions")
 scoring_api = _use_case_router("scoring")
 ingest_api = _use_case_router("ingest")
+performance_api = _use_case_router("performance")
 pages = _use_case_router("pages", "/{use_case}", include_in_schema=False, default_response_class=HTMLResponse)
 home = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(current_user)])
 
@@ -109,6 +110,12 @@ def get_scoring(spec: Spec, engine: Engine) -> views.Scoring:
 def get_ingest(spec: Spec, engine: Engine) -> views.Ingest:
     """Per ingested day: rows read / quarantined / written per source; the top quarantine reasons."""
     return views.ingest(engine, spec)
+
+
+@performance_api.get("/performance")
+def get_performance(spec: Spec, engine: Engine) -> views.Performance:
+    """Per matured scored day: realised metrics with intervals, the expectation, coverage, decay."""
+    return views.performance(engine, spec)
 
 
 def _page(template: str, use_case: str | None = None, **values: Any) -> HTMLResponse:
@@ -185,6 +192,25 @@ def ingest_page(spec: Spec, engine: Engine) -> HTMLResponse:
     return _page("ingest.html", page="ingest", use_case=spec.name, m=views.ingest(engine, spec))
 
 
+@pages.get("/performance")
+def performance_page(spec: Spec, engine: Engine) -> HTMLResponse:
+    model = views.performance(engine, spec)
+    primary = model.primary_metric
+    points = [
+        charts.RealisedPoint(
+            d.ds,
+            d.metrics.get(primary, {}).get("estimate"),
+            d.metrics.get(primary, {}).get("lower"),
+            d.metrics.get(primary, {}).get("upper"),
+            d.expected.get(primary),
+            d.decayed,
+        )
+        for d in model.days
+    ]
+    chart = charts.realised_chart(f"Realised {primary} per matured scored day", primary, points)
+    return _page("performance.html", page="performance", use_case=spec.name, m=model, chart=chart)
+
+
 def create_app() -> FastAPI:
     """The app the plugin mounts; its OpenAPI document is at `<prefix>/openapi.json`."""
     app = FastAPI(
@@ -195,6 +221,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for router in (use_cases_api, overview_api, versions_api, gate_api, scoring_api, ingest_api, home, pages):
+    routers = (use_cases_api, overview_api, versions_api, gate_api, scoring_api, ingest_api, performance_api)
+    for router in (*routers, home, pages):
         app.include_router(router)
     return app

@@ -167,6 +167,80 @@ def histogram(counts: Sequence[int], width: int = 100, height: int = 24, label: 
     return Markup("".join(parts))
 
 
+@dataclass(frozen=True)
+class RealisedPoint:
+    """One matured day: the realised metric, its bounds, the holdout figure, whether it decayed."""
+
+    ds: dt.date
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    expected: float | None
+    decayed: bool
+
+
+def realised_chart(title: str, metric: str, points: Sequence[RealisedPoint], width: int = 900) -> Markup:
+    """Days along x; per day the realised estimate (a dot) and its interval (a bar), and the
+    expectation (the holdout figure of the day's version) as a dashed line."""
+    height, pad, top = 240, 56, 10
+    values = [v for p in points for v in (p.lower, p.upper, p.expected, p.estimate) if v is not None]
+    low, high = min(values, default=0.0), max(values, default=1.0)
+    high = high if high > low else low + 1
+    plot_w, plot_h = width - pad - 20, height - top - 40
+    step = plot_w / max(len(points), 1)
+    x = lambda i: pad + step * (i + 0.5)  # noqa: E731
+    y = lambda v: top + (1 - (v - low) / (high - low)) * plot_h  # noqa: E731
+    parts = [
+        f'<svg class="chart realised-chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" data-days="{len(points)}"><title>{escape(title)}</title>',
+        f'<rect class="frame" x="{pad}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
+    ]
+    for tick in _ticks(low, high):
+        parts.append(
+            f'<text class="tick" x="{pad - 4}" y="{_f(y(tick) + 4)}" text-anchor="end">{tick:.3g}</text>'
+        )
+    parts.append(
+        f'<text class="axis" transform="rotate(-90)" x="{-(top + plot_h / 2)}" y="12">{escape(metric)}</text>'
+    )
+    expected = " ".join(
+        f"{_f(x(i))},{_f(y(p.expected))}" for i, p in enumerate(points) if p.expected is not None
+    )
+    if expected:
+        parts.append(
+            f'<polyline class="expected" points="{expected}"><title>expected (holdout)</title></polyline>'
+        )
+    for i, p in enumerate(points):
+        if p.lower is not None and p.upper is not None:
+            parts.append(
+                f'<line class="interval" x1="{_f(x(i))}" y1="{_f(y(p.lower))}" '
+                f'x2="{_f(x(i))}" y2="{_f(y(p.upper))}"/>'
+            )
+        if p.estimate is not None:
+            state = " decayed" if p.decayed else ""
+            parts.append(
+                f'<circle class="realised{state}" cx="{_f(x(i))}" cy="{_f(y(p.estimate))}" r="3.5" '
+                f'data-ds="{p.ds}" data-estimate="{p.estimate:.4f}" data-decayed="{str(p.decayed).lower()}">'
+                f"<title>{escape(_realised_text(p, metric))}</title></circle>"
+            )
+    tick_every = max(1, len(points) // 8)
+    for i in range(0, len(points), tick_every):
+        parts.append(
+            f'<text class="tick" x="{_f(x(i))}" y="{height - 22}" text-anchor="middle">{points[i].ds}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _realised_text(point: RealisedPoint, metric: str) -> str:
+    """A matured day's tooltip: the figure, its interval, the expectation, a decay."""
+    text = f"{point.ds}: {metric} {point.estimate:.4f}"
+    if point.lower is not None and point.upper is not None:
+        text += f" [{point.lower:.4f}, {point.upper:.4f}]"
+    if point.expected is not None:
+        text += f", expected {point.expected:.4f}"
+    return text + ("; decayed" if point.decayed else "")
+
+
 def drift_heatmap(
     features: Sequence[str], days: Sequence[dt.date], cells: Sequence[tuple[dt.date, str, float, str]]
 ) -> Markup:

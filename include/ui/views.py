@@ -95,6 +95,18 @@ class Ingest(BaseModel):
     top_reasons: list[queries.QuarantineReason]
 
 
+class Performance(BaseModel):
+    """The realised performance of each matured scored day, the outcome ingest and the decay
+    retrain requests; `maturity_days` is None for a use case without outcomes."""
+
+    use_case: str
+    primary_metric: str
+    maturity_days: int | None
+    days: list[queries.RealisedDay]
+    outcome_days: list[queries.OutcomeRun]
+    decays: list[queries.RetrainRequest]
+
+
 class UseCaseLink(BaseModel):
     name: str
     description: str
@@ -204,4 +216,16 @@ def ingest(engine: sa.Engine, spec: UseCase) -> Ingest:
             for r in records
         ],
         top_reasons=queries.quarantine_reasons(engine, spec.name),
+    )
+
+
+def performance(engine: sa.Engine, spec: UseCase) -> Performance:
+    """Each matured day's realised figures beside the expectation; outcome ingests; decay requests."""
+    return Performance(
+        use_case=spec.name,
+        primary_metric=spec.gate.primary,
+        maturity_days=spec.outcomes.maturity_days if spec.outcomes else None,
+        days=queries.realised_records(engine, spec.name),
+        outcome_days=queries.outcome_run_records(engine, spec.name),
+        decays=[r for r in queries.retrain_request_records(engine, spec.name) if r.reason == "decay"],
     )

@@ -63,11 +63,13 @@ def test_the_app_has_a_route_per_page_and_resource() -> None:
         "/api/use-cases/{use_case}/gate-decisions",
         "/api/use-cases/{use_case}/ingest",
         "/api/use-cases/{use_case}/overview",
+        "/api/use-cases/{use_case}/performance",
         "/api/use-cases/{use_case}/scoring",
         "/api/use-cases/{use_case}/versions/{version}",
         "/{use_case}/",
         "/{use_case}/gate",
         "/{use_case}/ingest",
+        "/{use_case}/performance",
         "/{use_case}/scoring",
         "/{use_case}/versions/{version}",
     ]
