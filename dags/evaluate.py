@@ -15,8 +15,9 @@ For a use case whose spec declares `outcomes` (a source of observed labels and `
   matured days, `decay_due` lets `request_retrain` alert and emit the retrain Asset (the same one,
   and the same cooldown, as drift).
 
-**Which day.** The same daily data-interval timetable as ingest; backfills work alike, and one run
-at a time keeps the evaluations in order.
+**Which day.** The same daily data-interval timetable as ingest; backfills work alike. Runs may go
+at once and in any order: a day's figures are only ever replaced by an evaluation of the same or a
+later day (checked under the write lock), so the newest evaluation's figures stand.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def evaluate_dag(spec: UseCase):
         start_date=start_date(spec),
         end_date=end_date(SETTINGS),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=4,
         tags=[spec.name, "evaluate"],
         default_args=default_args(spec, SETTINGS),
         params={"ds": ds_param("Day of observation to ingest and evaluate on")},

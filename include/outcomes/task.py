@@ -5,7 +5,8 @@ For the run's day E, the matured scored days are those up to E - `outcomes.matur
 `outcomes.lookback_days` of them are judged again on every run, each prediction against its
 entity's earliest outcome observed from the scored day up to E (never later: a backfill sees what
 was known on its day). A day's row is rewritten only when its figures change and never by an
-evaluation older than the one that wrote it, so reruns and late batches touch only their days.
+evaluation older than the one that wrote it (checked under the write lock: evaluations may run at
+once), so reruns, backfills and late batches touch only their days.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from include.runs import XComResult
 
@@ -184,14 +186,12 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
     """Judge the matured scored days against the outcomes observed up to the run's day."""
     from include.monitoring.outcomes import OBSERVED_COLUMNS
     from include.outcomes.realised import decaying
-    from include.platform.day_swap import replace_rows
     from include.platform.queries import (
         day_predictions,
         observed_outcomes,
         realised_records,
         scored_days_between,
     )
-    from include.platform.tables import realised_performance
 
     spec, ds = run.spec, run.ds
     assert spec.outcomes is not None
@@ -216,11 +216,15 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
             judged.append(day)
             decayed[day] = figures["decayed"]
             if previous is None or any(figures[k] != getattr(previous, k) for k in FIGURES):
-                changed.append(day)
-                key = {"use_case": spec.name, "ds": day}
-                with stores.platform.begin() as write:
-                    row = {**key, **figures, "evaluated_through": ds, "run_id": run.run_id}
-                    replace_rows(write, realised_performance, key, [row])
+                row = {
+                    "use_case": spec.name,
+                    "ds": day,
+                    **figures,
+                    "evaluated_through": ds,
+                    "run_id": run.run_id,
+                }
+                if store_unless_newer(stores.platform, row):
+                    changed.append(day)
     run_days = decaying(decayed, last, spec.outcomes.decay_days)
     newest = realised_records(stores.platform, spec.name, last, last)
     realised = {m: i["estimate"] for m, i in newest[0].metrics.items()} if newest else {}
@@ -243,6 +247,28 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
         realised=realised,
         expected=newest[0].expected if newest else {},
     )
+
+
+def store_unless_newer(platform: sa.Engine, row: dict[str, Any]) -> bool:
+    """Replace the day's figures with `row`, unless an evaluation on a later day than
+    `row["evaluated_through"]` stored them meanwhile (read under the write lock, so two evaluations
+    running at once cannot undo each other); whether it was written."""
+    from include.platform.day_swap import partition_filter, partition_lock, replace_rows
+    from include.platform.tables import realised_performance as table
+
+    key = {"use_case": row["use_case"], "ds": row["ds"]}
+    with platform.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(partition_lock(table, key))
+        else:  # SQLite: a first write takes the database's write lock, so the read below is current
+            conn.execute(table.update().where(partition_filter(table, key)).values(run_id=table.c.run_id))
+        stored = conn.execute(
+            sa.select(table.c.evaluated_through).where(partition_filter(table, key))
+        ).scalar()
+        if stored is not None and stored > row["evaluated_through"]:
+            return False
+        replace_rows(conn, table, key, [row])
+    return True
 
 
 def decay_retrain_due(run: RunFacts, evaluated: Evaluated, stores: Stores) -> bool:
