@@ -3,6 +3,8 @@
 
 For a use case whose spec declares `outcomes` (a source of observed labels and `maturity_days`):
 
+- `wait_for_scoring` waits until the run's day (`ds`) is scored: an outcome observed on `ds` can
+  judge a prediction of that day or before, so those predictions are in when its outcomes come in;
 - `ingest_outcomes` reads the outcomes observed on the run's day (`ds`), checks them as ingest
   checks a source (an unknown entity, a duplicate, a wrong type: quarantined and counted by reason)
   and replaces that day's rows of the `outcomes` table (`outcome_runs` holds the counts);
@@ -21,6 +23,8 @@ later day (checked under the write lock), so the newest evaluation's figures sta
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
@@ -51,6 +55,17 @@ def evaluate_dag(spec: UseCase):
         params={"ds": ds_param("Day of observation to ingest and evaluate on")},
     )
     def evaluate_pipeline():
+        @task.sensor(
+            poke_interval=dt.timedelta(seconds=SETTINGS.sensor_poke_seconds),
+            timeout=dt.timedelta(hours=12),
+            mode="reschedule",
+        )
+        def wait_for_scoring(**context) -> bool:
+            from include.dag_context import run_facts, stores
+            from include.outcomes.task import day_scored
+
+            return day_scored(run_facts(spec.name, context), stores())
+
         @task(multiple_outputs=False)
         def ingest_outcomes(**context) -> dict:
             from include.dag_context import run_facts, stores
@@ -99,7 +114,7 @@ def evaluate_dag(spec: UseCase):
             return extra
 
         evaluated = evaluate()
-        ingest_outcomes() >> evaluated
+        wait_for_scoring() >> ingest_outcomes() >> evaluated
         decay_due(evaluated) >> request_retrain(evaluated)
 
     return evaluate_pipeline()

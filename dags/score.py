@@ -68,7 +68,7 @@ def score_dag(spec: UseCase):
     def score_pipeline():
         @task.sensor(
             inlets=[raw_asset(spec.name)],
-            poke_interval=dt.timedelta(minutes=5),
+            poke_interval=dt.timedelta(seconds=SETTINGS.sensor_poke_seconds),
             timeout=dt.timedelta(hours=12),
             mode="reschedule",
         )

@@ -28,6 +28,8 @@ class Settings:
     task_retries: int = 2
     # Seconds between a task's failure and its retry (5 minutes; the Celery end-to-end test sets 5 s).
     task_retry_delay_seconds: int = 300
+    # Seconds between a sensor's pokes (a day's partition, a day's scoring); the demo sets a few.
+    sensor_poke_seconds: int = 300
     # The HTTP connection alerts are POSTed to (include/alerting.py); undefined: a logged warning.
     alerts_conn_id: str = "platform_alerts"
     # Celery queues (ignored by other executors): training trials and scoring shards on their own,
@@ -47,6 +49,7 @@ class Settings:
             else None,
             task_retries=int(os.environ.get("PLATFORM_TASK_RETRIES", "2")),
             task_retry_delay_seconds=int(os.environ.get("PLATFORM_TASK_RETRY_DELAY_SECONDS", "300")),
+            sensor_poke_seconds=int(os.environ.get("PLATFORM_SENSOR_POKE_SECONDS", "300")),
             alerts_conn_id=os.environ.get("PLATFORM_ALERTS_CONN_ID", "platform_alerts"),
             train_queue=_queue("PLATFORM_TRAIN_QUEUE", "train"),
             score_queue=_queue("PLATFORM_SCORE_QUEUE", "score"),

@@ -3,7 +3,8 @@ source (the entity id's and the label's column rules), then kept or counted with
 
 A row is quarantined when a column fails its rule, when its entity appears twice in the day, or
 when no prediction was made for its entity in the days it could judge (`unknown`). A day whose
-quarantined share passes `ingest.max_quarantine_fraction` fails, naming its commonest reasons.
+share of faulty rows (all but the unknown entities') passes `ingest.max_quarantine_fraction` fails,
+naming its commonest reasons.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import pyarrow as pa
 from include.ingest.checks import check_batch, duplicate_reason, reason_kind, source_rules, split_reasons
 from include.ingest.validate import IngestError
 from include.usecases.spec import UseCase
+
+# An outcome of an entity that was never scored in the days it could judge: counted, but not held
+# against the day's quarantine limit (the first days of a deployment see outcomes of earlier states).
+UNKNOWN_ENTITY = "{entity}: no prediction for this entity in the days it could judge"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +47,7 @@ def check_outcomes(
 
     Raises:
         IngestError: naming `where` and the commonest reasons, when more than
-            `ingest.max_quarantine_fraction` of the rows are quarantined.
+            `ingest.max_quarantine_fraction` of the rows are faulty (unknown entities aside).
     """
     assert spec.outcomes is not None
     entity, label = spec.entity_id, spec.label.column
@@ -68,7 +73,8 @@ def check_outcomes(
             kept[entity_id] = value
     day = OutcomeDay(kept, len(ids), len(ids) - len(kept), counts)
     limit = spec.ingest.max_quarantine_fraction
-    if day.rows_read and day.quarantined / day.rows_read > limit:
+    faulty = day.quarantined - counts[UNKNOWN_ENTITY.format(entity=entity)]
+    if day.rows_read and faulty / day.rows_read > limit:
         raise IngestError(
             f"{where}: {day.quarantined} of {day.rows_read} outcome rows quarantined, more than "
             f"ingest.max_quarantine_fraction ({limit}); commonest reasons: {day.top_reasons(3)}"
@@ -82,5 +88,5 @@ def _day_reasons(entity: str, entity_id: str, seen: Counter, never_scored: set[s
     if seen[entity_id] > 1:
         return [duplicate_reason(entity, entity_id)]
     if entity_id in never_scored:
-        return [f"{entity}: no prediction for this entity in the days it could judge"]
+        return [UNKNOWN_ENTITY.format(entity=entity)]
     return []

@@ -62,6 +62,16 @@ def matured_range(spec: UseCase, ds: dt.date) -> tuple[dt.date, dt.date]:
     return last - dt.timedelta(days=spec.outcomes.lookback_days - 1), last
 
 
+def day_scored(run: RunFacts, stores: Stores) -> bool:
+    """Whether the run's day has its scoring record (the sensor before the outcomes come in)."""
+    from include.platform.queries import scored_days_between
+
+    with stores.platform.connect() as conn:
+        scored = bool(scored_days_between(conn, run.use_case, run.ds, run.ds))
+    log.info("%s, ds=%s: %s", run.use_case, run.ds, "scored" if scored else "not scored yet")
+    return scored
+
+
 def run_outcome_ingest(run: RunFacts, stores: Stores) -> OutcomesIngested:
     """Read, check and store the outcomes observed on the run's day; record the counts."""
     from include.ingest.sources import read_files_day, read_sql_day

@@ -163,6 +163,7 @@ def test_a_spec_with_outcomes_gets_an_evaluate_dag_that_feeds_the_retrain_asset(
     assert bag.import_errors == {}
     evaluate = bag.dags["churn_evaluate"]
     assert [t.task_id for t in evaluate.topological_sort()] == [
+        "wait_for_scoring",
         "ingest_outcomes",
         "evaluate",
         "decay_due",

@@ -261,3 +261,20 @@ def test_bad_outcome_rows_are_counted_by_reason_and_the_rest_kept(world):
     # Ingesting the day again gives the same rows (idempotent).
     ingest(spec, stores, [day], run_id="again")
     assert outcome_run_records(stores.platform, "churn")[0].rows_kept == len(good) - 1
+
+
+def test_outcomes_of_unscored_entities_are_counted_but_do_not_fail_the_day(world):
+    """A new deployment's first days observe outcomes of entities it never scored: quarantined with
+    their reason, but the day is ingested (only faulty rows count against the quarantine limit)."""
+    spec, stores, source, _, outcomes = world
+    day = FIRST + dt.timedelta(days=2)
+    strangers = pd.DataFrame(
+        [{"customerID": f"{n:04d}-QQQQQ", "Churn": "No", "observed_date": day} for n in range(40)]
+    )
+    deliver(source, pd.concat([outcomes[outcomes["observed_date"] == day], strangers]))
+    ingest(spec, stores, [day])
+    [record] = outcome_run_records(stores.platform, "churn")
+    assert record.rows_quarantined == 40 > record.rows_kept * spec.ingest.max_quarantine_fraction
+    assert record.quarantine_reasons == {
+        "customerID: no prediction for this entity in the days it could judge": 40
+    }
