@@ -23,6 +23,7 @@ demo airflow up demo-env serve bench-serving: export PYTHONPATH := $(CURDIR):$(C
 demo airflow up demo-env serve bench-serving: export PLATFORM_DAG_END_DATE := 2025-03-31
 # A failed task shows at once instead of after two retries.
 demo airflow up demo-env serve bench-serving: export PLATFORM_TASK_RETRIES := 0
+demo airflow up demo-env serve bench-serving: export PLATFORM_SENSOR_POKE_SECONDS := 5
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_DB := {"conn_type": "sqlite", "host": "$(DEMO)/platform.db"}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs", "extra": {"path": "$(DEMO)/lake"}}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}

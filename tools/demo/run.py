@@ -1,12 +1,14 @@
 """`make demo`: seed the demo sources and run every pipeline stage through a real Airflow.
 
 Everything lives under `.demo/` (SQLite for Airflow and the platform, folders for the bucket and the
-lake). Both backfills are queued before Airflow starts (see `queue_backfill`), each DAG paused; then
-one Airflow runs three phases, each unpausing its DAG when what it reads is there: a scheduler-run
+lake). The backfills are queued before Airflow starts (see `queue_backfill`), each DAG paused; then
+one Airflow runs the phases, each unpausing its DAG when what it reads is there: a scheduler-run
 backfill ingests all 90 demo days in parallel; two training runs make a champion as of 2025-03-01
 (started as soon as the 60 days of its window are in) and a challenger as of 2025-03-31 (once every
 day is); the backfill scores every day from the first champion's on, each with the champion of its
-day, from the first gate's decision on, beside the second training run. The summary waits for what
+day, from the first gate's decision on, beside the second training run; beside it, the evaluation
+backfill ingests each day's observed outcomes once the day is scored and judges the days whose
+outcomes have matured (a week after their snapshot). The summary waits for what
 scoring set off (a retrain on drift) before it reads the registry. Rerunning gives the same
 partitions, predictions and counts: the backfills reprocess every day in place and the training runs
 are kept.
@@ -47,8 +49,8 @@ from tools.demo.seed import demo_dates
 log = logging.getLogger(__name__)
 
 DEMO_USER, DEMO_PASSWORD = "admin", "admin"
-INGEST, TRAIN, SCORE = "churn_ingest", "churn_train", "churn_score"
-DEMO_DAGS = (INGEST, TRAIN, SCORE)
+INGEST, TRAIN, SCORE, EVALUATE = "churn_ingest", "churn_train", "churn_score", "churn_evaluate"
+DEMO_DAGS = (INGEST, TRAIN, SCORE, EVALUATE)
 # The first champion, then a candidate a month later that must beat it on its own holdout.
 TRAIN_AS_OF = ("2025-03-01", "2025-03-31")
 
@@ -101,7 +103,7 @@ def queue_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> N
 
     Created while no scheduler runs: on SQLite, Airflow refuses a backfill created through REST under a
     running scheduler ("Backfill creation is not supported on SQLite under concurrent access", and the
-    scheduler then died; tests/e2e/test_sqlite.py), so the demo queues both backfills first. The DAG is
+    scheduler then died; tests/e2e/test_sqlite.py), so the demo queues its backfills first. The DAG is
     paused (`pause_all`) until its phase.
     """
     log.info("%s: queueing a backfill of %s..%s", dag_id, first, last)
@@ -247,7 +249,8 @@ def run_demo(env: dict[str, str]) -> None:
         pause_all(env)
     queue_backfill(env, INGEST, days[0].isoformat(), days[-1].isoformat())
     queue_backfill(env, SCORE, scored[0].isoformat(), scored[-1].isoformat())
-    phases.done("queue both backfills")
+    queue_backfill(env, EVALUATE, scored[0].isoformat(), scored[-1].isoformat())
+    phases.done("queue the backfills")
     with start(env) as api:
         phases.done("start Airflow")
         unpause(api, INGEST)
@@ -267,9 +270,12 @@ def run_demo(env: dict[str, str]) -> None:
         trained = wait_for_runs(api, TRAIN, train_runs[:1], progress=Progress(TRAIN, 1))
         phases.done("training as of 2025-03-01 (what is left)")
         unpause(api, SCORE)
+        unpause(api, EVALUATE)  # each day's evaluation waits for that day's scoring
         score_states = finish_backfill(api, SCORE, len(scored))
         trained |= wait_for_runs(api, TRAIN, train_runs[1:])
         phases.done("scoring backfill (31 days; training as of 03-31 beside it)")
+        evaluate_states = finish_backfill(api, EVALUATE, len(scored))
+        phases.done("evaluation backfill (31 days of observed outcomes, what is left)")
         print_summary(
             api,
             DEMO_DAGS,
@@ -279,6 +285,7 @@ def run_demo(env: dict[str, str]) -> None:
                     f"{TRAIN} as of {day}": trained[r] for day, r in zip(TRAIN_AS_OF, train_runs, strict=True)
                 },
                 f"{SCORE} backfill runs": score_states,
+                f"{EVALUATE} backfill runs": evaluate_states,
             },
             phases,
         )

@@ -3,6 +3,8 @@
 The 7,043 customers are spread over 90 snapshot dates (2025-01-01 .. 2025-03-31) by a hash of their id,
 and their columns split the way a company's systems would hold them: profile, services, contract
 and label in a SQL table (`customer_snapshots`), billing as one CSV per day under `billing/ds=.../`.
+Each customer's churn outcome is also observed `OUTCOME_AFTER` days after the snapshot, in a table of
+its own (`customer_outcomes`, by `observed_date`): the shipped label, known later, as it would be.
 
 The last week of March drifts on purpose, so the demo shows the drift -> retrain loop: from
 2025-03-25 (`DRIFT_FROM`) every customer's `MonthlyCharges` is 25 % higher (`DRIFT_FACTOR`, rounded
@@ -34,6 +36,7 @@ N_DAYS = 90
 INTEGER_COLUMNS = ("SeniorCitizen", "tenure")
 DRIFT_FROM = dt.date(2025, 3, 25)
 DRIFT_COLUMN, DRIFT_FACTOR = "MonthlyCharges", 1.25
+OUTCOME_AFTER = dt.timedelta(days=7)
 
 
 def demo_dates(first: dt.date = FIRST_DAY, n_days: int = N_DAYS) -> list[dt.date]:
@@ -89,17 +92,33 @@ def seed_files(store: ObjectStore, spec: UseCase, billing: pd.DataFrame) -> int:
     return billing["ds"].nunique()
 
 
+def seed_outcomes(engine: sa.Engine, spec: UseCase, snapshots: pd.DataFrame) -> int:
+    """Replace the outcomes table: each snapshot's label, observed `OUTCOME_AFTER` later; its rows."""
+    if spec.outcomes is None:
+        return 0
+    source, snapshot_day = spec.outcomes.source, spec.source("snapshots").date_column
+    observed = snapshots[[spec.entity_id, spec.label.column]].assign(
+        **{source.date_column: snapshots[snapshot_day] + OUTCOME_AFTER}
+    )
+    types = {c: sa.Text() for c in source.columns} | {source.date_column: sa.Date()}
+    with engine.begin() as conn:
+        observed.to_sql(source.table, conn, if_exists="replace", index=False, dtype=types, chunksize=2000)
+    return len(observed)
+
+
 def seed(engine: sa.Engine, store: ObjectStore, spec: UseCase | None = None) -> dict[str, int]:
-    """Seed both sources; returns what was written."""
+    """Seed every source; returns what was written."""
     spec = spec or get_spec("churn")
     snapshots, billing = split_sources(spec, load_telco(), demo_dates())
     seed_table(engine, spec, snapshots)
     files = seed_files(store, spec, billing)
-    log.info("seeded %d snapshot rows and %d billing files", len(snapshots), files)
+    outcomes = seed_outcomes(engine, spec, snapshots)
+    log.info("seeded %d snapshot rows, %d billing files and %d outcomes", len(snapshots), files, outcomes)
     return {
         "rows": len(snapshots),
         "days": snapshots[spec.source("snapshots").date_column].nunique(),
         "files": files,
+        "outcomes": outcomes,
     }
 
 

@@ -121,6 +121,10 @@ def print_summary(api: AirflowApi, dag_ids: tuple[str, ...], facts: dict, phases
         "  the demo's billing raises MonthlyCharges 25 % from 2025-03-25 (tools/demo/seed.py)",
         *_indented(_drift_week()),
         "",
+        "Realised performance (python -m include.cli performance churn)",
+        "  each customer's churn is observed a week after the snapshot; a day is judged once matured",
+        *_indented(_realised_table()),
+        "",
         "Next",
         f"  make up                                    Airflow's UI on the demo, {airflow_url}",
         f"  the ML platform page (after make up)       {nav}  (the page alone: {page})",
@@ -159,6 +163,36 @@ def _gate_table() -> str:
 
     rows = gate("churn")
     return gate_table(rows, "roc_auc") if rows else "none"
+
+
+def _realised_table() -> str:
+    """The matured days grouped by the version that scored them: the realised ROC AUC's range and
+    mean against the holdout figure, the coverage, the days that decayed."""
+    from include.cli import format_table, performance
+
+    by_version: dict[int, list[dict]] = {}
+    for day in performance("churn"):
+        by_version.setdefault(day["version"], []).append(day)
+    rows = [
+        {
+            "model": f"v{version}",
+            "matured days": f"{days[0]['ds']} .. {days[-1]['ds']} ({len(days)})",
+            "realised roc_auc": _spread([d["realised"] for d in days if d["realised"] is not None]),
+            "expected": days[0]["expected"],
+            "rows with an outcome": sum(d["rows_matched"] for d in days),
+            "least coverage": f"{min(d['coverage'] for d in days):.0%}",
+            "decayed days": sum(d["decayed"] for d in days),
+        }
+        for version, days in sorted(by_version.items())
+    ]
+    return format_table(rows, list(rows[0])) if rows else "no matured day yet"
+
+
+def _spread(values: list[float]) -> str:
+    """`mean (min .. max)` of a few figures."""
+    if not values:
+        return "-"
+    return f"{sum(values) / len(values):.4f} ({min(values):.4f} .. {max(values):.4f})"
 
 
 def _drift_week() -> str:

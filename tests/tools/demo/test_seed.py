@@ -25,12 +25,14 @@ def telco() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    """The sources seeded once into a SQLite file and a folder; returns (what seed said, table, billing)."""
+    """The sources seeded once into a SQLite file and a folder; returns (what seed said, table,
+    billing, outcomes)."""
     folder = tmp_path_factory.mktemp("seeded")
     engine = sa.create_engine(f"sqlite:///{folder / 'source.db'}")
     files = LocalStore(folder / "files")
     said = seed(engine, files, get_spec("churn"))
     table = pd.read_sql_table("customer_snapshots", engine)
+    outcomes = pd.read_sql_table("customer_outcomes", engine)
     engine.dispose()
     billing = pd.concat(
         [
@@ -41,7 +43,7 @@ def seeded(tmp_path_factory):
         ],
         ignore_index=True,
     )
-    return said, table, billing
+    return said, table, billing, outcomes
 
 
 def test_demo_dates_are_the_90_days_of_the_first_quarter():
@@ -70,15 +72,15 @@ def test_the_assignment_is_stable_and_ignores_row_order(telco):
 
 
 def test_seed_reports_and_writes_every_customer_once(seeded):
-    said, table, billing = seeded
+    said, table, billing, _ = seeded
 
-    assert said == {"rows": CUSTOMERS, "days": 90, "files": 90}
+    assert said == {"rows": CUSTOMERS, "days": 90, "files": 90, "outcomes": CUSTOMERS}
     assert len(table) == table[ID].nunique() == CUSTOMERS
     assert len(billing) == billing[ID].nunique() == CUSTOMERS
 
 
 def test_every_day_has_rows_and_both_sources_agree_on_them(seeded, telco):
-    _, table, billing = seeded
+    _, table, billing, _ = seeded
     table_days = pd.to_datetime(table["snapshot_date"]).dt.date
 
     per_day_table = table.groupby(table_days)[ID].apply(set)
@@ -92,7 +94,7 @@ def test_every_day_has_rows_and_both_sources_agree_on_them(seeded, telco):
 
 
 def test_the_source_values_are_the_shipped_ones(seeded, telco):
-    _, table, billing = seeded
+    _, table, billing, _ = seeded
     by_id = telco.set_index(ID)
 
     snapshot = table.set_index(ID).loc["7590-VHVEG"]
@@ -107,7 +109,7 @@ def test_the_source_values_are_the_shipped_ones(seeded, telco):
 
 
 def test_monthly_charges_rise_25_percent_in_the_last_week_of_march(seeded, telco):
-    _, _, billing = seeded
+    _, _, billing, _ = seeded
     by_id = telco.set_index(ID)
     late = billing[billing["ds"] >= DRIFT_FROM]
 
@@ -117,7 +119,7 @@ def test_monthly_charges_rise_25_percent_in_the_last_week_of_march(seeded, telco
 
 
 def test_blank_total_charges_stay_blank_text_in_the_billing_files(seeded, telco):
-    _, _, billing = seeded
+    _, _, billing, _ = seeded
     blank_in_telco = set(telco.loc[telco["TotalCharges"].str.strip() == "", ID])
 
     blank_in_files = billing.loc[billing["TotalCharges"].str.strip() == ""]
@@ -138,3 +140,12 @@ def test_seeding_twice_replaces_instead_of_appending(tmp_path):
         assert conn.execute(sa.text("SELECT count(*) FROM customer_snapshots")).scalar_one() == CUSTOMERS
     assert len(files.list_keys("billing/")) == 90
     engine.dispose()
+
+
+def test_each_customers_outcome_is_its_label_observed_a_week_after_its_snapshot(seeded):
+    _, table, _, outcomes = seeded
+    joined = table.merge(outcomes, on=ID, suffixes=("", "_observed"))
+    assert len(joined) == len(outcomes) == CUSTOMERS
+    assert (joined["Churn"] == joined["Churn_observed"]).all()
+    delay = pd.to_datetime(joined["observed_date"]) - pd.to_datetime(joined["snapshot_date"])
+    assert (delay == pd.Timedelta(days=7)).all()
