@@ -462,7 +462,10 @@ def _as_task(raw: dict, task: str, label: dict, gate: dict) -> dict:
     raw["columns"]["Tier"] = {"type": "string", "nullable": False, "allowed": ["a", "b", "c"]}
     raw["sources"][1]["columns"] = [*raw["sources"][1]["columns"], "Tier"]
     raw["training"].pop("estimators")
-    raw["outcomes"]["source"]["columns"] = [raw["entity_id"], label["column"]]  # the task's label arrives later
+    raw["outcomes"]["source"]["columns"] = [
+        raw["entity_id"],
+        label["column"],
+    ]  # the task's label arrives later
     return {**raw, "task": task, "label": label, "gate": gate}
 
 

@@ -6,11 +6,11 @@ one Airflow runs the phases, each unpausing its DAG when what it reads is there:
 backfill ingests all 90 demo days in parallel; two training runs make a champion as of 2025-03-01
 (started as soon as the 60 days of its window are in) and a challenger as of 2025-03-31 (once every
 day is); the backfill scores every day from the first champion's on, each with the champion of its
-day, from the first gate's decision on, beside the second training run; beside it, the evaluation
-backfill ingests each day's observed outcomes once the day is scored and judges the days whose
-outcomes have matured (a week after their snapshot). The summary waits for what
-scoring set off (a retrain on drift) before it reads the registry. Rerunning gives the same
-partitions, predictions and counts: the backfills reprocess every day in place and the training runs
+day, from the first gate's decision on, beside the second training run; then the evaluation backfill
+ingests each day's observed outcomes (from 2025-03-08, the first day a scored customer's churn is
+known) and judges the days whose outcomes have matured (a week after their snapshot). The summary
+waits for what scoring set off (a retrain on drift) before it reads the registry. Rerunning gives the
+same partitions, predictions and counts: the backfills reprocess every day in place and the training runs
 are kept.
 
     python -m tools.demo.run            # the demo, then a summary
@@ -44,7 +44,7 @@ from tools.demo.airflow_api import (
     wait_for_backfill,
     wait_for_runs,
 )
-from tools.demo.seed import demo_dates
+from tools.demo.seed import OUTCOME_AFTER, demo_dates
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,8 @@ def run_demo(env: dict[str, str]) -> None:
         pause_all(env)
     queue_backfill(env, INGEST, days[0].isoformat(), days[-1].isoformat())
     queue_backfill(env, SCORE, scored[0].isoformat(), scored[-1].isoformat())
-    queue_backfill(env, EVALUATE, scored[0].isoformat(), scored[-1].isoformat())
+    observed = [d for d in scored if d - OUTCOME_AFTER >= scored[0]]  # outcomes of scored customers
+    queue_backfill(env, EVALUATE, observed[0].isoformat(), observed[-1].isoformat())
     phases.done("queue the backfills")
     with start(env) as api:
         phases.done("start Airflow")
@@ -270,12 +271,14 @@ def run_demo(env: dict[str, str]) -> None:
         trained = wait_for_runs(api, TRAIN, train_runs[:1], progress=Progress(TRAIN, 1))
         phases.done("training as of 2025-03-01 (what is left)")
         unpause(api, SCORE)
-        unpause(api, EVALUATE)  # each day's evaluation waits for that day's scoring
         score_states = finish_backfill(api, SCORE, len(scored))
-        trained |= wait_for_runs(api, TRAIN, train_runs[1:])
         phases.done("scoring backfill (31 days; training as of 03-31 beside it)")
-        evaluate_states = finish_backfill(api, EVALUATE, len(scored))
-        phases.done("evaluation backfill (31 days of observed outcomes, what is left)")
+        # Each evaluation waits for its day's scoring; started now, none has to wait (a sensor that
+        # reschedules every few seconds while its day is scored can be failed by the scheduler).
+        unpause(api, EVALUATE)
+        evaluate_states = finish_backfill(api, EVALUATE, len(observed))
+        trained |= wait_for_runs(api, TRAIN, train_runs[1:])
+        phases.done(f"evaluation backfill ({len(observed)} days of outcomes; what is left of training)")
         print_summary(
             api,
             DEMO_DAGS,
