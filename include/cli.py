@@ -14,6 +14,10 @@
     python -m include.cli drift churn [--ds D] [--json]
                                                    drift per day (worst feature), or per feature of a day
     python -m include.cli performance churn [--json] realised performance per matured scored day (outcomes)
+    python -m include.cli champions churn [--json]   the audit trail: every move of the champion, by whom, why
+    python -m include.cli promote churn --version N --reason WHY [--force] [--ds D]
+    python -m include.cli rollback churn [--version N] --reason WHY [--ds D]
+                                                   move the champion by hand (a new audit entry)
     python -m include.cli db upgrade|current       the platform tables' schema (Alembic migrations)
 
 It reads the platform's tables through the `platform_db` connection (`PLATFORM_DB_CONN_ID`).
@@ -311,6 +315,53 @@ def performance(use_case: str) -> Rows:
     return rows
 
 
+def champions(use_case: str) -> Rows:
+    """The audit trail: every move of the champion, who made it, when and why."""
+    from include.platform.queries import as_plain
+
+    return [as_plain(change) for change in _registry().champion_history(use_case)]
+
+
+def move_champion(
+    use_case: str, kind: str, version: int | None, reason: str, force: bool, ds: dt.date | None
+) -> int:
+    """Promote a version, or roll back (to `version`, default the champion before the current one),
+    as the OS user running the command; prints the new audit entry."""
+    import getpass
+
+    from include.platform.queries import as_plain
+
+    registry = _registry()
+    if version is None:
+        version = _previous_champion(registry, use_case)
+    change = registry.move_champion(
+        use_case,
+        version,
+        kind=kind,
+        actor=f"cli:{getpass.getuser()}",
+        reason=reason,
+        ds=ds or dt.datetime.now(dt.UTC).date(),
+        force=force,
+    )
+    row = as_plain(change)
+    print(format_table([row], list(row)))
+    return 0
+
+
+def _previous_champion(registry: Any, use_case: str) -> int:
+    """The version that was champion before the current one.
+
+    Raises:
+        LookupError: when the use case has had no champion before the current one.
+    """
+    history = registry.champion_history(use_case)
+    current = registry.champion(use_case)
+    earlier = [c.version for c in history if current is None or c.version != current.version]
+    if not earlier:
+        raise LookupError(f"{use_case}: no earlier champion to roll back to; name one with --version")
+    return earlier[-1]
+
+
 READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "models": ("registered versions", models),
     "gate": ("gate decisions", gate),
@@ -319,6 +370,7 @@ READERS: dict[str, tuple[str, Callable[..., Rows]]] = {
     "predictions": ("scored days", predictions),
     "drift": ("drift per day, or per feature with --ds", drift),
     "performance": ("realised performance of each matured scored day", performance),
+    "champions": ("every move of the champion: the audit trail", champions),
 }
 # What the plain-text tables leave out (the JSON keeps it).
 DRIFT_SHARES = ("buckets", "reference_shares", "actual_shares")
@@ -425,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _command(argv)
-    except (SpecError, LookupError, SchemaBehindError, AirflowNotFoundException) as problem:
+    except (SpecError, LookupError, ValueError, SchemaBehindError, AirflowNotFoundException) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
@@ -443,12 +495,28 @@ def _command(argv: list[str] | None) -> int:
             sub.add_argument(
                 "--version", type=version_number, help="one version in full: trials, bounds, importance"
             )
+    for kind, text in (
+        ("promote", "make a version the champion from a day on (default today), with a reason"),
+        ("rollback", "put back an earlier champion (default: the one before the current), with a reason"),
+    ):
+        move = commands.add_parser(kind, help=text)
+        move.add_argument("use_case")
+        move.add_argument("--version", type=version_number, required=kind == "promote")
+        move.add_argument("--reason", required=True, help="why: kept in the audit trail")
+        move.add_argument(
+            "--force", action="store_true", help="a version that neither passed its gate nor was champion"
+        )
+        move.add_argument(
+            "--ds", type=parse_ds, help="the first scoring day it holds for (default today, UTC)"
+        )
     db = commands.add_parser("db", help="the platform tables' schema")
     db.add_argument("action", choices=("upgrade", "current"))
     args = parser.parse_args(argv)
     if args.command == "db":
         return database(args.action)
     spec = get_spec(args.use_case, Settings.from_env().spec_dir)  # an unknown use case stops here
+    if args.command in ("promote", "rollback"):
+        return move_champion(args.use_case, args.command, args.version, args.reason, args.force, args.ds)
     if getattr(args, "version", None) is not None:
         return show_version(args.use_case, args.version, args.json)
     day = {"ds": args.ds} if getattr(args, "ds", None) else {}

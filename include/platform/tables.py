@@ -96,14 +96,20 @@ model_aliases = sa.Table(
     sa.Column("moved_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
+# Every move of the champion, in order (`entry`), never edited: the audit trail and the point-in-time
+# answer (the champion of a day is the newest entry whose `ds` is not after it).
 champion_history = sa.Table(
     "champion_history",
     metadata,
     sa.Column("use_case", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry", sa.Integer, primary_key=True, autoincrement=False, comment="1, 2, ... per use case"),
+    sa.Column("version", sa.Integer, nullable=False),
     sa.Column("ds", sa.Date, nullable=False, comment="champion for scoring days from this one on"),
     sa.Column("previous_version", sa.Integer),
     sa.Column("promoted_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, comment="gate, promote or rollback"),
+    sa.Column("actor", sa.String(250), nullable=False, comment="the user, or the DAG run of a gate"),
+    sa.Column("reason", sa.Text, nullable=False),
 )
 
 gate_decisions = sa.Table(

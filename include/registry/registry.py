@@ -107,13 +107,22 @@ class GateRecord:
 
 @dataclass(frozen=True)
 class ChampionChange:
-    """One move of the `champion` alias: the version, the first day it scores, the one it replaced."""
+    """One move of the `champion` alias (an entry of the audit trail): the version, the first day it
+    scores, the one it replaced, and who moved it, how (`gate`, `promote`, `rollback`) and why."""
 
     use_case: str
+    entry: int
     version: int
     ds: dt.date
     previous_version: int | None
-    promoted_at: dt.datetime | None = None
+    promoted_at: dt.datetime | None
+    kind: str
+    actor: str
+    reason: str
+
+
+# How the champion may be moved by hand (`move_champion`).
+MANUAL_MOVES = ("promote", "rollback")
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,26 @@ class Promotion:
     promoted: bool
     reason: str
     previous_version: int | None
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    """What an entry of the audit trail records of one move (beside its use case and number)."""
+
+    version: int
+    ds: dt.date
+    previous_version: int | None
+    kind: str
+    actor: str
+    reason: str
+
+
+def _record_move(conn: sa.Connection, use_case: str, move: ChampionMove) -> int:
+    """Append the move to the use case's audit trail, inside the move's transaction; its entry."""
+    which = champion_history.c.use_case == use_case
+    last = conn.execute(sa.select(sa.func.max(champion_history.c.entry)).where(which)).scalar() or 0
+    conn.execute(champion_history.insert().values(use_case=use_case, entry=last + 1, **asdict(move)))
+    return last + 1
 
 
 def _key(use_case: str, version: int):
@@ -252,7 +281,7 @@ class Registry:
             version = conn.execute(
                 sa.select(champion_history.c.version)
                 .where((champion_history.c.use_case == use_case) & (champion_history.c.ds <= ds))
-                .order_by(champion_history.c.ds.desc(), champion_history.c.version.desc())
+                .order_by(champion_history.c.ds.desc(), champion_history.c.entry.desc())
                 .limit(1)
             ).scalar()
         return None if version is None else self.get(use_case, version)
@@ -316,17 +345,25 @@ class Registry:
             return [row_as(GateRecord, r) for r in rows]
 
     def champion_history(self, use_case: str) -> list[ChampionChange]:
-        """Every move of the champion alias, oldest first."""
+        """Every move of the champion alias, oldest first (the audit trail)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(champion_history)
                 .where(champion_history.c.use_case == use_case)
-                .order_by(champion_history.c.promoted_at, champion_history.c.version)
+                .order_by(champion_history.c.entry)
             ).mappings()
             return [row_as(ChampionChange, r) for r in rows]
 
-    def promote(self, use_case: str, version: int, expected: int | None) -> Promotion:
-        """Move `champion` to `version` if the champion is still `expected` and not newer.
+    def promote(
+        self,
+        use_case: str,
+        version: int,
+        expected: int | None,
+        actor: str = "platform",
+        reason: str = "passed the gate",
+    ) -> Promotion:
+        """Move `champion` to `version` if the champion is still `expected` and not newer; the move
+        is recorded in the audit trail as the gate's, by `actor` (the DAG run), for `reason`.
 
         One transaction: the alias, both versions' statuses and the champion history move together
         or not at all. Promoting the current champion again is a no-op that reports success.
@@ -358,11 +395,8 @@ class Registry:
                         raise _NotMoved(self._why_not(conn, alias, expected, candidate))
                     self._set(conn, use_case, expected, "retired", f"replaced by v{version}")
                 self._set(conn, use_case, version, "champion", None)
-                conn.execute(
-                    champion_history.insert().values(
-                        use_case=use_case, version=version, ds=candidate.ds, previous_version=expected
-                    )
-                )
+                move = ChampionMove(version, candidate.ds, expected, "gate", actor, reason)
+                _record_move(conn, use_case, move)
         except sa.exc.IntegrityError:
             return Promotion(False, "not promoted: another run promoted a champion first", expected)
         except _NotMoved as why:
@@ -371,6 +405,82 @@ class Registry:
         return Promotion(
             True, f"champion v{expected} -> v{version}" if expected else "first champion", expected
         )
+
+    def move_champion(
+        self,
+        use_case: str,
+        version: int,
+        *,
+        kind: str,
+        actor: str,
+        reason: str,
+        ds: dt.date,
+        force: bool = False,
+    ) -> ChampionChange:
+        """Move the champion by hand to `version` from scoring day `ds` on (a promotion, or a rollback
+        to an earlier champion), recording who and why; the past entries stay as they are.
+
+        Only a version that passed its gate or was champion before may be chosen, unless `force`;
+        `ds` may not come before the current champion's first day (that would rewrite which model
+        scored a past day), nor before the version was trained.
+
+        Raises:
+            ValueError: naming the rule a move breaks (an unknown kind, an empty reason, a version
+                that may not be chosen, a day in the past of the trail, the version already champion).
+            LookupError: for an unknown version.
+        """
+        if kind not in MANUAL_MOVES:
+            raise ValueError(f"kind: {kind!r} is not one of {MANUAL_MOVES}")
+        if not reason.strip():
+            raise ValueError("reason: required, it is kept in the audit trail")
+        chosen = self.get(use_case, version)
+        history = self.champion_history(use_case)
+        decision = self.decision(use_case, version)
+        eligible = (decision is not None and decision.passed) or any(c.version == version for c in history)
+        if not eligible and not force:
+            raise ValueError(
+                f"v{version} neither passed its gate nor was champion before; force it (with a reason) "
+                "to choose it anyway"
+            )
+        if ds < chosen.ds:
+            raise ValueError(f"ds: {ds} is before v{version} was trained ({chosen.ds})")
+        with self.engine.begin() as conn:
+            alias = _champion_alias(use_case)
+            current = conn.execute(
+                sa.select(model_aliases.c.version, model_aliases.c.ds).where(alias)
+            ).first()
+            if current is not None and current.version == version:
+                raise ValueError(f"v{version} is already the champion")
+            if current is not None and ds < current.ds:
+                raise ValueError(
+                    f"ds: {ds} is before the current champion v{current.version}'s first day ({current.ds}); "
+                    "a move holds from a day on, it never rewrites a past day"
+                )
+            if current is None:
+                conn.execute(
+                    model_aliases.insert().values(use_case=use_case, alias=CHAMPION, version=version, ds=ds)
+                )
+            else:
+                conn.execute(
+                    model_aliases.update()
+                    .where(alias & (model_aliases.c.version == current.version))
+                    .values(version=version, ds=ds, moved_at=sa.func.now())
+                )
+                self._set(
+                    conn, use_case, current.version, "retired", f"{kind} to v{version} by {actor}: {reason}"
+                )
+            self._set(conn, use_case, version, "champion", None)
+            move = ChampionMove(
+                version,
+                ds,
+                current and current.version,
+                kind,
+                actor,
+                reason + (" (forced)" if force and not eligible else ""),
+            )
+            entry = _record_move(conn, use_case, move)
+        log.info("%s: %s v%s -> v%s by %s: %s", use_case, kind, move.previous_version, version, actor, reason)
+        return next(c for c in self.champion_history(use_case) if c.entry == entry)
 
     @staticmethod
     def _why_not(conn: sa.Connection, alias, expected: int, candidate: ModelVersion) -> str:

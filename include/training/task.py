@@ -429,7 +429,9 @@ def promote(run: RunFacts, candidate: Candidate, stores: Stores) -> dict[str, An
     decision = registry.decision(use_case, candidate.version)
     if decision is None or not decision.passed:
         raise ValueError(f"{use_case} v{candidate.version}: no passed gate decision to promote on")
-    promotion = registry.promote(use_case, candidate.version, decision.champion_version)
+    actor = f"{run.spec.train_dag_id} run {run.run_id}"
+    reason = "passed the gate: " + "; ".join(decision.reasons)
+    promotion = registry.promote(use_case, candidate.version, decision.champion_version, actor, reason)
     if not promotion.promoted:
         registry.set_status(use_case, candidate.version, "rejected", promotion.reason)
     log.info("%s v%d: %s", use_case, candidate.version, promotion.reason)

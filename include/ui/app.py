@@ -7,19 +7,23 @@ pages return the same models (`include.ui.views`); the pages draw them as inline
 
 from __future__ import annotations
 
+import datetime as dt
 import pathlib
 from functools import cache
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, status
-from fastapi.responses import HTMLResponse
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from include.config import Settings
-from include.registry.registry import MAX_VERSION
+from include.registry.registry import MAX_VERSION, ChampionChange, Registry
 from include.ui import NAV_NAME, URL_PREFIX, charts, views
-from include.ui.auth import current_user, may_read, use_case_reader, use_case_spec
+from include.ui.auth import champion_mover, current_user, may_read, use_case_reader, use_case_spec
 from include.usecases.spec import UseCase, load_specs
 
 TEMPLATES = Environment(
@@ -72,6 +76,7 @@ gate_api = _use_case_router("gate decisions")
 scoring_api = _use_case_router("scoring")
 ingest_api = _use_case_router("ingest")
 performance_api = _use_case_router("performance")
+champion_api = _use_case_router("champion")
 pages = _use_case_router("pages", "/{use_case}", include_in_schema=False, default_response_class=HTMLResponse)
 home = APIRouter(tags=["pages"], include_in_schema=False, dependencies=[Depends(current_user)])
 
@@ -110,6 +115,32 @@ def get_scoring(spec: Spec, engine: Engine) -> views.Scoring:
 def get_ingest(spec: Spec, engine: Engine) -> views.Ingest:
     """Per ingested day: rows read / quarantined / written per source; the top quarantine reasons."""
     return views.ingest(engine, spec)
+
+
+@champion_api.post("/champion", status_code=status.HTTP_201_CREATED)
+def move_champion(
+    spec: Spec,
+    engine: Engine,
+    move: views.ChampionMoveRequest,
+    user: Annotated[BaseUser, Depends(champion_mover)],
+) -> ChampionChange:
+    """Move the champion by hand (a promotion, or a rollback to an earlier champion), from scoring
+    day `ds` on (default today, UTC); needs edit access to the training DAG (403 otherwise). The move
+    is a new entry of the audit trail naming the user; a move the registry refuses is 422 with why."""
+    try:
+        return Registry(engine).move_champion(
+            spec.name,
+            move.version,
+            kind=move.kind,
+            actor=user.get_name(),
+            reason=move.reason,
+            ds=move.ds or dt.datetime.now(dt.UTC).date(),
+            force=move.force,
+        )
+    except LookupError as missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(missing)) from missing
+    except ValueError as refused:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(refused)) from refused
 
 
 @performance_api.get("/performance")
@@ -211,6 +242,13 @@ def performance_page(spec: Spec, engine: Engine) -> HTMLResponse:
     return _page("performance.html", page="performance", use_case=spec.name, m=model, chart=chart)
 
 
+async def _refused_request(request: Request, refused: RequestValidationError) -> JSONResponse:
+    """422 naming each problem; the value refused is left out (it may not be text at all: a body
+    sent as bytes that are not UTF-8 would fail FastAPI's own answer)."""
+    problems = [{k: v for k, v in error.items() if k != "input"} for error in refused.errors()]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 def create_app() -> FastAPI:
     """The app the plugin mounts; its OpenAPI document is at `<prefix>/openapi.json`."""
     app = FastAPI(
@@ -221,7 +259,17 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    routers = (use_cases_api, overview_api, versions_api, gate_api, scoring_api, ingest_api, performance_api)
+    app.add_exception_handler(RequestValidationError, _refused_request)
+    routers = (
+        use_cases_api,
+        overview_api,
+        versions_api,
+        gate_api,
+        scoring_api,
+        ingest_api,
+        performance_api,
+        champion_api,
+    )
     for router in (*routers, home, pages):
         app.include_router(router)
     return app

@@ -95,5 +95,35 @@ def use_case_reader(use_case: str, user: Annotated[BaseUser, Depends(current_use
         raise HTTPException(status.HTTP_404_NOT_FOUND, _unknown(use_case))
 
 
+def may_edit_training(user, spec: UseCase) -> bool:
+    """Whether `user` may edit the use case's training DAG: what moving its champion needs."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    try:
+        return get_auth_manager().is_authorized_dag(
+            method="PUT", user=user, details=DagDetails(id=spec.train_dag_id)
+        )
+    except (KeyError, AttributeError, TypeError) as unknown:  # a role the auth manager cannot judge
+        log.warning("%s has a role the auth manager cannot judge: %r", user.get_name(), unknown)
+        return False
+
+
+def champion_mover(use_case: str, user: Annotated[BaseUser, Depends(current_user)]) -> BaseUser:
+    """The user, when they may move the use case's champion (after `use_case_reader`'s checks).
+
+    Raises:
+        HTTPException: 403 naming the permission a reader lacks.
+    """
+    spec = use_case_spec(use_case)
+    if not may_edit_training(user, spec):
+        log.info("%s may not move the champion of %s", user.get_name(), use_case)
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"moving the champion of {use_case!r} needs edit access to the DAG {spec.train_dag_id!r}",
+        )
+    return user
+
+
 def _unknown(use_case: str) -> str:
     return f"no use case {use_case!r} that you may read"

@@ -9,14 +9,15 @@ and gate time). A version's detail and a gate decision are the registry's read m
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from include.platform import queries
 from include.registry import read_models
 from include.registry.read_models import DecisionDetail, VersionDetail, decision_detail
-from include.registry.registry import ModelVersion, Registry
+from include.registry.registry import MAX_VERSION, ChampionChange, ModelVersion, Registry
 from include.usecases.spec import UseCase
 
 
@@ -62,6 +63,20 @@ class Overview(BaseModel):
     champion: Champion | None
     champions: list[ChampionSpan]
     versions: list[VersionRow]
+    # Every move of the champion, oldest first: who, when, from what to what, why.
+    audit: list[ChampionChange]
+
+
+class ChampionMoveRequest(BaseModel):
+    """A manual move of the champion: to `version`, from scoring day `ds` on (default: today, UTC)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=MAX_VERSION)
+    kind: Literal["promote", "rollback"]
+    reason: str = Field(min_length=1, max_length=1000)
+    force: bool = False
+    ds: dt.date | None = None
 
 
 class GateDecisions(BaseModel):
@@ -117,7 +132,7 @@ def overview(engine: sa.Engine, spec: UseCase) -> Overview:
     registry = Registry(engine)
     versions = registry.versions(spec.name)
     champion = registry.champion(spec.name)
-    history = sorted(registry.champion_history(spec.name), key=lambda c: (c.ds, c.version))
+    history = sorted(registry.champion_history(spec.name), key=lambda c: (c.ds, c.entry))
     spans = [
         ChampionSpan(
             version=change.version,
@@ -135,6 +150,7 @@ def overview(engine: sa.Engine, spec: UseCase) -> Overview:
         champion=None if champion is None else _champion(champion),
         champions=spans,
         versions=[_row(v, spec.gate.primary) for v in reversed(versions)],
+        audit=registry.champion_history(spec.name),
     )
 
 

@@ -237,3 +237,44 @@ def test_0017_records_the_chosen_trial_of_every_existing_version(empty_engine):
         chosen = dict(conn.execute(sa.select(table.c.version, table.c.chosen_trial)).all())
     # log loss: lower is better; 0.41 twice, the smaller id wins.
     assert chosen == {1: "random_forest-2", 2: "dummy-0", 3: None}
+
+
+def test_0021_numbers_every_existing_champion_move_in_order_and_keeps_it(empty_engine):
+    """The moves keep their order (by when they were made) as entries 1, 2, ... per use case, marked
+    as the gate's; a version may then be champion again (a rollback is a new entry)."""
+    upgrade(empty_engine, "0020")
+    before = sa.table(
+        "champion_history",
+        sa.column("use_case"),
+        sa.column("version"),
+        sa.column("ds", sa.Date),
+        sa.column("previous_version"),
+        sa.column("promoted_at", sa.DateTime(timezone=True)),
+    )
+    moved = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    rows = [
+        ("churn", 3, dt.date(2025, 3, 8), 1, moved + dt.timedelta(days=7)),
+        ("churn", 1, dt.date(2025, 3, 1), None, moved),
+        ("prices", 2, dt.date(2025, 2, 1), None, moved),
+    ]
+    with empty_engine.begin() as conn:
+        keys = ("use_case", "version", "ds", "previous_version", "promoted_at")
+        conn.execute(before.insert(), [dict(zip(keys, row, strict=True)) for row in rows])
+
+    upgrade(empty_engine)
+
+    table = metadata.tables["champion_history"]
+    with empty_engine.connect() as conn:
+        found = conn.execute(
+            sa.select(table.c.use_case, table.c.entry, table.c.version, table.c.kind).order_by(
+                "use_case", "entry"
+            )
+        ).all()
+    assert [tuple(r) for r in found] == [
+        ("churn", 1, 1, "gate"),
+        ("churn", 2, 3, "gate"),
+        ("prices", 1, 2, "gate"),
+    ]
+    with empty_engine.begin() as conn:  # v1 champion again: a new entry, no key clash
+        again = {"use_case": "churn", "entry": 3, "version": 1, "ds": dt.date(2025, 4, 1)}
+        conn.execute(table.insert().values(**again, kind="rollback", actor="u", reason="r"))

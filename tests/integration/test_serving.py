@@ -214,6 +214,34 @@ def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world, tmp_p
         assert versions[0] == 1 and versions[-1] == 2
 
 
+def test_a_rollback_through_the_cli_is_served_within_the_reload(world, tmp_path, capsys):
+    """`rollback` puts v1 back from a day on (a new audit entry) and the running service answers with
+    it; a promotion puts v2 back the same way. The champion of a day before the move does not change."""
+    from include import cli
+
+    platform, lake, registry = world
+    rows = request_rows(lake, DAY)[:3]
+    moved_on = "2025-03-20"  # after v2's first day (03-15), before the next version's (03-31)
+    assert registry.champion("churn").version == 2
+    with running_service(tmp_path / "service.log") as url, httpx.Client(base_url=url, headers=AUTH) as http:
+
+        def served() -> int:
+            return http.post("/v1/churn/score", json={"rows": rows}).json()["model_version"]
+
+        assert served() == 2
+        assert cli.main(["rollback", "churn", "--reason", "v2 misbehaves", "--ds", moved_on]) == 0
+        assert "rollback" in capsys.readouterr().out
+        wait_for(lambda: served() == 1)
+        assert served() == 1 and registry.champion_as_of("churn", dt.date(2025, 3, 19)).version == 2
+        promote = ["promote", "churn", "--version", "2", "--reason", "fixed upstream", "--ds", moved_on]
+        assert cli.main(promote) == 0
+        wait_for(lambda: served() == 2)
+        assert served() == 2
+    trail = registry.champion_history("churn")
+    assert [(c.kind, c.version) for c in trail[-2:]] == [("rollback", 1), ("promote", 2)]
+    assert trail[-1].actor.startswith("cli:") and trail[-2].reason == "v2 misbehaves"
+
+
 def test_online_equals_batch_for_the_new_champion_too(world, monkeypatch):
     _, _, registry = world
     assert registry.champion("churn").family == "hist_gradient_boosting"  # after the swap above

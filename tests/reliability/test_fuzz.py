@@ -37,7 +37,7 @@ def world(tmp_path_factory, airflow_db):
 
 def test_no_request_to_either_api_gets_a_server_error(world):
     figures = run_fuzz(world, SERVING, UI, seed=23)
-    assert figures.requests == {"serving": SERVING, "ui": UI}
+    assert figures.requests == {"serving": SERVING, "ui": UI + UI // 20}  # and the champion moves
     assert (figures.server_errors, figures.unexpected_status) == (0, 0), figures.problems
     assert (figures.unnamed_refusals, figures.path_leaks) == (0, 0), figures.problems
     # The count is meaningful: every family and auth state was sent, and each API refused and scored.
@@ -45,4 +45,5 @@ def test_no_request_to_either_api_gets_a_server_error(world):
     states = ("none", "forged", "expired", "unknown_role", "role_not_a_name", "viewer", "user", "admin")
     assert {f"ui/{state}" for state in states} <= set(figures.auth_states)
     assert {"200", "401", "404", "405", "413", "422"} <= set(figures.statuses["serving"])
-    assert {"200", "401", "404", "405", "422"} <= set(figures.statuses["ui"])
+    assert {"200", "401", "403", "404", "405", "422"} <= set(figures.statuses["ui"])
+    assert "ui/champion_move" in figures.families

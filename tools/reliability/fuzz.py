@@ -648,6 +648,40 @@ def _ui_allowed(template: str, method: str, auth: str, known: bool, version_kind
     return {"ok": OK, "unknown": frozenset({404}), "bad": REFUSED}[version_kind]
 
 
+# Bodies of a champion move: valid ones (refused or not by the registry's rules), and malformed ones.
+MOVE_BODIES = (
+    b'{"version": 1, "kind": "promote", "reason": "fuzz"}',
+    b'{"version": 1, "kind": "rollback", "reason": "fuzz", "ds": "2099-01-01"}',
+    b'{"version": 99, "kind": "promote", "reason": "fuzz"}',
+    b'{"version": 1, "kind": "promote", "reason": ""}',
+    b'{"version": 1, "kind": "steal", "reason": "x"}',
+    b'{"version": -1, "kind": "promote", "reason": "x"}',
+    b'{"version": 1, "kind": "promote", "reason": "x", "ds": "2025-02-30"}',
+    b'{"version": 1, "kind": "promote", "reason": "x", "extra": 1}',
+    b"[" * 10_000,
+    b"\xff\xfe",
+)
+
+
+def champion_moves(count: int, rng: random.Random) -> list[Req]:
+    """`count` POSTs of a champion move, seeded by `rng`: only a user who may edit the training DAG
+    gets past 403; nothing is a server error."""
+    states = [*UI_UNAUTHENTICATED, *UI_NO_RIGHTS, *UI_PRIVILEGED]
+    requests = []
+    for _ in range(count):
+        auth = rng.choice(states)
+        if auth in UI_UNAUTHENTICATED:
+            allowed = frozenset({401})
+        elif auth in UI_NO_RIGHTS:
+            allowed = frozenset({404})
+        else:
+            allowed = frozenset({201, 403, 404, 422})
+        body = rng.choice(MOVE_BODIES)
+        path = "/api/use-cases/churn/champion"
+        requests.append(Req("ui", "ui", "champion_move", auth, "POST", path, allowed, content=body))
+    return requests
+
+
 def _ui_unknown_path(rng: random.Random, auth: str) -> Req:
     path = rng.choice(
         [
@@ -692,8 +726,9 @@ def run_fuzz(world: World, serving: int, ui: int, seed: int = 23) -> FuzzFigures
     rng = random.Random(seed)
     rows = base_rows(spec)
     page_app = ui_app()
-    routes = sorted(r.path for r in page_app.routes if isinstance(r, APIRoute))
+    routes = sorted(r.path for r in page_app.routes if isinstance(r, APIRoute) and "GET" in r.methods)
     requests = serving_requests(spec, rows, serving, rng) + ui_requests(routes, ui, rng)
+    requests += champion_moves(max(ui // 20, 1), rng)
     leaks = (str(world.root), str(REPO), "Traceback")
     figures = FuzzFigures()
     manager = init_auth_manager()

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.testclient import TestClient
 
 from include.platform.day_swap import replace_rows
@@ -15,6 +16,7 @@ from include.platform.schema import upgrade
 from include.platform.tables import outcome_runs, realised_performance, retrain_requests
 from include.ui.app import platform_db
 from include.ui.auth import spec_named
+from include.usecases.spec import SPEC_DIR
 from tests.unit.ui.test_api import APP, auth_manager, token  # noqa: F401 (fixtures)
 from tools.testkit import write_changed_spec
 
@@ -97,7 +99,12 @@ def test_the_page_draws_every_matured_day_against_its_expectation(pages, monkeyp
     assert [r["reason"] for r in body["decays"]] == ["decay"]
 
 
-def test_a_use_case_without_outcomes_says_so(pages):
-    client, _ = pages
+def test_a_use_case_without_outcomes_says_so(pages, monkeypatch):
+    client, folder = pages
+    spec = yaml.safe_load((SPEC_DIR / "churn.yaml").read_text())
+    del spec["outcomes"]
+    (folder / "no-outcomes").mkdir(exist_ok=True)
+    (folder / "no-outcomes" / "churn.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("PLATFORM_SPEC_DIR", str(folder / "no-outcomes"))
     page = client.get("/churn/performance")
     assert page.status_code == 200 and "declares no <code>outcomes</code>" in page.text
