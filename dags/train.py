@@ -151,16 +151,68 @@ def train_dag(spec: UseCase):
         @task(multiple_outputs=False)
         def promote(candidate: dict, **context) -> dict:
             from include.dag_context import run_facts, stores
-            from include.training.task import Candidate, promote
+            from include.training.task import Candidate, approver, promote
 
-            return promote(run_facts(spec.name, context), Candidate.from_dict(candidate), stores())
+            answer = context["ti"].xcom_pull(task_ids=APPROVE) if spec.gate.approval else None
+            run = run_facts(spec.name, context)
+            return promote(run, Candidate.from_dict(candidate), stores(), approver(answer))
 
         planned = plan()
         results = trial.partial(plan=planned).expand(trial=sample_trials())
         candidate = register(planned, results)
-        gate(planned, candidate) >> promote(candidate)
+        passed = gate(planned, candidate)
+        if spec.gate.approval is None:
+            passed >> promote(candidate)
+            return
+        request, approve = approval_steps(spec, candidate)
+        passed >> request
+        approve >> promote(candidate)
 
     return train_pipeline()
+
+
+APPROVE = "approve"
+
+
+def approval_steps(spec: UseCase, candidate):
+    """The person's say, when the spec asks for it: the request (the gate's evidence and the
+    version's page), Airflow's approval task (in "Required actions"; no answer in time counts as a
+    reject), and the record of a refusal, which runs whatever the answer; the first and the
+    approval task."""
+    import datetime as dt
+
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    @task(multiple_outputs=False)
+    def approval_request(candidate: dict, **context) -> str:
+        from airflow.configuration import conf
+
+        from include.dag_context import run_facts, stores
+        from include.training.task import Candidate, approval_request
+        from include.ui import page_urls
+
+        found = Candidate.from_dict(candidate)
+        page = page_urls(conf.get("api", "base_url", fallback=""), spec.name)[1] + f"versions/{found.version}"
+        return approval_request(run_facts(spec.name, context), found, stores(), page)
+
+    @task(trigger_rule="all_done", multiple_outputs=False)
+    def record_refusal(candidate: dict, **context) -> str:
+        from include.dag_context import run_facts, stores
+        from include.training.task import Candidate, record_refusal
+
+        answer = context["ti"].xcom_pull(task_ids=APPROVE)
+        return record_refusal(run_facts(spec.name, context), Candidate.from_dict(candidate), answer, stores())
+
+    approve = ApprovalOperator(
+        task_id=APPROVE,
+        subject=f"Promote a new {spec.name} champion?",
+        body="{{ ti.xcom_pull(task_ids='approval_request') }}",
+        defaults=ApprovalOperator.REJECT,
+        response_timeout=dt.timedelta(hours=spec.gate.approval.timeout_hours),
+    )
+    request = approval_request(candidate)
+    request >> approve >> record_refusal(candidate)
+    return request, approve
 
 
 build_dags(globals(), train_dag, SETTINGS.spec_dir)

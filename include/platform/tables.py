@@ -107,7 +107,7 @@ champion_history = sa.Table(
     sa.Column("ds", sa.Date, nullable=False, comment="champion for scoring days from this one on"),
     sa.Column("previous_version", sa.Integer),
     sa.Column("promoted_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False, comment="gate, promote or rollback"),
+    sa.Column("kind", sa.String(16), nullable=False, comment="gate, approval, promote or rollback"),
     sa.Column("actor", sa.String(250), nullable=False, comment="the user, or the DAG run of a gate"),
     sa.Column("reason", sa.Text, nullable=False),
 )

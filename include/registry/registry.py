@@ -361,9 +361,11 @@ class Registry:
         expected: int | None,
         actor: str = "platform",
         reason: str = "passed the gate",
+        kind: str = "gate",
     ) -> Promotion:
         """Move `champion` to `version` if the champion is still `expected` and not newer; the move
-        is recorded in the audit trail as the gate's, by `actor` (the DAG run), for `reason`.
+        is recorded in the audit trail as `kind` (the gate's, or an `approval`), by `actor` (the DAG
+        run, or the person who approved), for `reason`.
 
         One transaction: the alias, both versions' statuses and the champion history move together
         or not at all. Promoting the current champion again is a no-op that reports success.
@@ -395,7 +397,7 @@ class Registry:
                         raise _NotMoved(self._why_not(conn, alias, expected, candidate))
                     self._set(conn, use_case, expected, "retired", f"replaced by v{version}")
                 self._set(conn, use_case, version, "champion", None)
-                move = ChampionMove(version, candidate.ds, expected, "gate", actor, reason)
+                move = ChampionMove(version, candidate.ds, expected, kind, actor, reason)
                 _record_move(conn, use_case, move)
         except sa.exc.IntegrityError:
             return Promotion(False, "not promoted: another run promoted a champion first", expected)

@@ -423,19 +423,76 @@ def _backtest(
     return backtest(spec, rows, y.to_numpy(), *sides, first, last, spec.training.random_state)
 
 
-def promote(run: RunFacts, candidate: Candidate, stores: Stores) -> dict[str, Any]:
-    """Move the champion alias to the candidate, expecting the champion the gate compared it with."""
+def promote(
+    run: RunFacts, candidate: Candidate, stores: Stores, approved_by: str | None = None
+) -> dict[str, Any]:
+    """Move the champion alias to the candidate, expecting the champion the gate compared it with
+    (so an approval given after another run moved the champion promotes nothing, and says so).
+    `approved_by` names the person who approved, when the spec asks for an approval."""
     registry, use_case = stores.registry, run.use_case
     decision = registry.decision(use_case, candidate.version)
     if decision is None or not decision.passed:
         raise ValueError(f"{use_case} v{candidate.version}: no passed gate decision to promote on")
-    actor = f"{run.spec.train_dag_id} run {run.run_id}"
     reason = "passed the gate: " + "; ".join(decision.reasons)
-    promotion = registry.promote(use_case, candidate.version, decision.champion_version, actor, reason)
+    if approved_by is None:
+        actor, kind = f"{run.spec.train_dag_id} run {run.run_id}", "gate"
+    else:
+        actor, kind = approved_by, "approval"
+        reason = f"approved in {run.spec.train_dag_id} run {run.run_id}; {reason}"
+    promotion = registry.promote(use_case, candidate.version, decision.champion_version, actor, reason, kind)
     if not promotion.promoted:
         registry.set_status(use_case, candidate.version, "rejected", promotion.reason)
     log.info("%s v%d: %s", use_case, candidate.version, promotion.reason)
     return {"promoted": promotion.promoted, "reason": promotion.reason, "version": candidate.version}
+
+
+def approval_request(run: RunFacts, candidate: Candidate, stores: Stores, page_url: str) -> str:
+    """What the person asked to approve reads (Markdown): the version, the champion it would
+    replace, the gate's reasons with their bounds, and the version's page at `page_url`."""
+    registry = stores.registry
+    version = registry.get(run.use_case, candidate.version)
+    decision = registry.decision(run.use_case, candidate.version)
+    replaces = f"v{decision.champion_version}" if decision and decision.champion_version else "no champion"
+    primary = run.spec.gate.primary
+    lines = [
+        f"**{run.use_case} v{version.version}** ({version.family}, trained as of {version.ds}) "
+        f"passed its gate and would replace {replaces}.",
+        "",
+        f"Holdout {primary}: {version.metrics.get(primary, float('nan')):.4f}.",
+        "",
+        "The gate's rules:",
+        *(f"- {reason}" for reason in (decision.reasons if decision else [])),
+        "",
+        f"Approve to promote it, reject to keep {replaces}. The version's page: {page_url}",
+    ]
+    return "\n".join(lines)
+
+
+def record_refusal(run: RunFacts, candidate: Candidate, answer: dict[str, Any] | None, stores: Stores) -> str:
+    """Record why an approved-only candidate was not promoted: rejected by a person, or no answer
+    in time; nothing when it was approved. The reason recorded (empty when approved)."""
+    if answer and "Approve" in (answer.get("chosen_options") or []):
+        return ""
+    user = _answered_by(answer)
+    hours = run.spec.gate.approval.timeout_hours if run.spec.gate.approval else None
+    reason = (
+        f"not approved: rejected by {user}" if user else f"not approved: no answer within {hours:g} hours"
+    )
+    stores.registry.set_status(run.use_case, candidate.version, "rejected", reason)
+    log.info("%s v%d: %s", run.use_case, candidate.version, reason)
+    return reason
+
+
+def approver(answer: dict[str, Any] | None) -> str | None:
+    """Who approved (the Airflow user's name), from the approval task's result; None otherwise."""
+    if not answer or "Approve" not in (answer.get("chosen_options") or []):
+        return None
+    return _answered_by(answer)
+
+
+def _answered_by(answer: dict[str, Any] | None) -> str | None:
+    user = (answer or {}).get("responded_by_user") or {}
+    return user.get("name") or user.get("id") or None
 
 
 def aligned(proba: np.ndarray, classes: Sequence[object], order: Sequence[object]) -> np.ndarray:

@@ -298,6 +298,13 @@ class Backtest(_Model):
     min_improvement: float = Field(0.0, ge=-1.0, le=1.0)
 
 
+class Approval(_Model):
+    """A person approves each promotion the gate allows (Airflow's "Required actions"); with no
+    answer within `timeout_hours`, the candidate is not promoted."""
+
+    timeout_hours: float = Field(24.0, gt=0, le=24 * 30)
+
+
 class Gate(_Model):
     """What a candidate must show to replace the champion (include/training/gate.py).
 
@@ -322,6 +329,8 @@ class Gate(_Model):
     slice_tolerance: float = Field(0.05, ge=0)
     # Judge the candidate on matured days too (needs the spec's `outcomes`).
     backtest: Backtest | None = None
+    # A person approves every promotion the gate allows (dags/train.py's `approve` task).
+    approval: Approval | None = None
 
     @model_validator(mode="after")
     def _bound_fits_the_primary(self) -> Gate:

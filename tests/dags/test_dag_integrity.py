@@ -165,3 +165,23 @@ def test_a_spec_without_outcomes_has_no_evaluate_dag(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORM_SPEC_DIR", str(tmp_path))
     dags = load_dagbag().dags
     assert {"churn_ingest", "churn_train", "churn_score"} <= set(dags) and "churn_evaluate" not in dags
+
+
+def test_a_spec_asking_for_approval_waits_for_a_person_before_promoting(dagbag, tmp_path, monkeypatch):
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from tools.testkit import write_changed_spec
+
+    specs = write_changed_spec(tmp_path, {"gate": {"approval": {"timeout_hours": 2}}})
+    monkeypatch.setenv("PLATFORM_SPEC_DIR", str(specs))
+    bag = load_dagbag()
+    assert bag.import_errors == {}
+    train = bag.dags["churn_train"]
+    approve = train.get_task("approve")
+    assert isinstance(approve, ApprovalOperator) and approve.response_timeout.total_seconds() == 7200
+    assert approve.defaults == ["Reject"]  # no answer in time: not promoted
+    assert train.get_task("gate").downstream_task_ids == {"approval_request"}
+    assert approve.upstream_task_ids == {"approval_request"}
+    assert approve.downstream_task_ids == {"promote", "record_refusal"}
+    assert train.get_task("record_refusal").trigger_rule == "all_done"
+    assert "approve" not in dagbag.dags["churn_train"].task_ids  # the shipped spec promotes at once

@@ -45,7 +45,9 @@ def _columns(audit: bool) -> list[sa.Column]:
     ]
     if audit:
         columns += [
-            sa.Column("kind", sa.String(length=16), nullable=False, comment="gate, promote or rollback"),
+            sa.Column(
+                "kind", sa.String(length=16), nullable=False, comment="gate, approval, promote or rollback"
+            ),
             sa.Column(
                 "actor", sa.String(length=250), nullable=False, comment="the user, or the DAG run of a gate"
             ),
