@@ -154,6 +154,9 @@ def test_the_ml_platform_page_draws_what_the_api_serves(api_server, page) -> Non
     frame.get_by_role("link", name="Ingest").click()
     check_ingest(frame, get("ingest"))
     shot(page, "5-ingest")
+    frame.get_by_role("link", name="Performance").click()
+    check_performance(frame, get("performance"))
+    shot(page, "8-performance")
 
 
 def check_overview(frame, overview: dict) -> int:
@@ -206,6 +209,17 @@ def check_scoring(frame, scoring: dict) -> None:
     drawn = heatmap.locator(f'rect[data-ds="{cell["ds"]}"][data-feature="{cell["feature"]}"]')
     assert drawn.get_attribute("data-psi") == f"{cell['psi']:.4f}"
     assert drawn.get_attribute("class") == f"cell {cell['level']}"
+
+
+def check_performance(frame, performance: dict) -> None:
+    """A row per matured day; the chart's days and decayed points as the API gives them."""
+    frame.locator("#realised-days").wait_for()
+    assert frame.locator("#realised-days tr[data-ds]").count() == len(performance["days"])
+    if performance["days"]:
+        chart = frame.locator("svg.realised-chart")
+        assert chart.get_attribute("data-days") == str(len(performance["days"]))
+        decayed = sum(d["decayed"] for d in performance["days"])
+        assert chart.locator("circle.realised.decayed").count() == decayed
 
 
 def check_ingest(frame, ingest: dict) -> None:

@@ -219,7 +219,7 @@ def test_a_rollback_through_the_cli_is_served_within_the_reload(world, tmp_path,
     it; a promotion puts v2 back the same way. The champion of a day before the move does not change."""
     from include import cli
 
-    platform, lake, registry = world
+    _, lake, registry = world
     rows = request_rows(lake, DAY)[:3]
     moved_on = "2025-03-20"  # after v2's first day (03-15), before the next version's (03-31)
     assert registry.champion("churn").version == 2

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from include.platform.day_swap import replace_rows
-from include.platform.tables import drift_measures, ingest_runs, score_runs
+from include.platform.tables import drift_measures, ingest_runs, realised_performance, score_runs
 from include.registry.registry import NewVersion, Registry
 from include.training.compare import Bound, SliceGain
 from include.training.curves import holdout_curves
@@ -129,6 +129,8 @@ def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) ->
             psi = rng.gamma(1.5, 0.05, len(features))
             levels = ["alert" if v >= 0.25 else "warn" if v >= 0.1 else "ok" for v in psi]
             replace_rows(conn, score_runs, key, [_score_row(spec, ds, registry, max(levels, key=_rank))])
+            if spec.outcomes is not None and i < days - spec.outcomes.maturity_days:
+                replace_rows(conn, realised_performance, key, [_realised_row(spec, ds, registry, rng)])
             replace_rows(
                 conn,
                 drift_measures,
@@ -149,6 +151,27 @@ def fill(engine: sa.Engine, spec: UseCase, versions: int = 3, days: int = 31) ->
                     for f, v, level in zip(features, psi, levels, strict=True)
                 ],
             )
+
+
+def _realised_row(spec: UseCase, ds: dt.date, registry: Registry, rng: np.random.Generator) -> dict:
+    """A matured day: the realised ROC AUC about the scoring version's holdout figure, some below it."""
+    model = registry.champion_as_of(spec.name, ds) or registry.get(spec.name, 1)
+    expected = model.metrics["roc_auc"]
+    estimate = float(expected + rng.normal(-0.01, 0.04))
+    figure = {"estimate": estimate, "lower": estimate - 0.05, "upper": estimate + 0.05}
+    return {
+        "use_case": spec.name,
+        "ds": ds,
+        "model_version": model.version,
+        "evaluated_through": ds + dt.timedelta(days=spec.outcomes.maturity_days),
+        "rows_scored": 80,
+        "rows_matched": int(rng.integers(60, 81)),
+        "primary_metric": "roc_auc",
+        "metrics": {"roc_auc": figure},
+        "expected": {"roc_auc": expected},
+        "decayed": figure["upper"] < expected,
+        "run_id": f"scheduled__{ds}T00:00:00+00:00",
+    }
 
 
 def _rank(level: str) -> int:
