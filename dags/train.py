@@ -150,12 +150,19 @@ def train_dag(spec: UseCase):
 
         @task(multiple_outputs=False)
         def promote(candidate: dict, **context) -> dict:
-            from include.dag_context import run_facts, stores
-            from include.training.task import Candidate, approver, promote
+            from airflow.exceptions import AirflowSkipException
 
-            answer = context["ti"].xcom_pull(task_ids=APPROVE) if spec.gate.approval else None
-            run = run_facts(spec.name, context)
-            return promote(run, Candidate.from_dict(candidate), stores(), approver(answer))
+            from include.dag_context import run_facts, stores
+            from include.training.task import Candidate, NotApproved, approved_by, promote
+
+            run, found, where = run_facts(spec.name, context), Candidate.from_dict(candidate), stores()
+            person = None
+            if spec.gate.approval is not None:
+                try:
+                    person = approved_by(run, found, context["ti"].xcom_pull(task_ids=APPROVE), where)
+                except NotApproved as refused:
+                    raise AirflowSkipException(str(refused)) from refused
+            return promote(run, found, where, person)
 
         planned = plan()
         results = trial.partial(plan=planned).expand(trial=sample_trials())
@@ -172,16 +179,16 @@ def train_dag(spec: UseCase):
 
 
 APPROVE = "approve"
+APPROVE_OPTION, REJECT_OPTION = "Approve", "Reject"
 
 
 def approval_steps(spec: UseCase, candidate):
     """The person's say, when the spec asks for it: the request (the gate's evidence and the
-    version's page), Airflow's approval task (in "Required actions"; no answer in time counts as a
-    reject), and the record of a refusal, which runs whatever the answer; the first and the
-    approval task."""
+    version's page), then Airflow's human-in-the-loop task ("Required actions"), Approve or Reject,
+    no answer in time taken as Reject; `promote` reads the answer. The first task and the last."""
     import datetime as dt
 
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.providers.standard.operators.hitl import HITLOperator
 
     @task(multiple_outputs=False)
     def approval_request(candidate: dict, **context) -> str:
@@ -195,23 +202,17 @@ def approval_steps(spec: UseCase, candidate):
         page = page_urls(conf.get("api", "base_url", fallback=""), spec.name)[1] + f"versions/{found.version}"
         return approval_request(run_facts(spec.name, context), found, stores(), page)
 
-    @task(trigger_rule="all_done", multiple_outputs=False)
-    def record_refusal(candidate: dict, **context) -> str:
-        from include.dag_context import run_facts, stores
-        from include.training.task import Candidate, record_refusal
-
-        answer = context["ti"].xcom_pull(task_ids=APPROVE)
-        return record_refusal(run_facts(spec.name, context), Candidate.from_dict(candidate), answer, stores())
-
-    approve = ApprovalOperator(
+    # Not ApprovalOperator: its Reject leaves no answer behind (no XCom) for the record to name who.
+    approve = HITLOperator(
         task_id=APPROVE,
         subject=f"Promote a new {spec.name} champion?",
         body="{{ ti.xcom_pull(task_ids='approval_request') }}",
-        defaults=ApprovalOperator.REJECT,
+        options=[APPROVE_OPTION, REJECT_OPTION],
+        defaults=[REJECT_OPTION],
         response_timeout=dt.timedelta(hours=spec.gate.approval.timeout_hours),
     )
     request = approval_request(candidate)
-    request >> approve >> record_refusal(candidate)
+    request >> approve
     return request, approve
 
 

@@ -468,31 +468,26 @@ def approval_request(run: RunFacts, candidate: Candidate, stores: Stores, page_u
     return "\n".join(lines)
 
 
-def record_refusal(run: RunFacts, candidate: Candidate, answer: dict[str, Any] | None, stores: Stores) -> str:
-    """Record why an approved-only candidate was not promoted: rejected by a person, or no answer
-    in time; nothing when it was approved. The reason recorded (empty when approved)."""
-    if answer and "Approve" in (answer.get("chosen_options") or []):
-        return ""
-    user = _answered_by(answer)
-    hours = run.spec.gate.approval.timeout_hours if run.spec.gate.approval else None
-    reason = (
-        f"not approved: rejected by {user}" if user else f"not approved: no answer within {hours:g} hours"
-    )
+class NotApproved(Exception):
+    """The person rejected the candidate, or did not answer in time; the reason is recorded."""
+
+
+def approved_by(run: RunFacts, candidate: Candidate, answer: dict[str, Any] | None, stores: Stores) -> str:
+    """Who approved the candidate, from the approval task's answer.
+
+    Raises:
+        NotApproved: when it was rejected (naming who) or not answered in time; the version is then
+            recorded as rejected with that reason.
+    """
+    user = (answer or {}).get("responded_by_user") or {}
+    who = user.get("name") or user.get("id")
+    if answer and "Approve" in (answer.get("chosen_options") or []) and who:
+        return who
+    hours = run.spec.gate.approval.timeout_hours if run.spec.gate.approval else 0
+    reason = f"not approved: rejected by {who}" if who else f"not approved: no answer within {hours:g} hours"
     stores.registry.set_status(run.use_case, candidate.version, "rejected", reason)
     log.info("%s v%d: %s", run.use_case, candidate.version, reason)
-    return reason
-
-
-def approver(answer: dict[str, Any] | None) -> str | None:
-    """Who approved (the Airflow user's name), from the approval task's result; None otherwise."""
-    if not answer or "Approve" not in (answer.get("chosen_options") or []):
-        return None
-    return _answered_by(answer)
-
-
-def _answered_by(answer: dict[str, Any] | None) -> str | None:
-    user = (answer or {}).get("responded_by_user") or {}
-    return user.get("name") or user.get("id") or None
+    raise NotApproved(reason)
 
 
 def aligned(proba: np.ndarray, classes: Sequence[object], order: Sequence[object]) -> np.ndarray:
