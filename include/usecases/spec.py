@@ -298,6 +298,15 @@ class Backtest(_Model):
     min_improvement: float = Field(0.0, ge=-1.0, le=1.0)
 
 
+class Fairness(_Model):
+    """Protected attributes: the model card reports each group's figures on the candidate's holdout
+    and the largest gap between groups (include/training/fairness.py); with `max_gap`, a gap whose
+    lower bound exceeds it fails the gate."""
+
+    attributes: tuple[str, ...] = Field(min_length=1)
+    max_gap: float | None = Field(None, gt=0)
+
+
 class Gate(_Model):
     """What a candidate must show to replace the champion (include/training/gate.py).
 
@@ -322,6 +331,7 @@ class Gate(_Model):
     slice_tolerance: float = Field(0.05, ge=0)
     # Judge the candidate on matured days too (needs the spec's `outcomes`).
     backtest: Backtest | None = None
+    fairness: Fairness | None = None
 
     @model_validator(mode="after")
     def _bound_fits_the_primary(self) -> Gate:
@@ -468,6 +478,7 @@ class UseCase(_Model):
                 provided.setdefault(name, source.name)
         problems += [(f"columns.{n}", "no source provides it") for n in declared if n not in provided]
         problems += _outcomes_problems(self)
+        problems += _fairness_problems(self)
         problems += [
             ("features.derived", f"{name!r} reads {self.columns[name].type} column, not a number")
             for name in self.features.inputs
@@ -531,6 +542,27 @@ def _metric_problems(task: str, gate: Gate) -> list[tuple[str, str]]:
     ]
     if task == "binary" and gate.primary != "accuracy" and "accuracy" not in gate.guardrails:
         problems.append(("gate.guardrails", "accuracy must be the primary metric or a guard-rail"))
+    return problems
+
+
+# Column types whose values make groups; a number or a time would make a group per value.
+GROUP_TYPES = ("string", "integer", "boolean")
+
+
+def _fairness_problems(spec: UseCase) -> list[tuple[str, str]]:
+    """The protected attributes that are not declared columns of a type with groups, or repeat."""
+    if spec.gate.fairness is None:
+        return []
+    key, names = "gate.fairness.attributes", spec.gate.fairness.attributes
+    problems = [(key, f"{name!r} is not in `columns`") for name in names if name not in spec.columns]
+    problems += [
+        (key, f"{name!r} is a {kind} column; an attribute is {', '.join(GROUP_TYPES)}")
+        for name in names
+        if name in spec.columns and (kind := spec.columns[name].type) not in GROUP_TYPES
+    ]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        problems.append((key, f"{', '.join(repeated)} named more than once"))
     return problems
 
 
