@@ -335,7 +335,8 @@ def judge(
     """Score both models' files on the holdout and decide on their paired bootstrap bounds; the
     decision, and the champion's curves on that holdout (for the UI page; None without a champion).
     With `gate.backtest` and a champion, both are also judged on the holdout's days matured by the
-    run's day `ds` (`include.training.backtest`, outcomes from `platform`).
+    run's day `ds` (`include.training.backtest`, outcomes from `platform`). With `gate.fairness`,
+    the candidate's figures per protected group (`include.training.fairness`) go in the decision.
 
     Both are loaded like every reader loads them (`load_version_model`, sha256 checked), so the gate
     judges the very files that will score; the resamples are seeded by `training.random_state`, so a
@@ -344,6 +345,7 @@ def judge(
     from include.registry.model_files import load_version_model
     from include.training.compare import Scored, metric_bounds, slice_gains
     from include.training.curves import task_curves
+    from include.training.fairness import group_fairness
     from include.training.gate import decide
     from include.training.metrics import evaluate_outputs
     from include.training.preprocess import split_xy
@@ -391,7 +393,20 @@ def judge(
             gate.resamples,
             spec.training.random_state,
         )
-    decision = decide(candidate.metrics, champion_metrics, gate, levels, differences, slices, tested)
+    fairness = []
+    if gate.fairness is not None:
+        fairness = group_fairness(
+            y_holdout.to_numpy(),
+            mine,
+            {column: holdout[column].tolist() for column in gate.fairness.attributes},
+            gate.confidence,
+            gate.resamples,
+            spec.training.random_state,
+            gate.min_slice_rows,
+        )
+    decision = decide(
+        candidate.metrics, champion_metrics, gate, levels, differences, slices, tested, fairness
+    )
     return decision, champion_curves
 
 
