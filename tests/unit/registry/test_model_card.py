@@ -140,6 +140,7 @@ def test_the_card_states_every_section_from_the_facts():
     assert SPEC.description in card and "- owner: ml-platform" in card
     assert '- task: binary: the probability that `Churn` is "Yes", predicted positive from 0.6705' in card
     assert "data window 2025-03-30 .. 2025-03-31 (1,088 train rows)" in card
+    assert "- days read: 2 of 2\n" in card
     assert card.index(f"| 2025-03-30 | `{'a' * 64}` |") < card.index(f"| 2025-03-31 | `{'b' * 64}` |")
     assert "- derived: " not in card and "- numeric: `tenure`, `MonthlyCharges`, `TotalCharges`" in card
     assert "- chosen trial `logistic_regression-1` (cross-validated roc_auc 0.8253 ± 0.0507)" in card
