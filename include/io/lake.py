@@ -5,6 +5,7 @@
     training/<use case>/ds=YYYY-MM-DD/{train,holdout}.parquet
                                                          a training run's split (training)
     models/<use case>/sha256=<digest>.skops              model files, named by their checksum
+    models/<use case>/cards/v<N>.md                      a version's model card (Markdown)
     predictions/<use case>/ds=YYYY-MM-DD/part-0.parquet  a day's scores (scoring)
     staging/predictions/<use case>/ds=YYYY-MM-DD/run=<run>/shard-0003-of-0008.parquet
                                                          a scoring shard's output, until the publish
@@ -74,6 +75,11 @@ def training_key(use_case: str, ds: dt.date, part: Literal["train", "holdout"]) 
 def model_key(use_case: str, sha256: str) -> str:
     """The key of a model file: its checksum names it, so equal files share one key."""
     return f"{MODELS_ZONE}/{use_case}/sha256={sha256}.skops"
+
+
+def card_key(use_case: str, version: int) -> str:
+    """The key of a version's model card, e.g. `models/churn/cards/v2.md`."""
+    return f"{MODELS_ZONE}/{use_case}/cards/v{version}.md"
 
 
 def write_frame(store: ObjectStore, key: str, frame: pd.DataFrame) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Discriminator, Tag
 
+from include.registry.model_card import CardBlock, card_blocks, registry_card
 from include.registry.registry import GateRecord, ModelVersion, Registry
 from include.usecases.spec import UseCase, direction
 
@@ -257,6 +258,15 @@ class VersionDetail(BaseModel):
     trials: list[TrialRow]
     importance: Importance | None
     lineage: Lineage
+    # Where the training DAG stores the version's model card in the lake, and the card as the
+    # registry's facts give it now (`include.registry.model_card`; None when built without a spec).
+    card_key: str
+    card: str | None = None
+
+    @property
+    def card_blocks(self) -> list[CardBlock]:
+        """The card's headings, paragraphs, lists and tables, for a page to render."""
+        return card_blocks(self.card or "")
 
 
 def version_detail(registry: Registry, spec: UseCase, version: int) -> VersionDetail:
@@ -266,11 +276,15 @@ def version_detail(registry: Registry, spec: UseCase, version: int) -> VersionDe
         LookupError: naming the use case and its known versions, when it has no such version.
     """
     found = registry.get(spec.name, version)
-    return describe(found, registry.decision(spec.name, version), spec.train_dag_id)
+    record = registry.decision(spec.name, version)
+    card = registry_card(registry, spec, found, record)
+    return describe(found, record, spec.train_dag_id).model_copy(update={"card": card})
 
 
 def describe(found: ModelVersion, record: GateRecord | None, train_dag_id: str) -> VersionDetail:
     """`found`'s detail, judged by `record` (None: not judged yet); `train_dag_id` made it."""
+    from include.io.lake import card_key
+
     levels = ((record.evidence if record else None) or {}).get("levels", {})
     return VersionDetail(
         use_case=found.use_case,
@@ -310,6 +324,7 @@ def describe(found: ModelVersion, record: GateRecord | None, train_dag_id: str) 
             artifact_uri=found.artifact_uri,
             sha256=found.sha256,
         ),
+        card_key=card_key(found.use_case, found.version),
     )
 
 

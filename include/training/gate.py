@@ -10,6 +10,7 @@ from typing import Any
 
 from include.training.backtest import Backtest
 from include.training.compare import Bound, SliceGain
+from include.training.fairness import AttributeFairness
 from include.usecases.spec import Gate, direction
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class GateDecision:
         primary: the gate's primary metric (None for a decision made before any measurement).
         slices: with a champion and `gate.slices`, the primary's paired gain on every slice.
         backtest: with a champion and `gate.backtest`, both models on the matured days.
+        fairness: with `gate.fairness`, the candidate's figures per protected group and their gaps.
     """
 
     passed: bool
@@ -45,6 +47,7 @@ class GateDecision:
     primary: str | None = None
     slices: tuple[SliceGain, ...] = ()
     backtest: Backtest | None = None
+    fairness: tuple[AttributeFairness, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; a NaN or infinite figure becomes None."""
@@ -65,6 +68,7 @@ class GateDecision:
             "differences": bounds(self.differences),
             "slices": [gain.to_dict() for gain in self.slices],
             "backtest": None if self.backtest is None else self.backtest.to_dict(),
+            "fairness": [part.to_dict() for part in self.fairness],
         }
 
 
@@ -85,6 +89,7 @@ def decide(
     differences: Mapping[str, Bound],
     slices: Sequence[SliceGain] = (),
     backtest: Backtest | None = None,
+    fairness: Sequence[AttributeFairness] = (),
 ) -> GateDecision:
     """Decide whether `candidate` may replace `champion`, both measured on the same holdout rows.
 
@@ -107,8 +112,11 @@ def decide(
     6. With a champion and ``gate.backtest``: on the matured days of `backtest`, the primary's
        pooled paired gain has its lower bound ``>= gate.backtest.min_improvement``; with no matured
        row yet the rule is not judged, and says so.
+    7. With ``gate.fairness.max_gap``, for every protected attribute in `fairness` and each of its
+       figures: the largest gap between groups has its lower bound ``<= max_gap`` (the candidate's
+       own holdout, so judged with or without a champion).
 
-    With no champion, rules 3 to 6 do not apply: the floor alone decides, on the lower bound.
+    With no champion, rules 3 to 6 do not apply: the floor (and rule 7) decide, on the lower bound.
     Figures within `EPSILON` of each other count as equal.
     """
     primary = gate.primary
@@ -137,9 +145,13 @@ def decide(
             f"{primary} {level.estimate:.4f}, {level_of} {worst:.4f} "
             f"{ge if above else lt} {bound} {gate.bound:.4f}",
         )
+    judged_fairness = _fairness_rule(gate, fairness, check, level_of)
     if champion is None:
-        passes.append("no champion: the floor alone decides")
-        return _decision(failures, passes, candidate, champion, levels, differences, primary, ())
+        deciders = "the floor and the fairness rule decide" if judged_fairness else "the floor alone decides"
+        passes.append(f"no champion: {deciders}")
+        return _decision(
+            failures, passes, candidate, champion, levels, differences, primary, (), fairness=fairness
+        )
     gain = differences.get(primary)
     if _bounded(gain):
         clears = gain.lower >= gate.min_improvement - EPSILON
@@ -173,7 +185,33 @@ def decide(
         )
     if gate.backtest is not None:
         _backtest_rule(gate, backtest, check, level_of)
-    return _decision(failures, passes, candidate, champion, levels, differences, primary, slices, backtest)
+    return _decision(
+        failures, passes, candidate, champion, levels, differences, primary, slices, backtest, fairness
+    )
+
+
+def _fairness_rule(
+    gate: Gate, fairness: Sequence[AttributeFairness], check: Callable[[bool, str], None], level_of: str
+) -> bool:
+    """Rule 7: no protected attribute's gap sure to exceed `max_gap`; whether the rule applies."""
+    limit = None if gate.fairness is None else gate.fairness.max_gap
+    if limit is None:
+        return False
+    for part in fairness:
+        gaps = [gap for gap in part.gaps if _bounded(gap.bound)]
+        if not gaps:
+            check(
+                True, f"fairness {part.attribute}: fewer than two groups of {part.min_rows} rows: not judged"
+            )
+        for gap in gaps:
+            within = gap.bound.lower <= limit + EPSILON
+            check(
+                within,
+                f"fairness {part.attribute}: {gap.figure} gap {gap.bound.text()} between {gap.high} "
+                f"({gap.high_value:.4f}) and {gap.low} ({gap.low_value:.4f}): {level_of} "
+                f"{gap.bound.lower:+.4f} {'<=' if within else '>'} max_gap {limit:.4f}",
+            )
+    return True
 
 
 def _backtest_rule(
@@ -210,6 +248,7 @@ def _decision(
     primary: str,
     slices: Sequence[SliceGain],
     backtest: Backtest | None = None,
+    fairness: Sequence[AttributeFairness] = (),
 ) -> GateDecision:
     decision = GateDecision(
         passed=not failures,
@@ -221,6 +260,7 @@ def _decision(
         primary=primary,
         slices=tuple(slices),
         backtest=backtest,
+        fairness=tuple(fairness),
     )
     logger.info("Gate %s: %s", "passed" if decision.passed else "rejected", "; ".join(decision.reasons))
     return decision

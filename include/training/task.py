@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from include.runs import RunFacts, Stores, XComResult
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ class WindowCoverage(XComResult):
         withdrawn: days with a partition in the lake but no ingest record (a rerun that failed, or
             one still running): their partition is not trusted.
         missing: days with neither.
+        sha256: each read day's partition checksum (the run's fingerprint is made of them).
     """
 
     first: dt.date
@@ -48,6 +51,7 @@ class WindowCoverage(XComResult):
     read: list[dt.date]
     withdrawn: list[dt.date]
     missing: list[dt.date]
+    sha256: dict[dt.date, str] = Field(default_factory=dict)
 
     def text(self) -> str:
         """`window 2025-03-01..07: 6 of 7 days, 03-05 withdrawn`."""
@@ -127,6 +131,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
         read=sorted(days),
         withdrawn=sorted(present - set(days)),
         missing=[d for d in window if d not in present],
+        sha256=dict(sorted(days.items())),
     )
     if ds not in days:
         why = (
@@ -184,7 +189,7 @@ def fit_and_register(
     run: RunFacts, plan: TrainingPlan, results: Sequence[TrialResult], stores: Stores
 ) -> Candidate:
     """Refit the best trial on the whole training part, score the holdout, store the model, register it
-    with its holdout metrics, curves and permutation importance.
+    with its holdout metrics, curves and permutation importance, and write its model card.
 
     A run whose fingerprint an earlier run's version already has (the same window content, code,
     libraries and search) makes the same model: it registers nothing, and is recorded against that
@@ -193,6 +198,7 @@ def fit_and_register(
     from include.io.lake import read_frame
     from include.monitoring.reference import build_reference, prediction_reference
     from include.provenance import code_version, library_versions
+    from include.registry.model_card import write_card
     from include.registry.model_files import dump_model, store_model
     from include.registry.registry import NewVersion, TrainingRun
     from include.training.curves import task_curves
@@ -277,20 +283,30 @@ def fit_and_register(
             window_coverage=plan.coverage.to_dict(),
         )
     )
-    log.info("%s: registered v%d (%s) holdout %s", use_case, version.version, best.trial.trial_id, metrics)
+    card = write_card(lake, registry, spec, version.version)
+    log.info(
+        "%s: registered v%d (%s) holdout %s; card %s",
+        use_case,
+        version.version,
+        best.trial.trial_id,
+        metrics,
+        card,
+    )
     return Candidate.of(version, unchanged=False)
 
 
 def gate(
     run: RunFacts, plan: TrainingPlan, candidate: Candidate, stores: Stores, alert: RejectionAlert
 ) -> bool:
-    """Score the champion on the candidate's holdout, decide, store the decision; True to promote.
+    """Score the champion on the candidate's holdout, decide, store the decision and rewrite the
+    candidate's model card with it; True to promote.
 
     A rejection is also passed to `alert` (the DAG sends it through include/alerting.py). An
     `unchanged` candidate (an existing version, see `fit_and_register`) is not judged again: its
     decision stands.
     """
     from include.io.lake import read_frame
+    from include.registry.model_card import write_card
     from include.registry.registry import OLDER_THAN_CHAMPION
     from include.training.gate import GateDecision
 
@@ -311,12 +327,15 @@ def gate(
         registry.record_decision(
             version, champion, GateDecision(False, tuple(reasons), version.metrics, None)
         )
+        write_card(stores.lake, registry, spec, version.version)
         log.info("%s v%d: %s", use_case, version.version, reasons[0])
         alert(reasons, versions)
         return False
     holdout = read_frame(stores.lake, plan.holdout_key)
     decision, champion_curves = judge(spec, holdout, stores.lake, version, champion, stores.platform, run.ds)
     registry.record_decision(version, champion, decision, champion_curves)
+    # The registry keeps no fairness figures: the card takes them from the decision.
+    write_card(stores.lake, registry, spec, version.version, decision.to_dict()["fairness"])
     log.info("%s v%d gate: %s — %s", use_case, version.version, decision.passed, "; ".join(decision.reasons))
     if not decision.passed:
         alert(list(decision.reasons), versions)
@@ -335,7 +354,8 @@ def judge(
     """Score both models' files on the holdout and decide on their paired bootstrap bounds; the
     decision, and the champion's curves on that holdout (for the UI page; None without a champion).
     With `gate.backtest` and a champion, both are also judged on the holdout's days matured by the
-    run's day `ds` (`include.training.backtest`, outcomes from `platform`).
+    run's day `ds` (`include.training.backtest`, outcomes from `platform`). With `gate.fairness`,
+    the candidate's figures per protected group (`include.training.fairness`) go in the decision.
 
     Both are loaded like every reader loads them (`load_version_model`, sha256 checked), so the gate
     judges the very files that will score; the resamples are seeded by `training.random_state`, so a
@@ -344,6 +364,7 @@ def judge(
     from include.registry.model_files import load_version_model
     from include.training.compare import Scored, metric_bounds, slice_gains
     from include.training.curves import task_curves
+    from include.training.fairness import group_fairness
     from include.training.gate import decide
     from include.training.metrics import evaluate_outputs
     from include.training.preprocess import split_xy
@@ -391,7 +412,20 @@ def judge(
             gate.resamples,
             spec.training.random_state,
         )
-    decision = decide(candidate.metrics, champion_metrics, gate, levels, differences, slices, tested)
+    fairness = []
+    if gate.fairness is not None:
+        fairness = group_fairness(
+            y_holdout.to_numpy(),
+            mine,
+            {column: holdout[column].tolist() for column in gate.fairness.attributes},
+            gate.confidence,
+            gate.resamples,
+            spec.training.random_state,
+            gate.min_slice_rows,
+        )
+    decision = decide(
+        candidate.metrics, champion_metrics, gate, levels, differences, slices, tested, fairness
+    )
     return decision, champion_curves
 
 

@@ -305,6 +305,15 @@ class Approval(_Model):
     timeout_hours: float = Field(24.0, gt=0, le=24 * 30)
 
 
+class Fairness(_Model):
+    """Protected attributes: the model card reports each group's figures on the candidate's holdout
+    and the largest gap between groups (include/training/fairness.py); with `max_gap`, a gap whose
+    lower bound exceeds it fails the gate."""
+
+    attributes: tuple[str, ...] = Field(min_length=1)
+    max_gap: float | None = Field(None, gt=0)
+
+
 class Gate(_Model):
     """What a candidate must show to replace the champion (include/training/gate.py).
 
@@ -331,6 +340,8 @@ class Gate(_Model):
     backtest: Backtest | None = None
     # A person approves every promotion the gate allows (dags/train.py's `approve` task).
     approval: Approval | None = None
+    # Protected attributes: their groups' figures on the model card, and a rule when `max_gap` is set.
+    fairness: Fairness | None = None
 
     @model_validator(mode="after")
     def _bound_fits_the_primary(self) -> Gate:
@@ -477,6 +488,7 @@ class UseCase(_Model):
                 provided.setdefault(name, source.name)
         problems += [(f"columns.{n}", "no source provides it") for n in declared if n not in provided]
         problems += _outcomes_problems(self)
+        problems += _fairness_problems(self)
         problems += [
             ("features.derived", f"{name!r} reads {self.columns[name].type} column, not a number")
             for name in self.features.inputs
@@ -540,6 +552,27 @@ def _metric_problems(task: str, gate: Gate) -> list[tuple[str, str]]:
     ]
     if task == "binary" and gate.primary != "accuracy" and "accuracy" not in gate.guardrails:
         problems.append(("gate.guardrails", "accuracy must be the primary metric or a guard-rail"))
+    return problems
+
+
+# Column types whose values make groups; a number or a time would make a group per value.
+GROUP_TYPES = ("string", "integer", "boolean")
+
+
+def _fairness_problems(spec: UseCase) -> list[tuple[str, str]]:
+    """The protected attributes that are not declared columns of a type with groups, or repeat."""
+    if spec.gate.fairness is None:
+        return []
+    key, names = "gate.fairness.attributes", spec.gate.fairness.attributes
+    problems = [(key, f"{name!r} is not in `columns`") for name in names if name not in spec.columns]
+    problems += [
+        (key, f"{name!r} is a {kind} column; an attribute is {', '.join(GROUP_TYPES)}")
+        for name in names
+        if name in spec.columns and (kind := spec.columns[name].type) not in GROUP_TYPES
+    ]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        problems.append((key, f"{', '.join(repeated)} named more than once"))
     return problems
 
 
