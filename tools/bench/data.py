@@ -179,7 +179,8 @@ def real_rows(spec: UseCase) -> pd.DataFrame:
     frame = EXAMPLES[spec.name]()
     [source] = spec.sources
     typed = validate_rows(frame, spec.columns, spec.entity_id, spec.name).valid
-    return typed.assign(ds=pd.to_datetime(frame[source.date_column]).to_numpy())
+    days = pd.to_datetime(frame.set_index(spec.entity_id)[source.date_column])
+    return typed.assign(ds=days.loc[typed[spec.entity_id]].to_numpy())
 
 
 def synthetic_ids(n: int) -> pa.Array:
