@@ -4,7 +4,8 @@ The rows are the use case's real rows (typed as an ingested partition holds them
 replacement, each under a unique synthetic id in the spec's pattern, in random order: churn's 7,043
 Telco rows, or a worked example's (`tools/examples`: `hotel_rates`, regression; `hpc_jobs`,
 multiclass). An example's ids are numbered in its pattern (`B00042`); beyond the pattern's digits (a
-million rows in five), the bench's copy of the spec widens the pattern to the digits the ids need.
+million rows in five), the bench's copy of the spec lets the pattern's number run to the digits the
+ids need (`^B[0-9]{5,6}$`: the real rows' ids still match).
 The model is fitted on the real rows with `fit_final` and stored with `dump_model`, so every path
 loads it through `load_model`'s checksum check, as the scoring task does.
 """
@@ -50,8 +51,9 @@ CHURN = "churn"
 # The worked examples' real rows, as their source tables hold them.
 EXAMPLES: dict[str, Callable[[], pd.DataFrame]] = {"hotel_rates": hotel_rows, "hpc_jobs": hpc_rows}
 USE_CASES = (CHURN, *EXAMPLES)
-# An example's id pattern: a prefix, then a number of so many digits (`^B[0-9]{5}$`).
-NUMBERED_ID = re.compile(r"\^(?P<prefix>[A-Za-z]+)\[0-9\]\{(?P<digits>[0-9]+)\}\$")
+# An example's id pattern: a prefix, then a number of so many digits (`^B[0-9]{5}$`), or of a range
+# of digits (`^B[0-9]{5,6}$`).
+NUMBERED_ID = re.compile(r"\^(?P<prefix>[A-Za-z]+)\[0-9\]\{(?:[0-9]+,)?(?P<digits>[0-9]+)\}\$")
 # Fixed parameters in the middle of each family's search space (no tuning: the bench measures I/O).
 PARAMS = {
     "logistic_regression": {"C": 1.0},
@@ -143,7 +145,7 @@ class Bench:
 
 def bench_spec(use_case: str, rows: int) -> UseCase:
     """The spec the bench runs `use_case` with on `rows` rows: churn's, or the example's file with its
-    id pattern widened to the digits `rows` ids need (module doc).
+    id pattern's number let run to the digits `rows` ids need (module doc).
 
     Raises:
         ValueError: when an example's id pattern is not a prefix and a number of digits.
@@ -156,13 +158,13 @@ def bench_spec(use_case: str, rows: int) -> UseCase:
     if needed == digits:
         return spec
     raw = spec.model_dump()
-    raw["columns"][spec.entity_id]["pattern"] = f"^{prefix}[0-9]{{{needed}}}$"
+    raw["columns"][spec.entity_id]["pattern"] = f"^{prefix}[0-9]{{{digits},{needed}}}$"
     log.info("%s: ids of %d digits for %d rows (the spec's pattern has %d)", use_case, needed, rows, digits)
     return UseCase.model_validate(raw)
 
 
 def id_format(spec: UseCase) -> tuple[str, int]:
-    """An example's id prefix and digits, read from its entity id's pattern."""
+    """An example's id prefix and (most) digits, read from its entity id's pattern."""
     pattern = spec.columns[spec.entity_id].pattern or ""
     found = NUMBERED_ID.fullmatch(pattern)
     if found is None:
