@@ -76,9 +76,9 @@ reliability: venv ## The reliability suite at the README's counts (KILLS=100 RAC
 test-reliability: venv ## The reliability suite with CI's smaller counts (what .ci/run calls); its corpus and faults sections run under pytest (tests/reliability, test_faults.py, test_scheduler_kill.py).
 	$(BIN)/python -m tools.reliability --kills 20 --races 10 --backfill-days 5 --only kills,races,backfill,secrets --out .bench/reliability-ci.json
 
-bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL (each path REPEATS times, default 3, the median kept), sharded scoring also on 1 and 2 Celery workers; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database).
+bench: venv ## Scoring and ingest against naive pandas and the raw limits on N rows (default 1 M) in PostgreSQL (each path REPEATS times, default 3, the median kept), sharded scoring also on 1 and 2 Celery workers; STAGE=ingest for one stage; STAGE=train: the default search on 50 k, 200 k and 1 M-row windows (no database); USE_CASE=hotel_rates (regression) or hpc_jobs (multiclass): a worked example's scoring and training instead of churn's.
 	$(BIN)/pytest -q -m bench tests/integration/test_bench.py
-	$(BIN)/python -m tools.bench --rows $(or $(N),1000000) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
+	$(BIN)/python -m tools.bench --rows $(or $(N),1000000) $(if $(USE_CASE),--use-case $(USE_CASE)) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
 
 serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
 	$(BIN)/python -m include.serving --port $(or $(PORT),8000)

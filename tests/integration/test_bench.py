@@ -96,3 +96,75 @@ def test_the_training_stage_trains_each_window_with_the_default_search(tmp_path)
     assert training["sizes"]["3000"]["trial_rows"] == cap < training["sizes"]["3000"]["train_rows"]
     [(name, ratio)] = training["time_ratios"].items()
     assert name == "3000/1500" and ratio["rows"] == 2.0 and ratio["seconds"] > 0
+
+
+def test_a_regression_use_case_is_scored_on_every_path_and_trained_beside_churn(pg_url, tmp_path, capsys):
+    """`--use-case hotel_rates`: the scoring paths and the training stage on the worked example's rows,
+    its figures under its own key, churn's left where they are."""
+    from include.usecases.spec import load_spec
+    from tools.examples.seed import example_spec
+
+    out = tmp_path / "results.json"
+    churn = {"scoring": {"rows": 5}, "by_rows": {"5": {"scoring": {"rows": 5}}}}
+    out.write_text(json.dumps(churn))
+    url = pg_url.render_as_string(hide_password=False)
+    stages = ["--stage", "scoring", "--stage", "train", "--train-rows", "3000", "--max-trial-rows", "2000"]
+    main(["--use-case", "hotel_rates", *stages, "--rows", str(ROWS), "--pg-url", url, "--out", str(out)])
+    results = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+
+    assert {key: results[key] for key in churn} == churn
+    hotel = results["use_cases"]["hotel_rates"]
+    scoring = hotel["scoring"]
+    assert scoring["rows"] == ROWS and hotel["by_rows"][str(ROWS)]["scoring"] == scoring
+    assert hotel["machine"]["family"] == "linear"
+    assert {name: path["rows"] for name, path in scoring["paths"].items()} == dict.fromkeys(
+        LABELS["scoring"], ROWS
+    )
+    written = {name: path.get("predictions") for name, path in scoring["paths"].items()}
+    assert written == {
+        "project": ROWS,
+        "project_lake": ROWS,
+        "naive": ROWS,
+        "raw_read": None,
+        "raw_predict": None,
+        "raw_write": ROWS,
+    }
+    for name in ("project_s", "naive_s", "speedup_vs_naive", "ratio_vs_raw_sum", "peak_rss_mb"):
+        assert scoring[name] > 0, name
+
+    figures = hotel["training"]["sizes"]["3000"]
+    spec = load_spec(example_spec("hotel_rates"))
+    assert figures["metric"] == spec.gate.primary == "rmse"
+    assert figures["rows"] == figures["train_rows"] + figures["holdout_rows"] == 3000
+    # Drawn labels: the teacher is the ceiling; what was learnt stays near it, far under the gate's.
+    assert 0 < figures["teacher_rmse"] < figures["holdout_rmse"] + 1 < spec.gate.ceiling
+    assert figures["top_feature"] in spec.features.all
+    assert "scoring (hotel_rates), 2,000 rows" in printed and "hotel_rates spec" in printed
+    assert "holdout rmse" in printed
+
+
+@pytest.mark.parametrize("stage", ["ingest", SHARDED])
+def test_an_example_use_case_refuses_the_stages_only_churn_has(stage, capsys):
+    with pytest.raises(SystemExit):
+        main(["--use-case", "hotel_rates", "--stage", stage])
+    assert f"--stage {stage} measures churn only, not --use-case hotel_rates" in capsys.readouterr().err
+
+
+def test_an_examples_ids_outgrow_its_pattern_only_as_far_as_a_million_rows_need():
+    """Five digits number 100,000 bookings: the bench's spec lets the number run to six, and every real
+    row (five digits) still passes the checks."""
+    import pyarrow.compute as pc
+
+    from tools.bench.data import bench_spec, real_rows, resample
+    from tools.examples.seed import hotel_rows
+
+    spec = bench_spec("hotel_rates", 1_000_000)
+    pattern = spec.columns[spec.entity_id].pattern
+    assert pattern == "^B[0-9]{5,6}$"
+    assert bench_spec("hotel_rates", ROWS).columns[spec.entity_id].pattern == "^B[0-9]{5}$"
+    real = real_rows(spec)
+    assert len(real) == len(hotel_rows())
+    ids = resample(real, spec, 1_000_000).column(spec.entity_id)
+    assert pc.count_distinct(ids).as_py() == 1_000_000
+    assert pc.all(pc.match_substring_regex(ids, pattern)).as_py()

@@ -1,9 +1,13 @@
-"""The bench's world: N rows shaped like the churn data, in PostgreSQL, the lake and a billing CSV.
+"""The bench's world: N rows of a use case in PostgreSQL and the lake (churn's also in its sources).
 
-The rows are the 7,043 real Telco rows (typed as an ingested partition holds them) resampled with
-replacement, each under a unique synthetic customer id in the spec's pattern, in random order. The
-model is fitted on the real rows with `fit_final` and stored with `dump_model`, so every path loads it
-through `load_model`'s checksum check, as the scoring task does.
+The rows are the use case's real rows (typed as an ingested partition holds them) resampled with
+replacement, each under a unique synthetic id in the spec's pattern, in random order: churn's 7,043
+Telco rows, or a worked example's (`tools/examples`: `hotel_rates`, regression; `hpc_jobs`,
+multiclass). An example's ids are numbered in its pattern (`B00042`); beyond the pattern's digits (a
+million rows in five), the bench's copy of the spec lets the pattern's number run to the digits the
+ids need (`^B[0-9]{5,6}$`: the real rows' ids still match).
+The model is fitted on the real rows with `fit_final` and stored with `dump_model`, so every path
+loads it through `load_model`'s checksum check, as the scoring task does.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -27,8 +34,9 @@ from include.io.bulk import adbc_connection
 from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.platform.schema import upgrade
-from include.usecases.spec import UseCase, get_spec
+from include.usecases.spec import UseCase, get_spec, load_spec
 from tools.demo.seed import assign_days, demo_dates, load_telco
+from tools.examples.seed import example_spec, hotel_rows, hpc_rows
 from tools.testkit import validate_rows
 
 if TYPE_CHECKING:
@@ -39,9 +47,18 @@ log = logging.getLogger(__name__)
 
 DAY = dt.date(2025, 3, 31)
 SCORE_TABLE = "bench_score_input"
+CHURN = "churn"
+# The worked examples' real rows, as their source tables hold them.
+EXAMPLES: dict[str, Callable[[], pd.DataFrame]] = {"hotel_rates": hotel_rows, "hpc_jobs": hpc_rows}
+USE_CASES = (CHURN, *EXAMPLES)
+# An example's id pattern: a prefix, then a number of so many digits (`^B[0-9]{5}$`), or of a range
+# of digits (`^B[0-9]{5,6}$`).
+NUMBERED_ID = re.compile(r"\^(?P<prefix>[A-Za-z]+)\[0-9\]\{(?:[0-9]+,)?(?P<digits>[0-9]+)\}\$")
 # Fixed parameters in the middle of each family's search space (no tuning: the bench measures I/O).
 PARAMS = {
     "logistic_regression": {"C": 1.0},
+    # Ridge: a regression's linear family.
+    "linear": {"alpha": 1.0},
     "hist_gradient_boosting": {
         "learning_rate": 0.1,
         "max_iter": 100,
@@ -49,6 +66,12 @@ PARAMS = {
         "min_samples_leaf": 50,
         "l2_regularization": 1.0,
     },
+}
+# The families a bench model may be, per task, the default (the task's linear model) first.
+FAMILIES = {
+    "binary": ("logistic_regression", "hist_gradient_boosting"),
+    "multiclass": ("logistic_regression", "hist_gradient_boosting"),
+    "regression": ("linear", "hist_gradient_boosting"),
 }
 
 
@@ -64,10 +87,11 @@ class Bench:
     sha256: str = ""
     # The model's version in the bench database's registry (what the scoring paths score with).
     version: int = 0
+    use_case: str = CHURN
 
     @cached_property
     def spec(self) -> UseCase:
-        return get_spec("churn")
+        return bench_spec(self.use_case, self.rows)
 
     @property
     def columns(self) -> list[str]:
@@ -119,10 +143,46 @@ class Bench:
         return cls(**{**fields, "workdir": Path(fields["workdir"])})
 
 
+def bench_spec(use_case: str, rows: int) -> UseCase:
+    """The spec the bench runs `use_case` with on `rows` rows: churn's, or the example's file with its
+    id pattern's number let run to the digits `rows` ids need (module doc).
+
+    Raises:
+        ValueError: when an example's id pattern is not a prefix and a number of digits.
+    """
+    if use_case == CHURN:
+        return get_spec(CHURN)
+    spec = load_spec(example_spec(use_case))
+    prefix, digits = id_format(spec)
+    needed = max(digits, len(str(rows - 1)))
+    if needed == digits:
+        return spec
+    raw = spec.model_dump()
+    raw["columns"][spec.entity_id]["pattern"] = f"^{prefix}[0-9]{{{digits},{needed}}}$"
+    log.info("%s: ids of %d digits for %d rows (the spec's pattern has %d)", use_case, needed, rows, digits)
+    return UseCase.model_validate(raw)
+
+
+def id_format(spec: UseCase) -> tuple[str, int]:
+    """An example's id prefix and (most) digits, read from its entity id's pattern."""
+    pattern = spec.columns[spec.entity_id].pattern or ""
+    found = NUMBERED_ID.fullmatch(pattern)
+    if found is None:
+        raise ValueError(f"{spec.name}: the bench numbers ids as a prefix and digits, not {pattern!r}")
+    return found["prefix"], int(found["digits"])
+
+
 def real_rows(spec: UseCase) -> pd.DataFrame:
-    """The Telco rows typed as the ingest leaves them, each on its demo snapshot day (`ds`)."""
-    typed = validate_rows(load_telco(), spec.columns, spec.entity_id, "telco").valid
-    return typed.assign(ds=pd.to_datetime(assign_days(typed[spec.entity_id], demo_dates())))
+    """The use case's real rows typed as the ingest leaves them, each on its day (`ds`): a Telco row
+    on its demo snapshot day, an example's on its source's date."""
+    if spec.name == CHURN:
+        typed = validate_rows(load_telco(), spec.columns, spec.entity_id, "telco").valid
+        return typed.assign(ds=pd.to_datetime(assign_days(typed[spec.entity_id], demo_dates())))
+    frame = EXAMPLES[spec.name]()
+    [source] = spec.sources
+    typed = validate_rows(frame, spec.columns, spec.entity_id, spec.name).valid
+    days = pd.to_datetime(frame.set_index(spec.entity_id)[source.date_column])
+    return typed.assign(ds=days.loc[typed[spec.entity_id]].to_numpy())
 
 
 def synthetic_ids(n: int) -> pa.Array:
@@ -139,36 +199,46 @@ def synthetic_ids(n: int) -> pa.Array:
     return pa.array(chars.view("S10").ravel(), pa.binary(10)).cast(pa.string())
 
 
+def numbered_ids(spec: UseCase, n: int) -> pa.Array:
+    """`n` distinct ids in an example's pattern: its prefix, then 0, 1, ... in its digits."""
+    prefix, digits = id_format(spec)
+    numbers = pc.utf8_lpad(pa.array(np.arange(n)).cast(pa.string()), digits, "0")
+    return pc.binary_join_element_wise(prefix, numbers, "")
+
+
 def resample(real: pd.DataFrame, spec: UseCase, n: int, seed: int = 0) -> pa.Table:
     """`n` rows drawn from `real` with replacement, under unique ids in random order."""
     rng = np.random.default_rng(seed)
     table = pa.Table.from_pandas(real.drop(columns="ds"), preserve_index=False)
     table = table.take(rng.integers(0, len(real), n))
-    ids = synthetic_ids(n).take(rng.permutation(n))
+    ids = (synthetic_ids(n) if spec.name == CHURN else numbered_ids(spec, n)).take(rng.permutation(n))
     return table.set_column(table.schema.get_field_index(spec.entity_id), spec.entity_id, ids)
 
 
 def prepare(bench: Bench) -> Bench:
-    """Fit and store the model, then put the same N rows in every place a measured path reads from.
+    """Fit and store the model, then put the same N rows in every place a measured path reads from:
+    the scoring table and the lake's partition; for churn, ingest's sources too.
 
     Returns the bench with the model's checksum, saved to `bench.file`.
     """
     from include.monitoring.reference import build_reference
     from include.registry.model_files import dump_model, sha256_hex
     from include.training.estimators import Trial
+    from include.training.preprocess import label_classes
     from include.training.tuning import fit_final, run_trial
 
     spec = bench.spec
     real = real_rows(spec)
     trial = Trial(f"{bench.family}-bench", bench.family, PARAMS[bench.family])
-    model = fit_final(spec, trial, real, run_trial(spec, trial, real).threshold)
+    # Only a binary model has a threshold, chosen by cross-validation; the other tasks record 0.5.
+    threshold = run_trial(spec, trial, real).threshold if spec.task == "binary" else 0.5
+    model = fit_final(spec, trial, real, threshold, label_classes(spec, real))
     data = dump_model(model, {"use_case": spec.name, "purpose": "bench"})
     (bench.workdir / "model.skops").write_bytes(data)
     (bench.workdir / "reference.json").write_text(json.dumps(build_reference(real, spec).to_dict()))
     bench = dataclasses.replace(bench, sha256=sha256_hex(data))
 
     rows = resample(real, spec, bench.rows)
-    snapshots = spec.source("snapshots")
     day = pa.repeat(pa.scalar(DAY, pa.date32()), bench.rows)
     engine = bench.engine()
     upgrade(engine)
@@ -176,8 +246,10 @@ def prepare(bench: Bench) -> Bench:
     with adbc_connection(engine) as conn:
         with conn.cursor() as cursor:
             cursor.adbc_ingest(SCORE_TABLE, rows, mode="create")
-            source_rows = rows.select(list(snapshots.columns)).append_column(snapshots.date_column, day)
-            cursor.adbc_ingest(snapshots.table, source_rows, mode="create")
+            if spec.name == CHURN:
+                snapshots = spec.source("snapshots")
+                source_rows = rows.select(list(snapshots.columns)).append_column(snapshots.date_column, day)
+                cursor.adbc_ingest(snapshots.table, source_rows, mode="create")
         conn.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
@@ -192,11 +264,12 @@ def prepare(bench: Bench) -> Bench:
         compression="zstd",
         row_group_size=min(spec.ingest.row_group_rows, -(-bench.rows // 8)),
     )
-    billing = bench.bucket.root / bench.billing_key
-    billing.parent.mkdir(parents=True)
-    pacsv.write_csv(rows.select(list(spec.source("billing").columns)), billing)
+    if spec.name == CHURN:
+        billing = bench.bucket.root / bench.billing_key
+        billing.parent.mkdir(parents=True)
+        pacsv.write_csv(rows.select(list(spec.source("billing").columns)), billing)
     bench.save()
-    log.info("bench data: %d rows in PostgreSQL, the lake and a billing CSV", bench.rows)
+    log.info("bench data: %d %s rows in PostgreSQL and the lake", bench.rows, spec.name)
     return bench
 
 

@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,15 +131,14 @@ def scoring_naive(bench: Bench) -> Work:
 
     def work() -> int:
         frame = pd.read_sql(score_query(bench), engine)
-        scores = model.predict_proba(frame[list(spec.features.all)])
+        outputs = model.outputs(frame[list(spec.features.all)])
         out = pd.DataFrame(
             {
                 "use_case": spec.name,
                 "ds": DAY,
                 "entity_id": frame[spec.entity_id],
                 "model_version": 1,
-                "score": scores,
-                "predicted_label": (scores >= model.threshold).astype("int16"),
+                **prediction_columns(outputs, model.task, model.classes, model.threshold),
                 "scored_at": dt.datetime.now(dt.UTC),
             }
         )
@@ -149,6 +148,25 @@ def scoring_naive(bench: Bench) -> Work:
         return len(out)
 
     return work
+
+
+def prediction_columns(
+    outputs: np.ndarray, task: str, classes: Sequence[object] | None, threshold: float
+) -> dict[str, Any]:
+    """The prediction columns the task fills, from the model's outputs, as the `Scorer` fills them:
+    binary, the score and its label at `threshold`; regression, the predicted value as the score (no
+    label); multiclass, the top class's probability, index and name, and every class's probability."""
+    if task == "regression":
+        return {"score": outputs}
+    if task == "multiclass":
+        top = outputs.argmax(axis=1)
+        return {
+            "score": outputs[np.arange(len(outputs)), top],
+            "predicted_label": top.astype("int16"),
+            "predicted_class": np.array([str(c) for c in classes or ()], dtype=object)[top],
+            "class_probabilities": [json.dumps(row) for row in np.round(outputs, 12).tolist()],
+        }
+    return {"score": outputs, "predicted_label": (outputs >= threshold).astype("int16")}
 
 
 def adbc_read(engine: sa.Engine, query: sa.Select) -> int:
@@ -164,8 +182,9 @@ def scoring_raw_read(bench: Bench) -> Work:
 
 @path("scoring.raw_predict")
 def scoring_raw_predict(bench: Bench) -> Work:
-    """`predict_proba` alone on the frame in memory, in `batch_rows` slices (one call on all N rows is
-    slower, and holds GBs), the frame converted as the project converts it (`to_frame`)."""
+    """The model's outputs (`FittedModel.outputs`) alone on the frame in memory, in `batch_rows`
+    slices (one call on all N rows is slower, and holds GBs), the frame converted as the project
+    converts it (`to_frame`)."""
     from include.scoring.score import to_frame
 
     model = bench.model()
@@ -174,13 +193,13 @@ def scoring_raw_predict(bench: Bench) -> Work:
     slices = [
         frame.iloc[start : start + bench.batch_rows] for start in range(0, len(frame), bench.batch_rows)
     ]
-    return lambda: sum(len(model.predict_proba(rows)) for rows in slices)
+    return lambda: sum(len(model.outputs(rows)) for rows in slices)
 
 
 @path("scoring.raw_write")
 def scoring_raw_write(bench: Bench) -> Work:
-    """`adbc_ingest` of the day's predictions, built beforehand (scores drawn at random: COPY sends bytes)
-    and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
+    """`adbc_ingest` of the day's predictions, built beforehand (outputs drawn at random: COPY sends
+    bytes) and sorted by id within each `batch_rows` chunk, the order `replace_partition` sends them in."""
     from include.scoring.score import PREDICTION_SCHEMA
 
     engine, made = bench.engine(), day_predictions(bench)
@@ -314,26 +333,26 @@ def sharded_publish(bench: Bench, results_file: str) -> Work:
 
 
 def day_predictions(bench: Bench) -> pa.Table:
-    """The day's predictions, made beforehand (scores drawn at random), in `batch_rows` chunks."""
+    """The day's predictions in its task's columns, made beforehand from outputs drawn at random
+    (a multiclass row's probabilities from a flat Dirichlet), in `batch_rows` chunks."""
     from include.scoring.score import PREDICTION_SCHEMA
+    from include.training.preprocess import label_classes
 
-    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[bench.spec.entity_id]).column(0)
-    n = len(ids)
-    scores = np.random.default_rng(0).random(n)
-    return pa.table(
-        [
-            pa.repeat(pa.scalar(bench.spec.name), n),
-            pa.repeat(pa.scalar(DAY, pa.date32()), n),
-            ids,
-            pa.repeat(pa.scalar(1, pa.int32()), n),
-            pa.array(scores),
-            pa.array((scores >= 0.5).astype("int16")),
-            pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
-            pa.nulls(n, pa.string()),
-            pa.nulls(n, pa.string()),
-        ],
-        schema=PREDICTION_SCHEMA,
-    )
+    spec = bench.spec
+    ids = pq.read_table(bench.lake.root / bench.partition_key, columns=[spec.entity_id]).column(0)
+    n, rng, classes = len(ids), np.random.default_rng(0), label_classes(spec)
+    outputs = rng.random(n) if classes is None else rng.dirichlet(np.ones(len(classes)), n)
+    predicted = prediction_columns(outputs, spec.task, classes, 0.5)
+    made = {
+        "use_case": pa.repeat(pa.scalar(spec.name), n),
+        "ds": pa.repeat(pa.scalar(DAY, pa.date32()), n),
+        "entity_id": ids,
+        "model_version": pa.repeat(pa.scalar(1, pa.int32()), n),
+        "scored_at": pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), pa.timestamp("us", tz="UTC")), n),
+        **{name: pa.array(values, PREDICTION_SCHEMA.field(name).type) for name, values in predicted.items()},
+    }
+    columns = [made.get(f.name, pa.nulls(n, f.type)) for f in PREDICTION_SCHEMA]
+    return pa.table(columns, schema=PREDICTION_SCHEMA)
 
 
 def replace_a_full_day(bench: Bench, table: sa.Table) -> Work:

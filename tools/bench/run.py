@@ -1,5 +1,9 @@
 """Measure the scoring and ingest paths on N generated rows, and training on big windows:
-`python -m tools.bench [--rows N] [--stage scoring|ingest|train ...]`.
+`python -m tools.bench [--rows N] [--use-case NAME] [--stage scoring|ingest|train ...]`.
+
+`--use-case` (default churn, binary) picks the rows and the model: `hotel_rates` (regression) and
+`hpc_jobs` (multiclass) are the worked examples (`tools/examples`), measured on the scoring and
+training stages (ingest and sharded scoring are churn's only).
 
 Scoring and ingest, in a fresh PostgreSQL database (created, then dropped), on the same data: the
 project's path end to end, the naive pandas path, and each raw bulk stage alone, each in its own
@@ -8,10 +12,10 @@ counts: these are shared 2-core machines). `sharded_scoring`: the day as one tas
 and its publish) and as K shards scored one after another, each in its own process, then their
 publish; and the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
 plain table; with `--celery-workers 1 2`, the same day through the real scoring DAG on 1 and on 2
-Celery workers (tools/scaleout/bench.py). Training (`tools.bench.training`): the churn spec's
+Celery workers (tools/scaleout/bench.py). Training (`tools.bench.training`): the use case's
 default search on windows of `--train-rows` rows (50 k, 200 k and 1 M), each in its own process;
-it needs no database. Prints a
-table and writes the figures to `--out` as JSON.
+it needs no database. Prints a table and writes the figures to `--out` as JSON: churn's at its top
+level, an example's under `use_cases.<name>` in the same shape.
 """
 
 from __future__ import annotations
@@ -30,9 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from include.platform.tables import predictions
-from include.usecases.spec import get_spec
 from tools.bench import gate, training
-from tools.bench.data import PARAMS, Bench, prepare
+from tools.bench.data import CHURN, FAMILIES, PARAMS, USE_CASES, Bench, bench_spec, prepare
 from tools.bench.process import REPO, run_measurement
 
 log = logging.getLogger(__name__)
@@ -43,9 +46,9 @@ LABELS = {
     "scoring": {
         "project": "project: PostgreSQL -> predict -> PostgreSQL + lake",
         "project_lake": "project: lake Parquet -> predict -> PostgreSQL + lake",
-        "naive": "naive: read_sql -> predict_proba -> to_sql",
+        "naive": "naive: read_sql -> predict -> to_sql",
         "raw_read": "raw: ADBC read of the table",
-        "raw_predict": "raw: predict_proba on the in-memory frame",
+        "raw_predict": "raw: predict on the in-memory frame",
         "raw_write": "raw: adbc_ingest into predictions",
     },
     "ingest": {
@@ -68,6 +71,8 @@ RAW = {
     "scoring": {"read": "raw_read", "predict": "raw_predict", "write": "raw_write"},
     "ingest": {"read": "raw_read", "read_csv": "raw_csv", "write": "raw_write"},
 }
+# The stages that measure churn only (its ingest sources; the sharded day on Celery).
+CHURN_ONLY = ("ingest", SHARDED)
 
 
 @contextlib.contextmanager
@@ -134,10 +139,10 @@ def summarise(stage: str, rows: int, paths: dict[str, dict[str, Any]]) -> dict[s
     }
 
 
-def table(stage: str, summary: dict[str, Any]) -> str:
+def table(stage: str, summary: dict[str, Any], use_case: str) -> str:
     """The stage's figures as a text table, then its ratios."""
     runs = len(next(iter(summary["paths"].values()))["runs_s"])
-    title = f"{stage}, {summary['rows']:,} rows, median of {runs} runs"
+    title = f"{stage} ({use_case}), {summary['rows']:,} rows, median of {runs} runs"
     lines = [f"{title:<58}{'seconds':>9}{'rows/s':>12}{'peak RSS MB':>13}"]
     for name, label in LABELS[stage].items():
         figures = summary["paths"][name]
@@ -201,22 +206,41 @@ def sharded_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def save(out: Path, rows: int, results: dict[str, Any]) -> None:
-    """Write this run's stages into `out`, keeping the stages it did not measure, and file the scoring
-    and ingest figures under `by_rows` too, so that runs at 1 M and 5 M rows sit side by side
-    (training holds its own sizes)."""
+def save(out: Path, rows: int, results: dict[str, Any], use_case: str) -> None:
+    """Write this run's stages into `out`, under the use case's key (churn's at the top level), keeping
+    the stages it did not measure, and file the scoring and ingest figures under `by_rows` too, so
+    that runs at 1 M and 5 M rows sit side by side (training holds its own sizes)."""
     saved = json.loads(out.read_text()) if out.exists() else {}
+    if use_case == CHURN:
+        saved = with_run(saved, rows, results)
+    else:
+        examples = saved.setdefault("use_cases", {})
+        examples[use_case] = with_run(examples.get(use_case, {}), rows, results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(saved, indent=2))
+
+
+def with_run(saved: dict[str, Any], rows: int, results: dict[str, Any]) -> dict[str, Any]:
+    """A use case's saved figures with this run's stages in place, its scoring and ingest also under
+    `by_rows`."""
     by_rows = saved.pop("by_rows", {})
     measured_at_rows = {stage: results[stage] for stage in LABELS if stage in results}
     if measured_at_rows:
         by_rows.setdefault(str(rows), {}).update({**measured_at_rows, "machine": results["machine"]})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**saved, **results, "by_rows": by_rows}, indent=2))
+    return {**saved, **results, "by_rows": by_rows}
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def arguments() -> argparse.ArgumentParser:
+    """The bench's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    parser.add_argument(
+        "--use-case",
+        choices=USE_CASES,
+        default=CHURN,
+        help="whose rows and model: churn (binary, default), or a worked example: hotel_rates "
+        "(regression), hpc_jobs (multiclass), on the scoring and train stages",
+    )
     parser.add_argument(
         "--pg-url", default=PG_URL, help="a PostgreSQL server; a bench database is made on it"
     )
@@ -227,12 +251,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=3,
         help="runs of each scoring and ingest path, taking turns; the median is reported (default 3)",
     )
-    parser.add_argument("--family", choices=sorted(PARAMS), default="logistic_regression")
+    parser.add_argument(
+        "--family",
+        choices=sorted(PARAMS),
+        help="the scored model's family (default: the task's linear model, logistic_regression; "
+        "linear, Ridge, for a regression)",
+    )
     parser.add_argument(
         "--stage",
         choices=[*sorted(LABELS), SHARDED, "train", "gate"],
         action="append",
-        help="measure only this stage (repeatable; default: scoring, ingest and sharded_scoring)",
+        help="measure only this stage (repeatable; default: scoring, ingest and sharded_scoring; "
+        "an example's: scoring)",
     )
     parser.add_argument(
         "--shards", type=int, help="K for sharded_scoring (default: as the DAG plans the day)"
@@ -246,8 +276,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--max-trial-rows",
         type=training.trial_cap,
-        default=get_spec("churn").training.max_trial_rows,
-        help="training: rows each trial is cross-validated on (default: the churn spec's; none: all)",
+        default=argparse.SUPPRESS,
+        help="training: rows each trial is cross-validated on (default: the use case's spec's; none: all)",
     )
     parser.add_argument(
         "--gate-rows", type=int, default=1_000_000, help="gate: holdout rows (default 1,000,000)"
@@ -259,21 +289,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=[],
         help="sharded_scoring on the CeleryExecutor too, on each of these worker counts (make bench: 1 2)",
     )
+    return parser
+
+
+def family_and_stages(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, task: str
+) -> tuple[str, list[str]]:
+    """The scored model's family and the stages to measure; a family or a stage the use case cannot
+    be measured with is a usage error."""
+    family = args.family or FAMILIES[task][0]
+    if family not in FAMILIES[task]:
+        parser.error(f"--family {family}: a {task} model is one of {', '.join(FAMILIES[task])}")
+    refused = [stage for stage in args.stage or () if args.use_case != CHURN and stage in CHURN_ONLY]
+    if refused:
+        parser.error(f"--stage {refused[0]} measures churn only, not --use-case {args.use_case}")
+    return family, args.stage or ([*LABELS, SHARDED] if args.use_case == CHURN else ["scoring"])
+
+
+def report(results: dict[str, Any], stages: list[str], use_case: str) -> str:
+    """Every measured stage's table, then the machine's load."""
+    tables = [table(stage, results[stage], use_case) for stage in stages]
+    if SHARDED in results:
+        tables.append(sharded_table(results[SHARDED]))
+    if "training" in results:
+        tables.append(training.table(results["training"]))
+    if "gate" in results:
+        tables.append(gate.table(results["gate"]))
+    if "celery" in results.get(SHARDED, {}):
+        from tools.scaleout.bench import table as celery_table
+
+        tables.append(celery_table(results[SHARDED]["celery"]))
+    return "\n\n".join(tables) + f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}"
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = arguments()
     args = parser.parse_args(argv)
-    chosen = args.stage or [*LABELS, SHARDED]
+    use_case, spec = args.use_case, bench_spec(args.use_case, args.rows)
+    family, chosen = family_and_stages(parser, args, spec.task)
     stages = [stage for stage in chosen if stage in LABELS]
+    max_trial_rows = getattr(args, "max_trial_rows", spec.training.max_trial_rows)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     load_before = os.getloadavg()[0]
     results: dict[str, Any] = {}
-    batch_rows = get_spec("churn").scoring.batch_rows
+    batch_rows = spec.scoring.batch_rows
     if stages or SHARDED in chosen:
         with bench_database(args.pg_url) as url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            bench = prepare(Bench(url, Path(tmp), args.rows, batch_rows, args.family))
+            bench = prepare(Bench(url, Path(tmp), args.rows, batch_rows, family, use_case=use_case))
             for stage in stages:
                 results[stage] = summarise(stage, args.rows, repeated(bench, stage, args.repeats))
             if SHARDED in chosen:
-                planned = -(-args.rows // get_spec("churn").scoring.shard_rows)
+                planned = -(-args.rows // spec.scoring.shard_rows)
                 results[SHARDED] = sharded(bench, args.shards or planned)
                 if args.celery_workers:
                     from tools.scaleout.bench import celery_bench
@@ -282,29 +349,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if "scoring" in results:
         results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     if "train" in chosen:
-        results["training"] = training.summarise(args.train_rows or training.SIZES, args.max_trial_rows)
+        sizes = args.train_rows or training.SIZES
+        results["training"] = training.summarise(use_case, sizes, max_trial_rows)
     if "gate" in chosen:
         results["gate"] = gate.summarise(args.gate_rows)
     results["machine"] = {
         "cpus": os.cpu_count(),
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "family": args.family,
+        "family": family,
         "batch_rows": batch_rows,
         "repeats": args.repeats,
     }
-    save(args.out, args.rows, results)
-    report = [table(stage, results[stage]) for stage in stages]
-    if SHARDED in results:
-        report.append(sharded_table(results[SHARDED]))
-    if "training" in results:
-        report.append(training.table(results["training"]))
-    if "gate" in results:
-        report.append(gate.table(results["gate"]))
-    if "celery" in results.get(SHARDED, {}):
-        from tools.scaleout.bench import table as celery_table
-
-        report.append(celery_table(results[SHARDED]["celery"]))
-    print("\n\n".join(report), f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}")
+    save(args.out, args.rows, results, use_case)
+    print(report(results, stages, use_case))
     return results
 
 
