@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Discriminator, Tag
+from pydantic import BaseModel, Discriminator, Field, Tag
 
 from include.registry.model_card import CardBlock, card_blocks, registry_card
 from include.registry.registry import GateRecord, ModelVersion, Registry
@@ -259,9 +259,11 @@ class VersionDetail(BaseModel):
     importance: Importance | None
     lineage: Lineage
     # Where the training DAG stores the version's model card in the lake, and the card as the
-    # registry's facts give it now (`include.registry.model_card`; None when built without a spec).
+    # registry's facts give it now (`include.registry.model_card`) for the page. The card is left out
+    # of the JSON: the scoring service builds its detail without the spec, and every reader's JSON
+    # must be the same.
     card_key: str
-    card: str | None = None
+    card: str | None = Field(None, exclude=True)
 
     @property
     def card_blocks(self) -> list[CardBlock]:
