@@ -55,7 +55,8 @@ def registry_card(
     record: GateRecord | None,
     fairness: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """`model_card` of `version`, with the window coverage its training run recorded."""
+    """`model_card` of `version`, with the window coverage its training run recorded and the
+    fairness figures its gate decision keeps (unless given)."""
     coverage = next(
         (
             run.window_coverage
@@ -64,6 +65,8 @@ def registry_card(
         ),
         None,
     )
+    if fairness is None and record is not None:
+        fairness = (record.evidence or {}).get("fairness")
     return model_card(spec, version, record, coverage, fairness)
 
 

@@ -320,7 +320,7 @@ class Registry:
             "difference": primary and primary.estimate,
             "difference_lower": primary and primary.lower,
             "difference_upper": primary and primary.upper,
-            "evidence": {k: data[k] for k in ("levels", "differences", "slices", "backtest")},
+            "evidence": {k: data[k] for k in ("levels", "differences", "slices", "backtest", "fairness")},
             "champion_curves": champion_curves,
         }
         key = {"use_case": candidate.use_case, "candidate_version": candidate.version}

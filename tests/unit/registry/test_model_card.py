@@ -174,7 +174,7 @@ def test_before_the_gate_and_without_coverage_the_card_says_what_is_missing():
     assert "The window's partition checksums were not recorded for this version." in card
     assert "Bounds come with the gate's decision: not judged yet." in card
     assert "## Gate decision\n\nNot judged yet." in card
-    assert "No protected attributes declared (`gate.fairness.attributes`)." in card
+    assert "Measured on `gender`, `SeniorCitizen` when the gate judges this version." in card
 
 
 def test_the_blocks_keep_headings_lists_tables_and_code_stretches():
