@@ -145,6 +145,10 @@ def test_the_ml_platform_page_draws_what_the_api_serves(api_server, page) -> Non
     frame.locator(f'#versions a[href$="/versions/{champion}"]').click()
     check_version(frame, get(f"versions/{champion}"))
     shot(page, "2-version")
+    title = frame.locator("#model-card h3").first
+    assert title.inner_text() == f"churn v{champion}: model card"
+    title.evaluate("heading => heading.scrollIntoView({block: 'start'})")
+    shot(page, "9-model-card")
     frame.get_by_role("link", name="Gate decisions").click()
     check_gate(frame, get("gate-decisions")["decisions"])
     shot(page, "3-gate")
