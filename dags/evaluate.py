@@ -89,7 +89,7 @@ def evaluate_dag(spec: UseCase):
 
         @task(outlets=[retrain_asset(spec.name)], multiple_outputs=False)
         def request_retrain(evaluated: dict, **context) -> dict:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from include.alerting import PlatformAlert
             from include.dag_context import run_facts, stores, tag_event

@@ -129,7 +129,7 @@ def score_dag(spec: UseCase):
 
         @task(outlets=[retrain_asset(spec.name)], multiple_outputs=False)
         def request_retrain(scored: dict, **context) -> dict:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from include.dag_context import run_facts, stores, tag_event
             from include.scoring.task import PublishedDay, RetrainBlocked, request_retrain

@@ -150,7 +150,7 @@ def train_dag(spec: UseCase):
 
         @task(multiple_outputs=False)
         def promote(candidate: dict, **context) -> dict:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             from include.dag_context import run_facts, stores
             from include.training.task import Candidate, NotApproved, approved_by, promote
