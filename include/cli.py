@@ -340,7 +340,7 @@ def move_champion(
         kind=kind,
         actor=f"cli:{getpass.getuser()}",
         reason=reason,
-        ds=ds or dt.datetime.now(dt.UTC).date(),
+        ds=ds,
         force=force,
     )
     row = as_plain(change)

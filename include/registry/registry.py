@@ -416,11 +416,12 @@ class Registry:
         kind: str,
         actor: str,
         reason: str,
-        ds: dt.date,
+        ds: dt.date | None = None,
         force: bool = False,
     ) -> ChampionChange:
-        """Move the champion by hand to `version` from scoring day `ds` on (a promotion, or a rollback
-        to an earlier champion), recording who and why; the past entries stay as they are.
+        """Move the champion by hand to `version` from scoring day `ds` on (default: today, UTC: a
+        person's move holds from when it is made), a promotion or a rollback to an earlier champion,
+        recording who and why; the past entries stay as they are.
 
         Only a version that passed its gate or was champion before may be chosen, unless `force`;
         `ds` may not come before the current champion's first day (that would rewrite which model
@@ -435,6 +436,7 @@ class Registry:
             raise ValueError(f"kind: {kind!r} is not one of {MANUAL_MOVES}")
         if not reason.strip():
             raise ValueError("reason: required, it is kept in the audit trail")
+        ds = ds or dt.datetime.now(dt.UTC).date()
         chosen = self.get(use_case, version)
         history = self.champion_history(use_case)
         decision = self.decision(use_case, version)

@@ -7,7 +7,6 @@ pages return the same models (`include.ui.views`); the pages draw them as inline
 
 from __future__ import annotations
 
-import datetime as dt
 import pathlib
 from functools import cache
 from typing import Annotated, Any
@@ -134,7 +133,7 @@ def move_champion(
             kind=move.kind,
             actor=user.get_name(),
             reason=move.reason,
-            ds=move.ds or dt.datetime.now(dt.UTC).date(),
+            ds=move.ds,
             force=move.force,
         )
     except LookupError as missing:
