@@ -24,14 +24,12 @@ later day (checked under the write lock), so the newest evaluation's figures sta
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.assets import retrain_asset
 from include.config import Settings
 from include.dag_factory import build_dags
-from include.dag_settings import default_args, ds_param, end_date, start_date
+from include.dag_settings import day_sensor_args, default_args, ds_param, end_date, start_date
 from include.usecases.spec import UseCase
 
 SETTINGS = Settings.from_env()
@@ -55,11 +53,7 @@ def evaluate_dag(spec: UseCase):
         params={"ds": ds_param("Day of observation to ingest and evaluate on")},
     )
     def evaluate_pipeline():
-        @task.sensor(
-            poke_interval=dt.timedelta(seconds=SETTINGS.sensor_poke_seconds),
-            timeout=dt.timedelta(hours=12),
-            mode="reschedule",
-        )
+        @task.sensor(**day_sensor_args(SETTINGS))
         def wait_for_scoring(**context) -> bool:
             from include.dag_context import run_facts, stores
             from include.outcomes.task import day_scored

@@ -27,14 +27,12 @@ form's `ds`, or its logical date (see `include/partition.py`). Backfills work li
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from include.assets import raw_asset, retrain_asset
 from include.config import Settings
 from include.dag_factory import build_dags
-from include.dag_settings import default_args, ds_param, end_date, start_date
+from include.dag_settings import day_sensor_args, default_args, ds_param, end_date, start_date
 from include.usecases.spec import UseCase
 
 SETTINGS = Settings.from_env()
@@ -66,12 +64,7 @@ def score_dag(spec: UseCase):
         },
     )
     def score_pipeline():
-        @task.sensor(
-            inlets=[raw_asset(spec.name)],
-            poke_interval=dt.timedelta(seconds=SETTINGS.sensor_poke_seconds),
-            timeout=dt.timedelta(hours=12),
-            mode="reschedule",
-        )
+        @task.sensor(inlets=[raw_asset(spec.name)], **day_sensor_args(SETTINGS))
         def wait_for_partition(**context) -> bool:
             from include.dag_context import run_facts, stores
             from include.scoring.task import partition_ready

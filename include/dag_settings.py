@@ -41,3 +41,13 @@ def ds_param(title: str) -> Param:
         title=title,
         description="YYYY-MM-DD. Empty: the run's logical date names the day (see include/partition.py).",
     )
+
+
+def day_sensor_args(settings: Settings) -> dict:
+    """How a sensor waits for its day's input (a partition, a scoring): rescheduled between pokes,
+    for at most 12 hours."""
+    return {
+        "poke_interval": dt.timedelta(seconds=settings.sensor_poke_seconds),
+        "timeout": dt.timedelta(hours=12),
+        "mode": "reschedule",
+    }
