@@ -29,6 +29,7 @@ from include.registry.registry import Registry
 from include.runs import RunFacts, Stores
 from include.usecases.spec import get_spec
 from tests.conftest import connection_of, new_version, use_platform
+from tests.integration.test_scoring import platform  # noqa: F401 (fixture: SQLite, then PostgreSQL)
 from tools.testkit import write_changed_spec
 
 pytestmark = pytest.mark.integration
@@ -43,23 +44,13 @@ LATE = {FIRST + dt.timedelta(days=n) for n in (4, 11, 17)}
 OUTCOMES_TABLE = "churn_outcomes"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def platform(request, tmp_path):
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'platform.db'}")
-        yield engine
-        engine.dispose()
-    else:
-        yield request.getfixturevalue("pg_engine")
-
-
 def entity(day: int, row: int) -> str:
     """An id in the spec's pattern (four digits, five capitals), unique per day and row."""
     return f"{day * 100 + row:04d}-" + "".join(chr(65 + (row // 26**k) % 26) for k in range(5))
 
 
 @pytest.fixture
-def world(platform, tmp_path, monkeypatch):
+def world(platform, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
     """The scored days in the platform, every outcome in a frame (`observed_date`), the spec."""
     specs = write_changed_spec(
         tmp_path / "specs",
@@ -177,20 +168,20 @@ def expected_day(scored: pd.DataFrame, known: pd.DataFrame, day: dt.date, thresh
     }
 
 
-def table_rows(platform: sa.Engine) -> list[tuple]:
-    with platform.connect() as conn:
+def table_rows(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as conn:
         return list(conn.execute(sa.select(realised_performance).order_by(realised_performance.c.ds)))
 
 
 def test_realised_performance_with_late_and_rerun_outcomes(world, monkeypatch):
     spec, stores, source, scored, outcomes = world
-    platform, threshold = stores.platform, Registry(stores.platform).get("churn", 1).threshold
+    engine, threshold = stores.platform, Registry(stores.platform).get("churn", 1).threshold
     on_time = outcomes[~outcomes["observed_date"].isin(LATE)]
     deliver(source, on_time)
     ingest(spec, stores, observation_days())
     first = evaluate(spec, stores)
     assert first.judged == DAYS and first.changed == DAYS
-    realised = {r.ds: r for r in realised_records(platform, "churn")}
+    realised = {r.ds: r for r in realised_records(engine, "churn")}
     for day in DAYS:
         want = expected_day(scored, on_time, day, threshold)
         got = realised[day]
@@ -205,9 +196,9 @@ def test_realised_performance_with_late_and_rerun_outcomes(world, monkeypatch):
             )
         assert got.expected["roc_auc"] == 0.8 and got.evaluated_through == EVALUATED
 
-    before = table_rows(platform)
+    before = table_rows(engine)
     assert evaluate(spec, stores, run_id="rerun").changed == []
-    assert table_rows(platform) == before  # not even rewritten
+    assert table_rows(engine) == before  # not even rewritten
 
     # The late batch: its observation days are ingested again (a rerun of those days).
     deliver(source, outcomes[outcomes["observed_date"].isin(LATE)])
@@ -216,23 +207,23 @@ def test_realised_performance_with_late_and_rerun_outcomes(world, monkeypatch):
     judged_by_late = sorted(set(scored.loc[scored["entity_id"].isin(late_entities), "ds"]))
     after = evaluate(spec, stores, run_id="after-late")
     assert after.changed == judged_by_late and 0 < len(judged_by_late) < len(DAYS)
-    untouched = [row for row in table_rows(platform) if row.ds not in judged_by_late]
+    untouched = [row for row in table_rows(engine) if row.ds not in judged_by_late]
     assert untouched == [row for row in before if row.ds not in judged_by_late]
     for day in judged_by_late:
-        got = realised_records(platform, "churn", day, day)[0]
+        got = realised_records(engine, "churn", day, day)[0]
         want = expected_day(scored, outcomes, day, threshold)
         assert got.rows_matched == want["rows"] and got.run_id == "after-late"
         assert got.metrics["roc_auc"]["estimate"] == pytest.approx(want["roc_auc"], abs=1e-9)
 
     # A backfilled evaluation of an earlier day sees fewer outcomes, but leaves the later figures.
     assert evaluate(spec, stores, day=EVALUATED - dt.timedelta(days=3), run_id="backfill").changed == []
-    assert realised_records(platform, "churn", DAYS[0], DAYS[0])[0].run_id != "backfill"
+    assert realised_records(engine, "churn", DAYS[0], DAYS[0])[0].run_id != "backfill"
 
     # The CLI prints the same figures, a row per matured day.
-    use_platform(monkeypatch, platform, stores.lake.root)
+    use_platform(monkeypatch, engine, stores.lake.root)
     printed = performance("churn")
     assert [row["ds"] for row in printed] == [day.isoformat() for day in DAYS]
-    stored = realised_records(platform, "churn")
+    stored = realised_records(engine, "churn")
     assert [row["realised"] for row in printed] == [r.metrics["roc_auc"]["estimate"] for r in stored]
     assert [row["coverage"] for row in printed] == [round(r.coverage, 4) for r in stored]
 
