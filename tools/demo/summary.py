@@ -170,9 +170,6 @@ def _realised_table() -> str:
     mean against the holdout figure, the coverage, the days that decayed."""
     from include.cli import format_table, performance
 
-    by_version: dict[int, list[dict]] = {}
-    for day in performance("churn"):
-        by_version.setdefault(day["version"], []).append(day)
     rows = [
         {
             "model": f"v{version}",
@@ -183,9 +180,17 @@ def _realised_table() -> str:
             "least coverage": f"{min(d['coverage'] for d in days):.0%}",
             "decayed days": sum(d["decayed"] for d in days),
         }
-        for version, days in sorted(by_version.items())
+        for version, days in _by_version(performance("churn"), "version")
     ]
     return format_table(rows, list(rows[0])) if rows else "no matured day yet"
+
+
+def _by_version(days: list[dict], key: str) -> list[tuple[int, list[dict]]]:
+    """The days (CLI rows, oldest first) grouped by the model version under `key`, by version."""
+    grouped: dict[int, list[dict]] = {}
+    for day in days:
+        grouped.setdefault(day[key], []).append(day)
+    return sorted(grouped.items())
 
 
 def _spread(values: list[float]) -> str:
@@ -235,9 +240,6 @@ def _scoring_table() -> str:
     """Scored days grouped by the model that scored them: days, rows, mean score, drift levels."""
     from include.cli import format_table, predictions
 
-    by_version: dict[int, list[dict]] = {}
-    for day in predictions("churn"):
-        by_version.setdefault(day["model_version"], []).append(day)
     rows = [
         {
             "model": f"v{version}",
@@ -247,6 +249,6 @@ def _scoring_table() -> str:
             "mean score": sum(d["score_mean"] * d["rows"] for d in days) / sum(d["rows"] for d in days),
             "drift (days)": dict(Counter(d["drift"] for d in days)),
         }
-        for version, days in sorted(by_version.items())
+        for version, days in _by_version(predictions("churn"), "model_version")
     ]
     return format_table(rows, list(rows[0])) if rows else "none"
