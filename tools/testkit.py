@@ -36,6 +36,24 @@ def write_changed_spec(folder: Path, changes: dict[str, dict[str, object]], name
     return folder
 
 
+# The churn outcomes table a test seeds in its own SQLite source (`churn_outcomes_db`).
+OUTCOMES_TABLE = "churn_outcomes"
+
+
+def churn_outcomes(maturity_days: int, **settings: object) -> dict[str, object]:
+    """A churn spec's `outcomes` section: the label observed in `OUTCOMES_TABLE` by `observed_date`
+    (connection `churn_outcomes_db`), matured after `maturity_days`, with any other `settings`."""
+    source = {
+        "name": "outcomes",
+        "kind": "sql",
+        "conn_id": "churn_outcomes_db",
+        "table": OUTCOMES_TABLE,
+        "date_column": "observed_date",
+        "columns": ["customerID", "Churn"],
+    }
+    return {"source": source, "maturity_days": maturity_days, **settings}
+
+
 def version_of_day(
     use_case: str, run_id: str, ds: dt.date, *, family: str, artifact_uri: str, sha256: str, **fields: Any
 ) -> NewVersion:

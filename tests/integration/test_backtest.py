@@ -27,7 +27,7 @@ from include.training.task import judge
 from include.training.tuning import fit_final
 from include.usecases.spec import get_spec
 from tools.bench.data import real_rows
-from tools.testkit import version_of_day, write_changed_spec
+from tools.testkit import churn_outcomes, version_of_day, write_changed_spec
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +47,7 @@ def world(rows, tmp_path):
     specs = write_changed_spec(
         tmp_path / "specs",
         {
-            "outcomes": {
-                "source": {
-                    "name": "outcomes",
-                    "kind": "sql",
-                    "conn_id": "churn_outcomes_db",
-                    "table": "churn_outcomes",
-                    "date_column": "observed_date",
-                    "columns": ["customerID", "Churn"],
-                },
-                "maturity_days": MATURITY,
-            },
+            "outcomes": churn_outcomes(MATURITY),
             "gate": {"backtest": {"days": 7, "min_improvement": 0.0}},
         },
     )

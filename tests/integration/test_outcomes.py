@@ -30,7 +30,7 @@ from include.runs import RunFacts, Stores
 from include.usecases.spec import get_spec
 from tests.conftest import connection_of, new_version, use_platform
 from tests.integration.test_scoring import platform  # noqa: F401 (fixture: SQLite, then PostgreSQL)
-from tools.testkit import write_changed_spec
+from tools.testkit import OUTCOMES_TABLE, churn_outcomes, write_changed_spec
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,6 @@ MATURITY = 8
 EVALUATED = DAYS[-1] + dt.timedelta(days=MATURITY)  # every scored day matured
 # Observation days whose outcomes reach the source late (the second batch).
 LATE = {FIRST + dt.timedelta(days=n) for n in (4, 11, 17)}
-OUTCOMES_TABLE = "churn_outcomes"
 
 
 def entity(day: int, row: int) -> str:
@@ -54,21 +53,7 @@ def world(platform, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
     """The scored days in the platform, every outcome in a frame (`observed_date`), the spec."""
     specs = write_changed_spec(
         tmp_path / "specs",
-        {
-            "outcomes": {
-                "source": {
-                    "name": "outcomes",
-                    "kind": "sql",
-                    "conn_id": "churn_outcomes_db",
-                    "table": OUTCOMES_TABLE,
-                    "date_column": "observed_date",
-                    "columns": ["customerID", "Churn"],
-                },
-                "maturity_days": MATURITY,
-                "lookback_days": 30,
-                "resamples": 200,
-            }
-        },
+        {"outcomes": churn_outcomes(MATURITY, lookback_days=30, resamples=200)},
     )
     spec = get_spec("churn", specs)
     source = sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}")
