@@ -208,6 +208,7 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
     first, last = matured_range(spec, ds)
     stored = {r.ds: r for r in realised_records(stores.platform, spec.name, first, last)}
     judged, changed, decayed = [], [], {d: r.decayed for d, r in stored.items()}
+    versions: dict[int, ModelVersion] = {}
     with stores.platform.connect() as conn:
         observed = pd.DataFrame(observed_outcomes(conn, spec.name, first, ds), columns=OBSERVED_COLUMNS)
         days = scored_days_between(conn, spec.name, first, last)
@@ -221,7 +222,10 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
             )
             if rows.empty:
                 continue
-            version = stores.registry.get(spec.name, int(rows["model_version"].mode().iloc[0]))
+            number = int(rows["model_version"].mode().iloc[0])
+            if number not in versions:  # the same version scores most of the judged days
+                versions[number] = stores.registry.get(spec.name, number)
+            version = versions[number]
             figures = judge_day(spec, version, rows, observed, day)
             judged.append(day)
             decayed[day] = figures["decayed"]
