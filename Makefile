@@ -24,6 +24,9 @@ demo airflow up demo-env serve bench-serving: export PLATFORM_DAG_END_DATE := 20
 # A failed task shows at once instead of after two retries.
 demo airflow up demo-env serve bench-serving: export PLATFORM_TASK_RETRIES := 0
 demo airflow up demo-env serve bench-serving: export PLATFORM_SENSOR_POKE_SECONDS := 5
+# Every task's OpenLineage events, to a file (docs/operating.md, "Lineage"); the summary follows a day.
+demo airflow up demo-env serve bench-serving: export AIRFLOW__OPENLINEAGE__TRANSPORT := {"type": "file", "log_file_path": "$(DEMO)/lineage.jsonl", "append": true}
+demo airflow up demo-env serve bench-serving: export AIRFLOW__OPENLINEAGE__NAMESPACE := ml-platform-demo
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_DB := {"conn_type": "sqlite", "host": "$(DEMO)/platform.db"}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_PLATFORM_LAKE := {"conn_type": "fs", "extra": {"path": "$(DEMO)/lake"}}
 demo airflow up demo-env serve bench-serving: export AIRFLOW_CONN_CHURN_SOURCE_DB := {"conn_type": "sqlite", "host": "$(DEMO)/source.db"}

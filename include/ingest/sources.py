@@ -30,6 +30,7 @@ from include.ingest.checks import shown
 from include.ingest.parquet import row_groups
 from include.ingest.validate import IngestError, check_columns
 from include.io.bulk import is_postgres, read_batches
+from include.io.lineage import report_lineage, table_uri
 from include.io.stores import ObjectStore
 from include.partition import Partition
 from include.usecases.spec import Source
@@ -72,6 +73,7 @@ def read_sql_day(
         raise IngestError(f"{where}: missing column(s) {missing}")
     # The row's date travels with it, so that a quarantined row's record shows it.
     names = [*source.columns, *([source.date_column] if source.date_column not in source.columns else [])]
+    report_lineage(read=[table_uri(engine, source.table)])
     if is_postgres(engine):
         day = sa.column(source.date_column, sa.Date)
         query = (
@@ -240,6 +242,7 @@ def _files(
         # Read through plain reads, not a memory map: a mapped file's pages would count as the task's
         # memory as they are read (a 5 M-row CSV: +300 MB).
         metadata = {FILE_KEY: store.uri(key).encode()}
+        report_lineage(read=[store.uri(key)])
         with store.local_path(key) as path, pa.OSFile(str(path)) as file:
             reader, names = _open(file, source, where)
             check_columns(names, columns, where)

@@ -19,12 +19,15 @@ def run_ingest(run: RunFacts, stores: Stores) -> IngestResult:
     """Ingest the run's day: read the sources, check and join their rows, replace the partition."""
     from include.ingest.pipeline import ingest_partition, read_sources
     from include.io.connections import engine_for, store_for
+    from include.io.lineage import report_lineage
 
     raw = read_sources(run.spec, run.partition, engine_for, store_for)
     withdraw_ingest_run(stores.platform, run.use_case, run.ds)
-    return ingest_partition(
+    result = ingest_partition(
         run.spec, run.partition, raw=raw, lake=stores.lake, platform=stores.platform, run_id=run.run_id
     )
+    report_lineage(wrote=[result.partition_uri])
+    return result
 
 
 def withdraw_ingest_run(platform: sa.Engine, use_case: str, ds: dt.date) -> None:

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.io.lineage import report_lineage
 from include.io.stores import ObjectStore
 from include.partition import DS_FORMAT
 
@@ -118,7 +119,9 @@ def read_days(
     frames, digests = [], {}
     present = (d for d in partition_days(store, zone, use_case) if first <= d <= last)
     for day in sorted(d for d in present if only is None or d in only):
-        data = store.read_bytes(partition_key(zone, use_case, day))
+        key = partition_key(zone, use_case, day)
+        data = store.read_bytes(key)
+        report_lineage(read=[store.uri(key)])
         digests[day] = hashlib.sha256(data).hexdigest()
         frames.append(pq.read_table(io.BytesIO(data)).to_pandas())
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), digests

@@ -76,6 +76,7 @@ def run_outcome_ingest(run: RunFacts, stores: Stores) -> OutcomesIngested:
     """Read, check and store the outcomes observed on the run's day; record the counts."""
     from include.ingest.sources import read_files_day, read_sql_day
     from include.io.connections import engine_for, store_for
+    from include.io.lineage import report_lineage, table_uri
     from include.outcomes.ingest import check_outcomes
     from include.platform.day_swap import replace_rows
     from include.platform.queries import scored_entities
@@ -110,6 +111,7 @@ def run_outcome_ingest(run: RunFacts, stores: Stores) -> OutcomesIngested:
         rows_kept = [{**key, "entity_id": e, "outcome": v, "run_id": run.run_id} for e, v in day.kept.items()]
         replace_rows(conn, outcomes, key, rows_kept)
         replace_rows(conn, outcome_runs, {"use_case": spec.name, "ds": ds}, [record])
+    report_lineage(wrote=[table_uri(stores.platform, outcomes.name)])
     log.info(
         "%s, ds=%s: %d outcomes read, %d kept, %d quarantined %s",
         spec.name,
@@ -194,6 +196,7 @@ def _finite_or_none(value: Any) -> float | None:
 
 def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
     """Judge the matured scored days against the outcomes observed up to the run's day."""
+    from include.io.lineage import report_lineage, table_uri
     from include.monitoring.outcomes import OBSERVED_COLUMNS
     from include.outcomes.realised import decaying
     from include.platform.queries import (
@@ -239,6 +242,10 @@ def run_evaluation(run: RunFacts, stores: Stores) -> Evaluated:
                 }
                 if store_unless_newer(stores.platform, row):
                     changed.append(day)
+    report_lineage(
+        read=[table_uri(stores.platform, t) for t in ("predictions", "outcomes")],
+        wrote=[table_uri(stores.platform, "realised_performance")],
+    )
     run_days = decaying(decayed, last, spec.outcomes.decay_days)
     newest = realised_records(stores.platform, spec.name, last, last)
     realised = {m: i["estimate"] for m, i in newest[0].metrics.items()} if newest else {}

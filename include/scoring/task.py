@@ -283,11 +283,12 @@ def publish(
         ScoreError: when the results are not one per planned shard with the planned rows, or when
             no row of the day could be scored (nothing is written).
     """
-    from include.io.lake import staging_prefix
+    from include.io.lake import RAW_ZONE, partition_key, staging_prefix
+    from include.io.lineage import report_lineage, table_uri
     from include.io.memory import peak_rss_mb, use_returning_pool
     from include.monitoring.statistics import worst_level
     from include.platform.day_swap import replace_rows
-    from include.platform.tables import drift_measures, score_runs
+    from include.platform.tables import drift_measures, predictions, score_runs
     from include.scoring.score import ScoreError, read_staged, write_predictions
 
     run.check_spec(resolved.spec_sha256)
@@ -337,6 +338,10 @@ def publish(
         )
     for staged in lake.list_keys(staging_prefix(spec.name, ds, run.run_id)):
         lake.delete(staged)
+    report_lineage(
+        read=[lake.uri(partition_key(RAW_ZONE, spec.name, ds)), version.artifact_uri],
+        wrote=[table_uri(platform, predictions.name), uri],
+    )
     log.info(
         "%s, ds=%s: v%d scored %d of %d rows in %d shard(s) (%d rejected %s), wrote %d to %s; drift %s; "
         "peak RSS %.0f MB",

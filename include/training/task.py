@@ -114,6 +114,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
     `fit_and_register` recognises a model it has made before.
     """
     from include.io.lake import RAW_ZONE, partition_days, read_days, training_key, write_frame
+    from include.io.lineage import report_lineage
     from include.platform.queries import committed_days
     from include.provenance import training_fingerprint
     from include.training.preprocess import check_label, label_classes
@@ -152,6 +153,7 @@ def plan_training(run: RunFacts, stores: Stores) -> TrainingPlan:
     train_key, holdout_key = training_key(spec.name, ds, "train"), training_key(spec.name, ds, "holdout")
     write_frame(lake, train_key, train)
     write_frame(lake, holdout_key, holdout)
+    report_lineage(wrote=[lake.uri(train_key), lake.uri(holdout_key)])
     log.info("%s as of %s: %d train rows, %d holdout rows", spec.name, ds, len(train), len(holdout))
     holdout_days = holdout[DATE_COLUMN]
     return TrainingPlan(
@@ -196,6 +198,7 @@ def fit_and_register(
     version as `unchanged`.
     """
     from include.io.lake import read_frame
+    from include.io.lineage import report_lineage
     from include.monitoring.reference import build_reference, prediction_reference
     from include.provenance import code_version, library_versions
     from include.registry.model_card import write_card
@@ -241,6 +244,7 @@ def fit_and_register(
     metrics = evaluate_outputs(spec.task, y_holdout.to_numpy(), outputs, model.threshold)
     data = dump_model(model, {"use_case": use_case, "ds": ds.isoformat(), "trial": best.trial.trial_id})
     uri, sha = store_model(lake, use_case, data)
+    report_lineage(read=[lake.uri(plan.train_key), lake.uri(plan.holdout_key)], wrote=[uri])
     version = registry.register(
         NewVersion(
             use_case=use_case,

@@ -10,6 +10,7 @@ In CI (`CI` set) a missing PostgreSQL, Chromium or Playwright fails the run inst
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from tools.reliability.airflow_world import Platform, prepare, running
 CHROMIUM = "/usr/bin/chromium"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ARTIFACTS = REPO / ".e2e-artifacts"
+# The PostgreSQL Airflow's OpenLineage events (a file transport), under its home.
+LINEAGE_FILE = "lineage.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +41,8 @@ def expected_rows() -> dict[str, int]:
 def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """Airflow on a fresh PostgreSQL metadata database, the platform's tables in another one.
 
-    Its home (component logs under `logs/`, task logs under `airflow/logs/`) stays in pytest's
-    temporary folder for the last three sessions.
+    Its home (component logs under `logs/`, task logs under `airflow/logs/`, the OpenLineage events
+    in LINEAGE_FILE) stays in pytest's temporary folder for the last three sessions.
     """
     with postgres_database("e2e_airflow") as metadata, postgres_database("e2e_platform") as platform_db:
         home = tmp_path_factory.mktemp("postgres")
@@ -48,6 +51,8 @@ def pg_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             metadata.render_as_string(hide_password=False),
             platform_db.render_as_string(hide_password=False),
         )
+        lineage = {"type": "file", "log_file_path": str(home / LINEAGE_FILE), "append": True}
+        env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(lineage)
         with running(home, env, ("churn_ingest", "churn_train", "churn_score")) as platform:
             yield platform
 

@@ -6,9 +6,15 @@ shared by the backfill tests and by training, whose smallest window is holdout (
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from include.io.lake import PREDICTIONS_ZONE, RAW_ZONE, model_key, partition_key
+from include.io.stores import LocalStore
+from tests.e2e.conftest import LINEAGE_FILE
 from tools.demo.airflow_api import AirflowApiError, create_backfill
+from tools.demo.lineage import completed_runs, dataset_of, day_lineage
 from tools.reliability.airflow_world import days, succeeded
 
 pytestmark = pytest.mark.e2e
@@ -194,3 +200,24 @@ def test_a_backfill_conf_reaches_every_run_and_is_used(pg_platform, champion):
     assert runs[day]["conf"] == conf
     [scored] = platform.cli("predictions", "churn", "--ds", day)
     assert scored["model_version"] == champion["version"]
+
+
+def test_lineage_events_connect_a_days_sources_partition_model_and_predictions(pg_platform, champion):
+    """The OpenLineage events of one scored day, as a lineage server reads them: its predictions came
+    from its partition (which its ingest wrote from the SQL table and the day's files) and the
+    champion's model file, made from the window's partitions."""
+    platform, day = pg_platform, WINDOW[1]  # the champion's day: it scores from then on
+    platform.run_dag("churn_score", [day])
+    lake = LocalStore(platform.home / "lake")
+
+    def partition(zone: str, ds: str) -> tuple[str, str]:
+        return dataset_of(lake.uri(partition_key(zone, "churn", dt.date.fromisoformat(ds))))
+
+    found = day_lineage(completed_runs(platform.home / LINEAGE_FILE), "churn", partition(RAW_ZONE, day))
+    assert found.model == dataset_of(lake.uri(model_key("churn", champion["sha256"])))
+    assert found.trained_on == {partition(RAW_ZONE, ds) for ds in days(*WINDOW)}
+    [table] = found.predictions - {partition(PREDICTIONS_ZONE, day)}
+    assert table[0].startswith("postgres://") and table[1].endswith(".public.predictions"), table
+    *files, snapshots = sorted(name for _, name in found.sources)
+    assert snapshots == f"{platform.home}/source.db/customer_snapshots"
+    assert files and all(f.startswith(f"{platform.home}/bucket/billing/ds={day}/") for f in files), files

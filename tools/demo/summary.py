@@ -8,8 +8,11 @@ starts is the demo's too, so every version listed has its gate decision.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import Settings
@@ -125,6 +128,9 @@ def print_summary(api: AirflowApi, dag_ids: tuple[str, ...], facts: dict, phases
         "  each customer's churn is observed a week after the snapshot; a day is judged once matured",
         *_indented(_realised_table()),
         "",
+        f"Lineage (OpenLineage events of every task, {_lineage_file()})",
+        *_indented(_lineage_of_day(lake, settings.dag_end_date)),
+        "",
         "Next",
         f"  make up                                    Airflow's UI on the demo, {airflow_url}",
         f"  the ML platform page (after make up)       {nav}  (the page alone: {page})",
@@ -183,6 +189,41 @@ def _realised_table() -> str:
         for version, days in _by_version(performance("churn"), "version")
     ]
     return format_table(rows, list(rows[0])) if rows else "no matured day yet"
+
+
+def _lineage_file() -> Path:
+    """The file the demo's OpenLineage transport appends to (the Makefile's setting)."""
+    return Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"])
+
+
+def _lineage_of_day(lake, ds: dt.date | None) -> str:
+    """The last day's predictions followed back through the events: model, partitions, sources."""
+    from include.io.lake import RAW_ZONE, partition_key
+    from tools.demo.lineage import completed_runs, dataset_of, day_lineage
+
+    runs = completed_runs(_lineage_file())
+    if ds is None:
+        return f"{len(runs)} completed task runs"
+    try:
+        found = day_lineage(runs, "churn", dataset_of(lake.uri(partition_key(RAW_ZONE, "churn", ds))))
+    except LookupError as exc:
+        return f"{len(runs)} completed task runs; ds={ds} not linked: {exc}"
+    trained_on = sorted(_day_in(name) for _, name in found.trained_on)
+    return "\n".join(
+        [
+            f"{len(runs)} completed task runs; the predictions of ds={ds}:",
+            f"  written to     {', '.join(f'{ns}:{name}' for ns, name in sorted(found.predictions))}",
+            f"  read from      {found.partition[1]}",
+            f"  with the model {found.model[1]}",
+            f"  trained on     {len(trained_on)} partitions ({trained_on[0]} .. {trained_on[-1]})",
+            f"  ingested from  {', '.join(sorted(name for _, name in found.sources))}",
+        ]
+    )
+
+
+def _day_in(name: str) -> str:
+    """The `ds=` of a partition's name."""
+    return name.split("ds=")[1].split("/", maxsplit=1)[0]
 
 
 def _by_version(days: list[dict], key: str) -> list[tuple[int, list[dict]]]:
