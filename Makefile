@@ -68,8 +68,8 @@ lint: venv ## Ruff, and the package layering (pyproject.toml [tool.importlinter]
 	$(BIN)/ruff format --check .
 	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports
 
-test: lint ## Lint and the whole test suite.
-	$(BIN)/pytest
+test: lint ## Lint and the whole test suite, on JOBS processes (default 2; a test module stays on one).
+	$(BIN)/pytest -n $(or $(JOBS),2) --dist loadfile
 
 test-e2e: venv ## End-to-end: a real Airflow on PostgreSQL and on SQLite, driven by REST and headless Chromium.
 	$(BIN)/pytest -m 'e2e and not celery' tests/e2e
