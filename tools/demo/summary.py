@@ -128,7 +128,7 @@ def print_summary(api: AirflowApi, dag_ids: tuple[str, ...], facts: dict, phases
         "  each customer's churn is observed a week after the snapshot; a day is judged once matured",
         *_indented(_realised_table()),
         "",
-        f"Lineage (OpenLineage events of every task, {_lineage_file()})",
+        f"Lineage (the OpenLineage events of the tasks that report datasets, {_lineage_file()})",
         *_indented(_lineage_of_day(lake, settings.dag_end_date)),
         "",
         "Next",
