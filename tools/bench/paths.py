@@ -35,7 +35,7 @@ from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.tables import predictions
 from include.runs import RunFacts, Stores
-from include.scoring.task import ShardResult, publish, resolve_model, score_shard
+from include.scoring.task import ShardResult, plan_shards, publish, resolve_model, score_shard
 from tools.bench.data import DAY, SCORE_TABLE, Bench
 
 if TYPE_CHECKING:
@@ -268,17 +268,9 @@ def ingest_raw_write(bench: Bench) -> Work:
 
 
 def bench_shards(bench: Bench, count: int) -> list[Shard]:
-    """The bench day's partition split as `plan_shards` splits a day, into `count` shards."""
-    from include.io.lake import shard_key
-    from include.scoring.score import Shard, partition_row_groups, split_row_groups
-
-    group_rows = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
-    ranges = split_row_groups(group_rows, -(-sum(group_rows) // count))
-    return [
-        Shard(i, len(ranges), first, end, sum(group_rows[first:end]), sum(group_rows), key)
-        for i, (first, end) in enumerate(ranges)
-        for key in [shard_key(bench.spec.name, DAY, RUN_ID, i, len(ranges))]
-    ]
+    """The bench day's partition split by the DAG's `plan_shards`, into `count` shards."""
+    run, stores = bench_run(bench)
+    return plan_shards(run, stores, count=count)
 
 
 def bench_run(bench: Bench) -> tuple[RunFacts, Stores]:

@@ -54,10 +54,12 @@ def day_rows(spec: UseCase, rows: int) -> pa.Table:
 
 
 def write_day(path: Path, spec: UseCase, table: pa.Table) -> None:
-    """Write `table` to `path` as ingest writes a partition: Parquet in `ingest.row_group_rows` row groups."""
+    """Write `table` to `path` as ingest writes a partition: Parquet sorted by the entity id, in
+    `ingest.row_group_rows` row groups."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, path, compression="zstd", row_group_size=spec.ingest.row_group_rows)
+    sorted_table = table.sort_by(spec.entity_id)
+    pq.write_table(sorted_table, path, compression="zstd", row_group_size=spec.ingest.row_group_rows)
 
 
 def put_day(lake: LocalStore, platform: sa.Engine, spec: UseCase, partition: Path) -> int:
