@@ -35,7 +35,7 @@ from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.tables import predictions
 from include.runs import RunFacts, Stores
-from include.scoring.task import ShardResult, plan_shards, publish, resolve_model, score_shard
+from include.scoring.task import ShardResult, publish, resolve_model, score_shard
 from tools.bench.data import DAY, SCORE_TABLE, Bench
 
 if TYPE_CHECKING:
@@ -268,9 +268,12 @@ def ingest_raw_write(bench: Bench) -> Work:
 
 
 def bench_shards(bench: Bench, count: int) -> list[Shard]:
-    """The bench day's partition split by the DAG's `plan_shards`, into `count` shards."""
-    run, stores = bench_run(bench)
-    return plan_shards(run, stores, count=count)
+    """The bench day's partition split as the DAG's `plan_shards` splits a day, into `count` shards."""
+    from include.io.lake import shard_key
+    from include.scoring.score import partition_row_groups, plan_day
+
+    group_rows, starts = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
+    return plan_day(group_rows, starts, count, lambda i, n: shard_key(bench.spec.name, DAY, RUN_ID, i, n))
 
 
 def bench_run(bench: Bench) -> tuple[RunFacts, Stores]:
