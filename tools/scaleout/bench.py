@@ -178,6 +178,7 @@ def score_day(airflow: CeleryAirflow, api: AirflowApi, rows: int, version: int) 
         (ti["duration"] - r["work_s"]) / ti["duration"] for ti, r in zip(shards, results, strict=True)
     )
     first_shard = min(ti["start_date"] for ti in shards)
+    [plan] = [ti for ti in instances if ti["task_id"] == "plan"]
     return {
         "workers": airflow.layout.workers,
         "shards": len(shards),
@@ -189,6 +190,15 @@ def score_day(airflow: CeleryAirflow, api: AirflowApi, rows: int, version: int) 
         "shard_s": sorted(round(ti["duration"], 2) for ti in shards),
         "shard_work_s": sorted(r["work_s"] for r in results),
         "shard_startup_s": sorted(r["startup_s"] for r in results),
+        # When each shard was queued and started, and the publish started, after the plan ended.
+        "shard_queued_started_s": sorted(
+            (
+                round(_seconds(plan["end_date"], ti["queued_when"]), 2),
+                round(_seconds(plan["end_date"], ti["start_date"]), 2),
+            )
+            for ti in shards
+        ),
+        "publish_started_s": round(_seconds(plan["end_date"], publish["start_date"]), 2),
         "startup_share": startup,
         "publish_s": publish["duration"],
         "shards_by_worker": by_worker,
