@@ -62,6 +62,27 @@ def test_shards_of_a_day_sorted_by_id_are_ranges_of_ids_and_of_an_unsorted_day_o
     assert (whole.first_group, whole.end_group, whole.lower, whole.upper) == (0, 4, None, None)
 
 
+def test_a_partition_has_ranges_of_ids_only_when_its_row_groups_are_sorted_by_id(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.io.stores import LocalStore
+    from include.scoring.score import partition_row_groups
+
+    ids = [f"{i:04d}" for i in range(40)]
+    for name, order in (("sorted", ids), ("shuffled", ids[10:] + ids[:10])):
+        pq.write_table(
+            pa.table({"id": order, "x": range(40)}), tmp_path / f"{name}.parquet", row_group_size=10
+        )
+    lake = LocalStore(tmp_path)
+
+    assert partition_row_groups(lake, "sorted.parquet", ["id", "x"]) == (
+        [10] * 4,
+        ["0000", "0010", "0020", "0030"],
+    )
+    assert partition_row_groups(lake, "shuffled.parquet", ["id", "x"]) == ([10] * 4, None)
+
+
 def tally_of(scores: np.ndarray, rejected: dict[str, int]) -> Tally:
     tally = Tally(rows_in=len(scores) + sum(rejected.values()))
     tally.rejected.update(rejected)
