@@ -47,7 +47,8 @@ class Resolved(XComResult):
 class ShardResult(XComResult):
     """What one shard counted: its `Tally` and `DriftCounter` as dicts, the PostgreSQL table it
     loaded (None on SQLite), its peak memory, and its costs: seconds from its process's start (or
-    the process's previous shard) to its first row, and seconds from there to its end."""
+    the process's previous shard) to its first row, seconds from there to its end, and the CPU
+    seconds its process spent meanwhile (all its threads)."""
 
     index: int
     count: int
@@ -57,6 +58,7 @@ class ShardResult(XComResult):
     table: str | None = None
     startup_s: float = 0.0
     work_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 class PublishedDay(XComResult):
@@ -266,6 +268,14 @@ def warm_model(stores: Stores, version: ModelVersion) -> tuple[Any, Any]:
     return _warm[key]
 
 
+def _cpu_s() -> float:
+    """The CPU seconds this process has spent, in every thread."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _startup_s(entered: float) -> float:
     """Seconds from this process's start, or from its previous shard's end, to `entered`."""
     import psutil
@@ -295,7 +305,7 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         stage_predictions,
     )
 
-    entered = time.time()
+    entered, cpu = time.time(), _cpu_s()
     startup = _startup_s(entered)
     run.check_spec(resolved.spec_sha256)
     use_returning_pool()
@@ -345,11 +355,11 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         raise ScoreError(
             f"{spec.name}, ds={ds}: {shard.label} scored {tally.rows_scored} rows, staged {staged}"
         )
-    peak = peak_rss_mb()
+    peak, cpu = peak_rss_mb(), _cpu_s() - cpu
     _last_end[:] = [time.time()]
     log.info(
         "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s%s; "
-        "start-up %.1f s, scoring %.1f s, peak RSS %.0f MB",
+        "start-up %.1f s, scoring %.1f s (%.1f s of CPU), peak RSS %.0f MB",
         spec.name,
         ds,
         shard.label,
@@ -363,6 +373,7 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         f" and in table {table[0]}" if table else "",
         startup,
         _last_end[0] - entered,
+        cpu,
         peak,
     )
     return ShardResult(
@@ -374,6 +385,7 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         table=table[0] if table else None,
         startup_s=round(startup, 3),
         work_s=round(_last_end[0] - entered, 3),
+        cpu_s=round(cpu, 3),
     )
 
 

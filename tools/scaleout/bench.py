@@ -190,6 +190,8 @@ def score_day(airflow: CeleryAirflow, api: AirflowApi, rows: int, version: int) 
         "shard_s": sorted(round(ti["duration"], 2) for ti in shards),
         "shard_work_s": sorted(r["work_s"] for r in results),
         "shard_startup_s": sorted(r["startup_s"] for r in results),
+        # The cores a shard's own process kept busy while it scored (PostgreSQL's COPY backend aside).
+        "shard_cores": sorted(round(r["cpu_s"] / r["work_s"], 2) for r in results),
         # When each shard was queued and started, and the publish started, after the plan ended.
         "shard_queued_started_s": sorted(
             (
@@ -326,6 +328,10 @@ def table(results: dict[str, Any], one_process_s: float) -> str:
         f"  scoring: the first shard's start to the publish's end (one process, 1 shard + publish: "
         f"{one_process_s:.1f} s); start-up: the largest share of a shard task's time not spent on its rows"
     )
+    for key, figures in results.items():
+        if key.startswith("workers_"):
+            cores = ", ".join(f"{c:.2f}" for c in figures["shard_cores"])
+            lines.append(f"  {figures['workers']} worker(s): cores a shard task's process kept busy: {cores}")
     if "speedup_2_vs_1" in results:
         lines.append(
             f"  2 workers vs 1: {results['speedup_2_vs_1']:.2f}x (scoring), "
