@@ -5,14 +5,18 @@ For the run's day (`ds`), once the day's partition is ingested (`wait_for_partit
 
 - `resolve` picks the model once for the whole run: the version named in `model_version`, else the
   champion *as of* that day (point-in-time: a backfill reproduces history), with its sha256;
-- `plan` splits the partition into shards of about `scoring.shard_rows` rows, contiguous ranges of
-  its Parquet row groups, from the file's footer alone;
+- `plan` splits the partition into shards, contiguous ranges of its Parquet row groups (and so of
+  its ids), from the file's footer alone: per worker on the `score` queue, as many as keep a task's
+  start-up (measured on the last scored day) under a tenth of its time, none under
+  `scoring.shard_rows` rows;
 - `score_shard` (mapped, one task instance per shard, named "shard i of N") loads exactly the
-  resolved version (sha256 checked), streams its row groups in bounded batches, stages its
-  predictions in the lake under the run, its index and the shard count, and returns its counts
-  (on the CeleryExecutor the shards go to the `score` queue, `PLATFORM_SCORE_QUEUE`, on any worker);
+  resolved version (sha256 checked; a worker process keeps it for its next shard), streams its row
+  groups in bounded batches, stages its predictions in the lake and, on PostgreSQL, loads them
+  into a table of its own, and returns its counts (on the CeleryExecutor the shards go to the
+  `score` queue, `PLATFORM_SCORE_QUEUE`, on any worker);
 - `publish` merges the counts exactly, replaces the day's rows in the `predictions` table in one
-  transaction (on PostgreSQL a partition swap) and the lake's `predictions/<use case>/ds=.../`,
+  transaction (on PostgreSQL the shards' tables attached as the day's partition: no row moved) and
+  the lake's `predictions/<use case>/ds=.../`,
   records the run (`score_runs`: rows in = rows scored + rows rejected, with reasons) and the
   drift, and removes the staging. Readers see the old day or the new one, never a mix of shards.
 
@@ -81,9 +85,10 @@ def score_dag(spec: UseCase):
         @task
         def plan(**context) -> list[dict]:
             from include.dag_context import run_facts, stores
-            from include.scoring.task import plan_shards
+            from include.scoring.task import plan_shards, score_queue_workers
 
-            return [shard.to_dict() for shard in plan_shards(run_facts(spec.name, context), stores())]
+            workers = score_queue_workers(SETTINGS.score_queue)
+            return [s.to_dict() for s in plan_shards(run_facts(spec.name, context), stores(), workers)]
 
         @task(queue=SETTINGS.score_queue, map_index_template="{{ shard_label }}", multiple_outputs=False)
         def score_shard(resolved: dict, shard: dict, **context) -> dict:

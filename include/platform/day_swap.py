@@ -6,13 +6,19 @@ inside the caller's transaction; a day's predictions through `replace_partition`
 on PostgreSQL a table partitioned by day (`predictions`) has the day's partition swapped for a
 freshly loaded table instead of deleting its rows (docs/performance.md: faster at 1 M and 5 M
 rows), any other table gets DELETE + COPY; SQLite gets DELETE + `executemany` in one transaction.
+
+A day scored in shards on PostgreSQL is published without moving a row: each shard loads its rows
+into a table of its own, indexed, holding one range of the day's ids (`load_shard`, in parallel on
+the workers), and the publish makes them the partitions of a new day partition and swaps that in,
+in one transaction (`attach_shards`): the day is replaced whole, in milliseconds, whatever its rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -164,3 +170,129 @@ def _swap_day(engine: sa.Engine, cursor: Any, table: sa.Table, key: dict[str, An
     cursor.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
     cursor.execute(f'ALTER INDEX "{fresh}_pkey" RENAME TO "{name}_pkey"')
     return rows
+
+
+def shard_table(table: sa.Table, key: dict[str, Any], run_id: str, index: int) -> str:
+    """PostgreSQL: a new name for the table one try of a run's shard `index` loads, e.g.
+    `predictions__churn__20250331__3f2a9c1e__s0003_5d1c0a` (the run's digest, then the try's own
+    suffix: a retry, or a rerun of the run, never drops a table that a published day is made of)."""
+    return f"{_run_prefix(table, key, run_id)}s{index:04d}_{uuid.uuid4().hex[:6]}"
+
+
+def _run_prefix(table: sa.Table, key: dict[str, Any], run_id: str) -> str:
+    name, _ = day_partition(table, key)
+    return f"{name}{PARTITION_MARK}{hashlib.sha256(run_id.encode()).hexdigest()[:8]}{PARTITION_MARK}"
+
+
+def _id_range(engine: sa.Engine, column: sa.Column, lower: str | None, upper: str | None) -> tuple[str, str]:
+    """A shard's ids `[lower, upper)` (None: unbounded) as an SQL condition and as partition bounds."""
+
+    def literal(value: str) -> str:
+        return str(sa.literal(value).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+    ids = sa.column(column.name, column.type)
+    conditions = [ids.is_not(None)]
+    conditions += [] if lower is None else [ids >= lower]
+    conditions += [] if upper is None else [ids < upper]
+    condition = sa.and_(*conditions).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    start = "MINVALUE" if lower is None else literal(lower)
+    end = "MAXVALUE" if upper is None else literal(upper)
+    return str(condition), f"FROM ({start}) TO ({end})"
+
+
+def _create(engine: sa.Engine, name: str, table: sa.Table, suffix: str = "") -> str:
+    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
+    create = CreateTable(sa.Table(name, sa.MetaData(), *columns)).compile(dialect=engine.dialect)
+    return f"{str(create).rstrip()} {suffix}"
+
+
+def load_shard(
+    engine: sa.Engine,
+    table: sa.Table,
+    key: dict[str, Any],
+    run_id: str,
+    index: int,
+    ids: tuple[str | None, str | None],
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+) -> tuple[str, int]:
+    """PostgreSQL: a shard's rows into a table of its own (`shard_table`), in one transaction.
+
+    The table gets the day's primary key and a CHECK that its rows are the day's and in the shard's
+    id range `ids` (`[lower, upper)`, None unbounded): the publish attaches it without reading it,
+    and a row outside the range fails the load instead of reaching another shard's partition.
+    A killed try leaves nothing (its transaction rolls back). Returns the table's name and its rows.
+    """
+    name = shard_table(table, key, run_id, index)
+    in_range, _ = _id_range(engine, table.c.entity_id, *ids)
+    primary_key = ", ".join(c.name for c in table.primary_key.columns)
+    with adbc_connection(engine) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(_create(engine, name, table))
+            in_day = _condition(engine, table, key)
+            cursor.execute(f'ALTER TABLE "{name}" ADD CONSTRAINT in_shard CHECK ({in_day} AND {in_range})')
+            rows = cursor.adbc_ingest(name, pa.RecordBatchReader.from_batches(schema, batches), mode="append")
+            # Built once the rows are in: a sort, far faster than an index kept up row by row.
+            cursor.execute(f'ALTER TABLE "{name}" ADD PRIMARY KEY ({primary_key})')
+        conn.commit()
+    return name, rows
+
+
+def attach_shards(
+    engine: sa.Engine,
+    table: sa.Table,
+    key: dict[str, Any],
+    run_id: str,
+    shards: Sequence[tuple[str, str | None, str | None]],
+) -> None:
+    """PostgreSQL: publish a day from its shards' tables (`load_shard`: each its name and id range),
+    which become the partitions of a new day partition swapped in for the day's, in one transaction.
+
+    Metadata only: every CHECK and index is the shards' own, so no row is read or written. Readers
+    see the old day until the commit and the whole new day after it. A retry after the commit finds
+    the day published already. Then the run's tables left by failed tries of its shards are dropped.
+    """
+    name, bounds = day_partition(table, key)
+    run_prefix = _run_prefix(table, key, run_id)
+    fresh = run_prefix.removesuffix(PARTITION_MARK)
+    primary_key = ", ".join(c.name for c in table.primary_key.columns)
+    with adbc_connection(engine) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(literal_sql(engine, partition_lock(table, key)))
+            cursor.fetchall()
+            if _parent(cursor, shards[0][0]) != name:
+                cursor.execute(
+                    _create(engine, fresh, table, f"PARTITION BY RANGE ({table.c.entity_id.name})")
+                )
+                cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({primary_key})')
+                for shard, lower, upper in shards:
+                    _, shard_bounds = _id_range(engine, table.c.entity_id, lower, upper)
+                    cursor.execute(
+                        f'ALTER TABLE "{fresh}" ATTACH PARTITION "{shard}" FOR VALUES {shard_bounds}'
+                    )
+                # As in `_swap_day`: the table's strongest lock first, then drop, attach and rename.
+                cursor.execute(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+                cursor.execute(
+                    f'DELETE FROM "{default_partition(table)}" WHERE {_condition(engine, table, key)}'
+                )
+                cursor.execute(f'ALTER TABLE "{table.name}" ATTACH PARTITION "{fresh}" {bounds}')
+                cursor.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
+                cursor.execute(f'ALTER INDEX "{fresh}_pkey" RENAME TO "{name}_pkey"')
+            cursor.execute(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                f"AND starts_with(relname, '{run_prefix}')"
+            )
+            for (orphan,) in cursor.fetchall():
+                cursor.execute(f'DROP TABLE "{orphan}"')
+        conn.commit()
+
+
+def _parent(cursor: Any, name: str) -> str | None:
+    """PostgreSQL: the partitioned table `name` is a partition of, if any."""
+    cursor.execute(
+        "SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+        f"WHERE i.inhrelid = to_regclass('\"{name}\"')"
+    )
+    found = cursor.fetchall()
+    return found[0][0] if found else None

@@ -140,12 +140,15 @@ SCORE_COMMENT = (
 PREDICTED_LABEL_COMMENT = (
     "binary: 1 when score >= threshold; multiclass: the predicted class's index; regression: null"
 )
+ENTITY_ID = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
 predictions = sa.Table(
     "predictions",
     metadata,
     sa.Column("use_case", sa.String(64), primary_key=True),
     sa.Column("ds", sa.Date, primary_key=True),
-    sa.Column("entity_id", sa.String(128), primary_key=True),
+    # PostgreSQL: byte order (COLLATE "C"), the order ingest sorts a day's partition in, so that a
+    # scoring shard's rows (a range of its row groups) are a range of ids: its own partition of the day.
+    sa.Column("entity_id", ENTITY_ID, primary_key=True),
     sa.Column("model_version", sa.Integer, nullable=False),
     sa.Column("score", sa.Float(precision=53), nullable=False, comment=SCORE_COMMENT),
     sa.Column("predicted_label", sa.SmallInteger, comment=PREDICTED_LABEL_COMMENT),
@@ -179,6 +182,11 @@ score_runs = sa.Table(
     sa.Column("score_histogram", sa.JSON, nullable=False, comment="rows per tenth of [0, 1]"),
     sa.Column("drift_level", sa.String(8), nullable=False),
     sa.Column("predictions_uri", sa.Text, nullable=False),
+    sa.Column(
+        "shard_costs",
+        sa.JSON,
+        comment="what a scoring shard cost: start-up seconds and rows/s (medians), for the next plan",
+    ),
     sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 

@@ -1,14 +1,16 @@
 """Batch scoring of one day in shards: row groups in Arrow batches, the model, predictions out.
 
 A day's partition is split into `Shard`s, contiguous ranges of its Parquet row groups
-(`split_row_groups`, from the footer alone). A shard reads only its row groups, by byte range
-(`read_shard`), and nothing here holds more than a few batches (`spec.scoring.batch_rows`): rows are
-read, checked and predicted one batch at a time while a `Tally` and a `DriftCounter` keep the
-shard's counts, exact integers that merge into the day's. Reading and predicting overlap
-(`read_ahead`). A shard's predictions are staged in the lake under a key of the run, its index and
-the shard count (`stage_predictions`); the publish streams the staged files (`read_staged`) into
-`write_predictions`, which replaces the day's rows in the `predictions` table in one transaction
-(the database's bulk path, see `include.io.bulk`) and the lake's `predictions/<use case>/ds=.../`.
+(`split_row_groups`, from the footer alone), as many as `shard_count` finds worth a task's start-up.
+Ingest sorts a day by entity id, so a shard's rows are also a range of ids (`Shard.lower`/`upper`).
+A shard reads only its row groups, by byte range (`read_shard`), and nothing here holds more than a
+few batches (`spec.scoring.batch_rows`): rows are read, checked and predicted one batch at a time
+while a `Tally` and a `DriftCounter` keep the shard's counts, exact integers that merge into the
+day's. Reading and predicting overlap (`read_ahead`). A shard's predictions are staged in the lake
+under a key of the run, its index and the shard count (`stage_predictions`), and on PostgreSQL
+loaded at the same time into a table of the shard's own (`include.platform.day_swap.load_shard`);
+the publish attaches those tables as the day (SQLite: streams the staged files into
+`replace_partition`) and puts the staged files in place as the lake's day (`publish_files`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import pairwise
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,7 @@ import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from include.io.bulk import read_ahead
-from include.io.lake import PART_FILE, PREDICTIONS_ZONE, partition_key
+from include.io.lake import PART_FILE, PREDICTIONS_ZONE, day_prefix, partition_key
 from include.io.stores import ObjectStore
 from include.io.workdir import workdir
 from include.monitoring.reference import predicted_values
@@ -263,6 +265,8 @@ class Shard:
         rows: the rows of its row groups.
         partition_rows: the rows of the whole partition when it was planned.
         key: where its predictions are staged in the lake (`include.io.lake.shard_key`).
+        lower: its smallest entity id, None for the first shard (no lower bound).
+        upper: the next shard's smallest entity id, None for the last (no upper bound).
     """
 
     index: int
@@ -272,6 +276,8 @@ class Shard:
     rows: int
     partition_rows: int
     key: str
+    lower: str | None = None
+    upper: str | None = None
 
     @property
     def label(self) -> str:
@@ -303,8 +309,36 @@ def split_row_groups(group_rows: Sequence[int], shard_rows: int) -> list[tuple[i
     return list(pairwise(bounds))
 
 
-def partition_row_groups(lake: ObjectStore, key: str, columns: list[str]) -> list[int]:
-    """The rows of each row group of a partition, from its footer alone (no data read).
+# A shard's start-up (its task's process, imports, connections) is kept under this share of its time.
+MAX_STARTUP_SHARE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardCosts:
+    """What a shard task costs: seconds from its process's start to its first row, and rows/s after."""
+
+    startup_s: float = 2.0
+    rows_per_s: float = 150_000.0
+
+
+def shard_count(rows: int, groups: int, workers: int, costs: ShardCosts, smallest_rows: int) -> int:
+    """How many shards to score a day of `rows` rows in `groups` row groups on `workers` workers.
+
+    One per worker (their start-ups overlap), and more only in whole rounds of the workers, as long
+    as each shard keeps its start-up (`costs`) within `MAX_STARTUP_SHARE` of its time; never a shard
+    under `smallest_rows` rows (the spec's `scoring.shard_rows`), nor more shards than row groups.
+    """
+    share = MAX_STARTUP_SHARE
+    worth = max(1.0, costs.startup_s * costs.rows_per_s * (1 - share) / share)
+    rounds = max(1, int(rows // (workers * worth)))
+    return max(1, min(workers * rounds, rows // smallest_rows, groups))
+
+
+def partition_row_groups(
+    lake: ObjectStore, key: str, columns: list[str]
+) -> tuple[list[int], list[str] | None]:
+    """The rows of each row group of a partition and, when the partition is sorted by its entity id
+    (`columns[0]`), each row group's smallest id (else None); from its footer alone (no data read).
 
     Raises:
         ScoreError: naming the partition and the columns the model needs that it lacks.
@@ -312,7 +346,55 @@ def partition_row_groups(lake: ObjectStore, key: str, columns: list[str]) -> lis
     with lake.open(key) as file:
         metadata = pq.read_metadata(file)
     _check_columns(lake, key, metadata.schema.to_arrow_schema(), columns)
-    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    return [group.num_rows for group in groups], _sorted_starts(groups, columns[0])
+
+
+def _sorted_starts(groups: list[Any], column: str) -> list[str] | None:
+    """Each row group's smallest value of `column`, if its statistics show the groups in ascending,
+    disjoint order (exact values, no nulls); else None."""
+    bounds = []
+    for group in groups:
+        [stats] = [
+            group.column(i).statistics
+            for i in range(group.num_columns)
+            if group.column(i).path_in_schema == column
+        ]
+        if stats is None or not stats.has_min_max or stats.null_count or not _exact(stats):
+            return None
+        bounds.append((stats.min, stats.max))
+    if any(high >= low for (_, high), (low, _) in pairwise(bounds)):
+        return None
+    return [low for low, _ in bounds]
+
+
+def _exact(stats: Any) -> bool:
+    return getattr(stats, "is_min_value_exact", True) and getattr(stats, "is_max_value_exact", True)
+
+
+def plan_day(
+    group_rows: list[int], starts: list[str] | None, count: int, key_of: Callable[[int, int], str]
+) -> list[Shard]:
+    """The day's `count` shards (one when the partition is not sorted by id: a range of row groups is
+    then no range of ids), each with its staging key `key_of(index, count)` and its range of ids."""
+    if starts is None and count > 1:
+        log.warning("the partition is not sorted by entity id: scoring it as one shard, not %d", count)
+        count = 1
+    ranges = split_row_groups(group_rows, -(-sum(group_rows) // count))
+    return [
+        Shard(
+            index=index,
+            count=len(ranges),
+            first_group=first,
+            end_group=end,
+            rows=sum(group_rows[first:end]),
+            partition_rows=sum(group_rows),
+            key=key_of(index, len(ranges)),
+            lower=starts[first] if starts and index else None,
+            upper=starts[end] if starts and end < len(group_rows) else None,
+        )
+        for index, (first, end) in enumerate(ranges)
+    ]
 
 
 @contextlib.contextmanager
@@ -350,20 +432,52 @@ def _check_columns(lake: ObjectStore, key: str, schema: pa.Schema, columns: list
         raise ScoreError(f"{lake.uri(key)}: missing column(s) {missing} the model needs")
 
 
-def stage_predictions(lake: ObjectStore, key: str, batches: Iterable[pa.RecordBatch]) -> int:
-    """Write a shard's predictions to its staging object, batch by batch, put in place whole.
+def _count(batches: Iterable[pa.RecordBatch]) -> int:
+    return sum(batch.num_rows for batch in batches)
+
+
+def stage_predictions(
+    lake: ObjectStore,
+    key: str,
+    batches: Iterable[pa.RecordBatch],
+    load: Callable[[Iterator[pa.RecordBatch]], int] = _count,
+) -> int:
+    """Write a shard's predictions to its staging object, batch by batch, put in place whole, and
+    hand each batch on to `load` as it comes (on PostgreSQL: `day_swap.load_shard`, into the
+    shard's table), which returns the rows it took.
 
     A retry or a second run of the shard replaces the same object. Returns the rows written.
     """
-    rows = 0
     with workdir("shard") as tmp:
         path = tmp / Path(key).name
         with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
-            for batch in batches:
-                parquet.write_batch(batch)
-                rows += batch.num_rows
+
+            def tee() -> Iterator[pa.RecordBatch]:
+                for batch in batches:
+                    parquet.write_batch(batch)
+                    yield batch
+
+            # The batches are predicted in the background while `load` sends the ones before.
+            rows = load(read_ahead(tee()))
         lake.put_file(key, path)
     return rows
+
+
+def publish_files(lake: ObjectStore, keys: Sequence[str], use_case: str, ds: dt.date) -> str:
+    """Put the staged files `keys` in place as the lake's day (`predictions/<use case>/ds=.../`,
+    under their own names) and remove the day's other files; the day's URI.
+
+    After the table's commit: a failure before it leaves the lake's day as it was, one after it is
+    repaired by a rerun.
+    """
+    prefix = day_prefix(PREDICTIONS_ZONE, use_case, ds)
+    placed = [prefix + PurePosixPath(key).name for key in keys]
+    for key, target in zip(keys, placed, strict=True):
+        with lake.local_path(key) as path:
+            lake.put_file(target, path)
+    for stale in set(lake.list_keys(prefix)) - set(placed):
+        lake.delete(stale)
+    return lake.uri(prefix)
 
 
 def read_staged(lake: ObjectStore, keys: Iterable[str], batch_rows: int) -> Iterator[pa.RecordBatch]:

@@ -2,26 +2,35 @@
 each shard, publish the day, ask for a retrain on drift.
 
 Each takes the run's facts and the stores (`include.runs`) and returns a typed result for XCom:
-`resolve_model` the version and its sha256 (`Resolved`), `plan_shards` each shard's row groups and
-staging key, `score_shard` its exact counts (`ShardResult`), `publish` the day's figures
-(`PublishedDay`). `run_scoring` runs them in one process, as the DAG does: the tests, the tools and
-the bench call it or its parts, never a copy.
+`resolve_model` the version and its sha256 (`Resolved`), `plan_shards` each shard's row groups, ids
+and staging key, `score_shard` its exact counts and costs (`ShardResult`), `publish` the day's
+figures (`PublishedDay`). `run_scoring` runs them in one process, as the DAG does: the tests, the
+tools and the bench call it or its parts, never a copy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import statistics
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from include.runs import RunFacts, Stores, XComResult
 
 if TYPE_CHECKING:
-    from include.scoring.score import Shard
+    from include.registry.registry import ModelVersion
+    from include.scoring.score import Shard, ShardCosts
     from include.usecases.spec import UseCase
 
 log = logging.getLogger(__name__)
+
+# This process's loaded model and drift reference, by (use case, version, sha256): later shards of
+# the same version reuse them (one version kept: a worker's memory stays bounded).
+_warm: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+# When this process's last shard ended: a shard's start-up is counted from it, or from the start.
+_last_end: list[float] = []
 
 
 class Resolved(XComResult):
@@ -36,13 +45,20 @@ class Resolved(XComResult):
 
 
 class ShardResult(XComResult):
-    """What one shard counted: its `Tally` and `DriftCounter` as dicts, and its peak memory."""
+    """What one shard counted: its `Tally` and `DriftCounter` as dicts, the PostgreSQL table it
+    loaded (None on SQLite), its peak memory, and its costs: seconds from its process's start (or
+    the process's previous shard) to its first row, seconds from there to its end, and the CPU
+    seconds its process spent meanwhile (all its threads)."""
 
     index: int
     count: int
     tally: dict[str, Any]
     drift: dict[str, Any] | None
     peak_rss_mb: float
+    table: str | None = None
+    startup_s: float = 0.0
+    work_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 class PublishedDay(XComResult):
@@ -168,40 +184,103 @@ def resolve_model(run: RunFacts, stores: Stores) -> Resolved:
     )
 
 
-def plan_shards(run: RunFacts, stores: Stores) -> list[Shard]:
-    """The day's shards: contiguous ranges of the partition's row groups, about `scoring.shard_rows`
-    rows each, from the Parquet footer alone; each with its staging key for this run."""
+def plan_shards(run: RunFacts, stores: Stores, workers: int = 1, count: int | None = None) -> list[Shard]:
+    """The day's shards: contiguous ranges of the partition's row groups, from its Parquet footer
+    alone, each with its range of ids and its staging key for this run; `count` of them, else as
+    many as `shard_count` finds worth a task on `workers` workers, at the costs the use case's last
+    scored day measured (`last_costs`)."""
     from include.io.lake import RAW_ZONE, partition_key, shard_key
-    from include.scoring.score import Shard, partition_row_groups, split_row_groups
+    from include.scoring.score import partition_row_groups, plan_day, shard_count
 
     spec = run.spec
-    group_rows = partition_row_groups(
+    group_rows, starts = partition_row_groups(
         stores.lake, partition_key(RAW_ZONE, spec.name, run.ds), [spec.entity_id, *spec.features.all]
     )
-    ranges = split_row_groups(group_rows, spec.scoring.shard_rows)
-    shards = [
-        Shard(
-            index=index,
-            count=len(ranges),
-            first_group=first,
-            end_group=end,
-            rows=sum(group_rows[first:end]),
-            partition_rows=sum(group_rows),
-            key=shard_key(spec.name, run.ds, run.run_id, index, len(ranges)),
-        )
-        for index, (first, end) in enumerate(ranges)
-    ]
+    costs = last_costs(stores, spec.name)
+    wanted = count or shard_count(sum(group_rows), len(group_rows), workers, costs, spec.scoring.shard_rows)
+    shards = plan_day(
+        group_rows,
+        starts,
+        wanted,
+        lambda index, total: shard_key(spec.name, run.ds, run.run_id, index, total),
+    )
     log.info(
-        "%s, ds=%s: %d rows in %d row groups -> %d shard(s) of ~%d rows (scoring.shard_rows %d)",
+        "%s, ds=%s: %d rows in %d row groups -> %d shard(s) of ~%d rows (%d worker(s); a task's start-up "
+        "%.1f s, %.0f rows/s; scoring.shard_rows %d)",
         spec.name,
         run.ds,
         sum(group_rows),
         len(group_rows),
         len(shards),
         sum(group_rows) // len(shards),
+        workers,
+        costs.startup_s,
+        costs.rows_per_s,
         spec.scoring.shard_rows,
     )
     return shards
+
+
+def last_costs(stores: Stores, use_case: str) -> ShardCosts:
+    """What a shard cost when the use case's newest scoring run was recorded; the defaults before."""
+    import sqlalchemy as sa
+
+    from include.platform.tables import score_runs
+    from include.scoring.score import ShardCosts
+
+    query = (
+        sa.select(score_runs.c.shard_costs)
+        .where((score_runs.c.use_case == use_case) & score_runs.c.shard_costs.is_not(None))
+        .order_by(score_runs.c.recorded_at.desc())
+        .limit(1)
+    )
+    with stores.platform.connect() as conn:
+        found = conn.execute(query).scalar()
+    return ShardCosts(**found) if found else ShardCosts()
+
+
+def score_queue_workers(queue: str) -> int:
+    """The Celery workers consuming `queue`, as they answer now; 1 on any other executor, or when
+    none answers within a second."""
+    from airflow.configuration import conf
+
+    if "CeleryExecutor" not in conf.get("core", "executor"):
+        return 1
+    from airflow.providers.celery.executors.celery_executor_utils import app
+
+    answers = app.control.inspect(timeout=1.0).active_queues() or {}
+    consuming = [worker for worker, queues in answers.items() if any(q["name"] == queue for q in queues)]
+    log.info("Celery workers on queue %s: %s", queue, sorted(consuming) or "none answered")
+    return max(1, len(consuming))
+
+
+def warm_model(stores: Stores, version: ModelVersion) -> tuple[Any, Any]:
+    """The version's model (sha256 checked) and drift reference (None without one), loaded once per
+    process and reused by its later shards of the same version and sha256."""
+    from include.monitoring.reference import Reference
+    from include.registry.model_files import load_version_model
+
+    key = (version.use_case, version.version, version.sha256)
+    if key not in _warm:
+        _warm.clear()
+        reference = Reference.from_dict(version.reference) if version.reference else None
+        _warm[key] = (load_version_model(stores.lake, version), reference)
+    return _warm[key]
+
+
+def _cpu_s() -> float:
+    """The CPU seconds this process has spent, in every thread."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _startup_s(entered: float) -> float:
+    """Seconds from this process's start, or from its previous shard's end, to `entered`."""
+    import psutil
+
+    return entered - (_last_end[-1] if _last_end else psutil.Process().create_time())
 
 
 def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores) -> ShardResult:
@@ -211,13 +290,23 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         SpecChanged: when the spec file is not the one the run resolved its model with.
         ScoreError: when the registry's sha256 of the version is not the one the run resolved.
     """
+    from include.io.bulk import is_postgres
     from include.io.lake import RAW_ZONE, partition_key
     from include.io.memory import one_arrow_thread, peak_rss_mb, use_returning_pool
     from include.monitoring.counting import DriftCounter
-    from include.monitoring.reference import Reference
-    from include.registry.model_files import load_version_model
-    from include.scoring.score import ScoreError, Scorer, Tally, read_shard, stage_predictions
+    from include.platform.day_swap import load_shard
+    from include.platform.tables import predictions
+    from include.scoring.score import (
+        PREDICTION_SCHEMA,
+        ScoreError,
+        Scorer,
+        Tally,
+        read_shard,
+        stage_predictions,
+    )
 
+    entered, cpu = time.time(), _cpu_s()
+    startup = _startup_s(entered)
     run.check_spec(resolved.spec_sha256)
     use_returning_pool()
     spec, ds, lake = run.spec, resolved.ds, stores.lake
@@ -227,7 +316,7 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
             f"{spec.name} v{version.version}: the registry's sha256 {version.sha256} is not the "
             f"{resolved.model_sha256} the run resolved"
         )
-    loaded = load_version_model(lake, version)
+    loaded, reference = warm_model(stores, version)
     scorer = Scorer(
         spec=spec,
         model=loaded.model,
@@ -236,18 +325,41 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         ds=ds,
         scored_at=resolved.scored_at,
     )
-    drift = DriftCounter(Reference.from_dict(version.reference), spec) if version.reference else None
+    drift = DriftCounter(reference, spec) if reference else None
     tally = Tally()
     columns = [spec.entity_id, *spec.features.all]
     key = partition_key(RAW_ZONE, spec.name, ds)
-    with one_arrow_thread(), read_shard(lake, key, shard, columns, spec.scoring.batch_rows) as batches:
-        staged = stage_predictions(
-            lake, shard.key, scorer.predict(batches, tally, drift.add if drift else lambda *_: None)
+    table: list[str] = []
+
+    def load(batches) -> int:
+        name, rows = load_shard(
+            stores.platform,
+            predictions,
+            {"use_case": spec.name, "ds": ds},
+            run.run_id,
+            shard.index,
+            (shard.lower, shard.upper),
+            PREDICTION_SCHEMA,
+            batches,
         )
-    peak = peak_rss_mb()
+        table.append(name)
+        return rows
+
+    with one_arrow_thread(), read_shard(lake, key, shard, columns, spec.scoring.batch_rows) as batches:
+        predicted = scorer.predict(batches, tally, drift.add if drift else lambda *_: None)
+        if is_postgres(stores.platform):
+            staged = stage_predictions(lake, shard.key, predicted, load)
+        else:
+            staged = stage_predictions(lake, shard.key, predicted)
+    if staged != tally.rows_scored:
+        raise ScoreError(
+            f"{spec.name}, ds={ds}: {shard.label} scored {tally.rows_scored} rows, staged {staged}"
+        )
+    peak, cpu = peak_rss_mb(), _cpu_s() - cpu
+    _last_end[:] = [time.time()]
     log.info(
-        "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s; "
-        "peak RSS %.0f MB",
+        "%s, ds=%s, %s (row groups %d-%d): %d rows in, %d scored, %d rejected %s; staged at %s%s; "
+        "start-up %.1f s, scoring %.1f s (%.1f s of CPU), peak RSS %.0f MB",
         spec.name,
         ds,
         shard.label,
@@ -258,6 +370,10 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         tally.rows_rejected,
         dict(tally.rejected),
         lake.uri(shard.key),
+        f" and in table {table[0]}" if table else "",
+        startup,
+        _last_end[0] - entered,
+        cpu,
         peak,
     )
     return ShardResult(
@@ -266,6 +382,10 @@ def score_shard(run: RunFacts, resolved: Resolved, shard: Shard, stores: Stores)
         tally=tally.to_dict(),
         drift=drift.to_dict() if drift else None,
         peak_rss_mb=round(peak, 1),
+        table=table[0] if table else None,
+        startup_s=round(startup, 3),
+        work_s=round(_last_end[0] - entered, 3),
+        cpu_s=round(cpu, 3),
     )
 
 
@@ -274,44 +394,54 @@ def publish(
 ) -> PublishedDay:
     """Merge the shards' counts, publish the day's predictions at once, record the run and its drift.
 
-    The predictions replace the day's in the table in one transaction, read from the staged files
-    the plan names (never a listing), and the lake's day is replaced whole; then the run's staging
-    is removed.
+    The predictions replace the day's in the table in one transaction: on PostgreSQL the shards'
+    tables are attached as the day (`day_swap.attach_shards`, no row moved), on SQLite the staged
+    files the plan names (never a listing) are streamed in. Then the staged files become the lake's
+    day, the run is recorded with what its shards cost (for the next plan), and the staging goes.
 
     Raises:
         SpecChanged: when the spec file is not the one the run resolved its model with.
         ScoreError: when the results are not one per planned shard with the planned rows, or when
             no row of the day could be scored (nothing is written).
     """
+    from include.io.bulk import is_postgres
     from include.io.lake import RAW_ZONE, partition_key, staging_prefix
     from include.io.lineage import report_lineage, table_uri
     from include.io.memory import peak_rss_mb, use_returning_pool
     from include.monitoring.statistics import worst_level
-    from include.platform.day_swap import replace_rows
+    from include.platform.day_swap import attach_shards, replace_partition, replace_rows
     from include.platform.tables import drift_measures, predictions, score_runs
-    from include.scoring.score import ScoreError, read_staged, write_predictions
+    from include.scoring.score import PREDICTION_SCHEMA, ScoreError, publish_files, read_staged
 
     run.check_spec(resolved.spec_sha256)
     use_returning_pool()
     spec, ds, lake, platform = run.spec, resolved.ds, stores.lake, stores.platform
     version = stores.registry.get(spec.name, resolved.model_version)
-    tally, drift = _merged(spec, version, plan, list(results))
+    results = list(results)
+    tally, drift = _merged(spec, version, plan, results)
     if not tally.rows_scored:
         raise ScoreError(
             f"{spec.name}, ds={ds}: no row to score ({tally.rows_in} in, "
             f"rejected: {dict(tally.rejected) or 'none'})"
         )
-    written, uri = write_predictions(
-        platform, lake, spec.name, ds, read_staged(lake, [s.key for s in plan], spec.scoring.batch_rows)
-    )
+    key = {"use_case": spec.name, "ds": ds}
+    if is_postgres(platform):
+        tables = {r.index: r.table for r in results}
+        attach_shards(
+            platform, predictions, key, run.run_id, [(tables[s.index], s.lower, s.upper) for s in plan]
+        )
+        written = tally.rows_scored  # each shard checked its table's rows against its count
+    else:
+        staged = read_staged(lake, [s.key for s in plan], spec.scoring.batch_rows)
+        written = replace_partition(platform, predictions, key, PREDICTION_SCHEMA, staged)
     if written != tally.rows_scored:
         raise ScoreError(
             f"{spec.name}, ds={ds}: the shards scored {tally.rows_scored} rows, staged {written}"
         )
+    uri = publish_files(lake, [s.key for s in plan], spec.name, ds)
     drifts = drift.drifts() if drift else []
     level = worst_level(drifts) if drift else "none"
     figures = tally.figures()
-    key = {"use_case": spec.name, "ds": ds}
     with platform.begin() as conn:
         replace_rows(
             conn,
@@ -333,6 +463,7 @@ def publish(
                     "threshold": resolved.threshold,
                     "drift_level": level,
                     "predictions_uri": uri,
+                    "shard_costs": _costs(results),
                 }
             ],
         )
@@ -394,10 +525,19 @@ def _merged(spec: UseCase, version: Any, shards: list[Shard], results: list[Shar
     return tally, drift
 
 
-def run_scoring(run: RunFacts, stores: Stores) -> PublishedDay:
-    """The whole day in this process, as the DAG runs it: resolve, plan, every shard in turn, publish."""
+def _costs(results: list[ShardResult]) -> dict[str, float]:
+    """What the shards cost (`ShardCosts`' fields): their median start-up and rows per second."""
+    return {
+        "startup_s": round(statistics.median(r.startup_s for r in results), 3),
+        "rows_per_s": round(statistics.median(r.tally["rows_in"] / max(r.work_s, 1e-3) for r in results), 1),
+    }
+
+
+def run_scoring(run: RunFacts, stores: Stores, count: int | None = None) -> PublishedDay:
+    """The whole day in this process, as the DAG runs it: resolve, plan (`count` shards, else as
+    planned for one worker), every shard in turn, publish."""
     resolved = resolve_model(run, stores)
-    plan = plan_shards(run, stores)
+    plan = plan_shards(run, stores, count=count)
     results = [score_shard(run, resolved, shard, stores) for shard in plan]
     return publish(run, resolved, plan, results, stores)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow.parquet as pq
 import pytest
 
 from include.io.lake import PREDICTIONS_ZONE, RAW_ZONE, model_key, partition_key
@@ -184,8 +185,12 @@ def test_scoring_backfill_and_a_manual_run_of_one_day_leave_one_prediction_set_p
     for ds, day in before.items():
         assert day["rows"] == day["rows_in"] == expected_rows[ds]  # one row per customer, once
         assert (day["model_version"], day["model_versions"]) == (champion["version"], 1)
-        assert platform.partitions("predictions")[ds] == ["part-0.parquet"]
-        assert len(platform.partition_rows(ds, "predictions", column="entity_id")) == expected_rows[ds]
+        # A demo day is one shard: the lake's day is its staged file, put in place by the publish.
+        assert platform.partitions("predictions")[ds] == ["shard-0000-of-0001.parquet"]
+        lake_day = (
+            platform.home / "lake" / "predictions" / "churn" / f"ds={ds}" / "shard-0000-of-0001.parquet"
+        )
+        assert pq.read_metadata(lake_day).num_rows == expected_rows[ds]
     rerun = platform.backfill("churn_score", first, last, reprocess="completed")
     assert succeeded(rerun, first, last)
     assert predictions() == before

@@ -51,9 +51,10 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
     assert {name: path["rows"] for name, path in sharded["paths"].items()} == dict.fromkeys(
         SHARDED_LABELS, ROWS
     )
-    assert {name: path["predictions"] for name, path in sharded["paths"].items()} == dict.fromkeys(
-        SHARDED_LABELS, ROWS
-    )
+    assert {name: path.get("predictions") for name, path in sharded["paths"].items()} == {
+        **dict.fromkeys(SHARDED_LABELS, ROWS),
+        "raw_predict": None,
+    }
     assert len(sharded["paths"]["k_shards"]["shard_seconds"]) == 4
     assert sum(sharded["paths"]["k_shards"]["shard_seconds"]) < sharded["k_shards_s"]
     for name in (

@@ -1,16 +1,18 @@
-"""PostgreSQL's day swap in `replace_partition`: days replaced at once neither deadlock nor mix, and a
-day's old partition (or its rows in the default partition) is gone after the swap."""
+"""PostgreSQL's day swap: days replaced at once (`replace_partition`) neither deadlock nor mix, a day's
+old partition (or its rows in the default partition) is gone after the swap, and a day published
+from its shards' tables (`load_shard`, `attach_shards`) appears whole to readers, never in part."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from include.platform.day_swap import replace_partition
+from include.platform.day_swap import attach_shards, load_shard, replace_partition
 from include.platform.tables import predictions
 from include.scoring.score import PREDICTION_SCHEMA
 
@@ -91,3 +93,60 @@ def test_days_swapped_at_once_each_end_whole_in_their_own_partition(pg_engine):
     assert partitions(pg_engine) == sorted(
         ["predictions__default", *(f"predictions__churn__{ds:%Y%m%d}" for ds in DAYS)]
     )
+
+
+def publish_in_shards(engine: sa.Engine, ds: dt.date, version: int, rows: int, shards: int) -> None:
+    """The day's rows (ids in order) loaded as `shards` shard tables, then attached as the day."""
+    key, run = {"use_case": "churn", "ds": ds}, f"run-{version}"
+    batch = pa.Table.from_batches(day_rows(ds, version, rows))
+    size = rows // shards
+    loaded = []
+    for index in range(shards):
+        part = batch.slice(index * size, size if index < shards - 1 else None)
+        lower = part["entity_id"][0].as_py() if index else None
+        upper = batch["entity_id"][(index + 1) * size].as_py() if index < shards - 1 else None
+        name, _ = load_shard(
+            engine, predictions, key, run, index, (lower, upper), PREDICTION_SCHEMA, part.to_batches()
+        )
+        loaded.append((name, lower, upper))
+    attach_shards(engine, predictions, key, run, loaded)
+
+
+def test_readers_see_a_day_published_from_shards_whole_or_not_at_all(pg_engine):
+    publish_in_shards(pg_engine, DAYS[0], 1, 3_000, 3)
+    seen, stop = [], threading.Event()
+
+    def read() -> None:
+        with pg_engine.connect() as conn:
+            while not stop.is_set():
+                seen.append(
+                    tuple(
+                        conn.execute(
+                            sa.select(predictions.c.model_version, sa.func.count())
+                            .where(predictions.c.ds == DAYS[0])
+                            .group_by(predictions.c.model_version)
+                        ).all()
+                    )
+                )
+                conn.rollback()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for version in (2, 3, 4):
+            publish_in_shards(pg_engine, DAYS[0], version, 3_000 + version, version)
+    finally:
+        stop.set()
+        reader.join()
+
+    # Each read saw one version's whole day: never two versions, never part of one.
+    assert set(seen) <= {((1, 3_000),), *(((version, 3_000 + version),) for version in (2, 3, 4))}
+    assert seen[-1] == ((4, 3_004),)
+    assert versions_by_day(pg_engine) == {(DAYS[0], 4): 3_004}
+    with pg_engine.connect() as conn:  # the replaced days' shard tables went with them
+        tables = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE 'predictions__churn%' AND relkind = 'r'"
+            )
+        ).scalar()
+    assert tables == 4

@@ -89,13 +89,21 @@ def run_of(day: dt.date, run_id: str = "score") -> RunFacts:
     return RunFacts.of("churn", day, run_id)
 
 
-def score(day: dt.date, model_version: int | None = None, run: str = "score") -> PublishedDay:
-    """One run of the score DAG's tasks in this process, as the DAG calls them."""
+def score(
+    day: dt.date, model_version: int | None = None, run: str = "score", shards: int | None = None
+) -> PublishedDay:
+    """One run of the score DAG's tasks in this process, as the DAG calls them (in `shards` shards)."""
     from include.scoring.task import run_scoring
 
     return run_scoring(
-        RunFacts.of("churn", day, f"{run}-{day}", model_version=model_version), Stores.from_settings()
+        RunFacts.of("churn", day, f"{run}-{day}", model_version=model_version), Stores.from_settings(), shards
     )
+
+
+def lake_predictions(lake, day: dt.date) -> pd.DataFrame:
+    """The day's predictions in the lake (its files, one per shard), by entity."""
+    frames = [read_frame(lake, key) for key in lake_day(lake, "predictions", day)]
+    return pd.concat(frames, ignore_index=True).sort_values("entity_id", ignore_index=True)
 
 
 def day_predictions(engine: sa.Engine, day: dt.date) -> pd.DataFrame:
@@ -121,7 +129,7 @@ def test_a_day_is_scored_reconciled_and_the_same_in_table_and_lake(world):
     assert summary.rows_rejected == 0
     assert sum(summary.score_histogram) == len(rows)
 
-    in_lake = read_frame(lake, f"predictions/churn/ds={DAYS[2]}/part-0.parquet").sort_values("entity_id")
+    in_lake = lake_predictions(lake, DAYS[2])
     assert in_lake["entity_id"].tolist() == table["entity_id"].tolist()
     assert in_lake["score"].tolist() == pytest.approx(table["score"].tolist(), abs=1e-12)
     with platform.connect() as conn:
@@ -230,7 +238,7 @@ def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
     platform, lake, _ = world
     score(DAYS[2])
     before = day_predictions(platform, DAYS[2])
-    lake_before = lake.read_bytes(f"predictions/churn/ds={DAYS[2]}/part-0.parquet")
+    lake_before = {key: lake.read_bytes(key) for key in lake_day(lake, "predictions", DAYS[2])}
     url = platform.url.render_as_string(hide_password=False)
 
     killed = subprocess.run(
@@ -241,7 +249,7 @@ def test_a_kill_in_the_middle_of_the_write_leaves_the_old_partition(world):
     assert killed.returncode == -9, killed.stderr.decode()
     after = day_predictions(platform, DAYS[2])
     pd.testing.assert_frame_equal(before, after)
-    assert lake.read_bytes(f"predictions/churn/ds={DAYS[2]}/part-0.parquet") == lake_before
+    assert {key: lake.read_bytes(key) for key in lake_day(lake, "predictions", DAYS[2])} == lake_before
 
 
 def test_drift_that_persists_requests_a_retrain_then_the_cooldown_holds(world):
@@ -401,7 +409,7 @@ def many_row_groups(lake, platform, day: dt.date) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = big_day(lake)
+    rows = big_day(lake).sort_values(SPEC.entity_id, ignore_index=True)  # as ingest sorts a day
     path = lake.root / f"raw/churn/ds={day}/part-0.parquet"
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path, row_group_size=GROUP_ROWS)
     with platform.begin() as conn:
@@ -412,7 +420,7 @@ def many_row_groups(lake, platform, day: dt.date) -> int:
 def run_record(platform: sa.Engine, day: dt.date) -> dict:
     with platform.connect() as conn:
         record = conn.execute(sa.select(score_runs).where(score_runs.c.ds == day)).mappings().one()
-    return {k: v for k, v in record.items() if k not in ("run_id", "recorded_at")}
+    return {k: v for k, v in record.items() if k not in ("run_id", "recorded_at", "shard_costs")}
 
 
 def drift_figures(platform: sa.Engine, day: dt.date) -> list[dict]:
@@ -439,11 +447,10 @@ def test_one_shard_and_eight_give_the_same_day_and_a_rerun_leaves_no_old_layout(
     one_rows, one_record = day_predictions(platform, DAYS[2]), run_record(platform, DAYS[2])
     one_drift = drift_figures(platform, DAYS[2])
 
-    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
-    plan = plan_shards(run_of(DAYS[2], "plan"), Stores.from_settings())
+    plan = plan_shards(run_of(DAYS[2], "plan"), Stores.from_settings(), count=8)
     assert [s.count for s in plan] == [8] * 8
     assert sum(s.rows for s in plan) == rows
-    eight = score(DAYS[2])
+    eight = score(DAYS[2], shards=8)
 
     assert eight == one
     eight_rows = day_predictions(platform, DAYS[2])
@@ -461,12 +468,13 @@ def test_one_shard_and_eight_give_the_same_day_and_a_rerun_leaves_no_old_layout(
         drifts, key=lambda d: d["feature"]
     )
 
-    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 3 + 1)
-    score(DAYS[2])
+    score(DAYS[2], shards=3)
     assert len(day_predictions(platform, DAYS[2])) == rows
-    assert lake_day(lake, "predictions", DAYS[2]) == [f"predictions/churn/ds={DAYS[2]}/part-0.parquet"]
+    assert lake_day(lake, "predictions", DAYS[2]) == [
+        f"predictions/churn/ds={DAYS[2]}/shard-{i:04d}-of-0003.parquet" for i in range(3)
+    ]
     assert lake.list_keys("staging/") == []
-    in_lake = read_frame(lake, f"predictions/churn/ds={DAYS[2]}/part-0.parquet").sort_values("entity_id")
+    in_lake = lake_predictions(lake, DAYS[2])
     assert in_lake["entity_id"].tolist() == one_rows["entity_id"].tolist()
     assert in_lake["score"].tolist() == one_rows["score"].tolist()
 
@@ -497,9 +505,9 @@ def test_a_shard_run_twice_or_retried_leaves_no_duplicate_and_no_stale_row(world
 
     platform, lake, _ = world
     rows = many_row_groups(lake, platform, DAYS[2])
-    with_batch_rows(tmp_path, monkeypatch, 40, shard_rows=rows // 8 + 1)
+    with_batch_rows(tmp_path, monkeypatch, 40)
     run, stores = run_of(DAYS[2], "retried"), Stores.from_settings()
-    resolved, plan = resolve_model(run, stores), plan_shards(run, stores)
+    resolved, plan = resolve_model(run, stores), plan_shards(run, stores, count=8)
     results = [score_shard(run, resolved, shard, stores) for shard in plan]
     # A failed first attempt of shard 3 left a partial file; its retry, and a second run, replace it.
     lake.put_bytes(plan[3].key, b"a partial write")
@@ -560,7 +568,9 @@ def test_readers_see_the_old_day_or_the_new_one_never_a_mix(world, tmp_path, mon
 def test_the_score_dag_maps_one_task_per_shard_named_by_its_place(airflow_db, world, tmp_path, monkeypatch):
     platform, lake, _ = world
     rows = many_row_groups(lake, platform, DAYS[2])
-    with_batch_rows(tmp_path, monkeypatch, 1_000, shard_rows=rows // 4 + 1)
+    with_batch_rows(tmp_path, monkeypatch, 1_000, shard_rows=rows // 4)
+    # Four workers on the score queue: a shard each (the day is far too small for more rounds).
+    monkeypatch.setattr("include.scoring.task.score_queue_workers", lambda queue: 4)
     run = run_dag("churn_score", DAYS[2])
 
     assert run.state == "success"

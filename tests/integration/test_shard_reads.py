@@ -42,7 +42,11 @@ def test_a_shard_on_s3_reads_its_row_groups_and_little_else(s3_client, make_buck
     lake.put_file(KEY, path)
     size = path.stat().st_size
 
-    assert partition_row_groups(lake, KEY, ["id", "x"]) == [100_000] * 8
+    # Sorted by id: each row group's first id, where a shard's range of ids starts.
+    assert partition_row_groups(lake, KEY, ["id", "x"]) == (
+        [100_000] * 8,
+        [f"{i:06d}" for i in range(0, rows, 100_000)],
+    )
     assert counting.bytes < size / 8  # the footer alone
 
     counting.bytes = 0

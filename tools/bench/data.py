@@ -257,9 +257,10 @@ def prepare(bench: Bench) -> Bench:
 
     partition = bench.lake.root / bench.partition_key
     partition.parent.mkdir(parents=True)
-    # In ingest's row groups (the scoring shards are ranges of them), at least 8 so a small bench splits.
+    # Sorted by id in ingest's row groups (the scoring shards are ranges of them), at least 8 so a small
+    # bench splits.
     pq.write_table(
-        rows.append_column("ds", day.cast(pa.timestamp("us"))),
+        rows.append_column("ds", day.cast(pa.timestamp("us"))).sort_by(spec.entity_id),
         partition,
         compression="zstd",
         row_group_size=min(spec.ingest.row_group_rows, -(-bench.rows // 8)),

@@ -268,17 +268,12 @@ def ingest_raw_write(bench: Bench) -> Work:
 
 
 def bench_shards(bench: Bench, count: int) -> list[Shard]:
-    """The bench day's partition split as `plan_shards` splits a day, into `count` shards."""
+    """The bench day's partition split as the DAG's `plan_shards` splits a day, into `count` shards."""
     from include.io.lake import shard_key
-    from include.scoring.score import Shard, partition_row_groups, split_row_groups
+    from include.scoring.score import partition_row_groups, plan_day
 
-    group_rows = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
-    ranges = split_row_groups(group_rows, -(-sum(group_rows) // count))
-    return [
-        Shard(i, len(ranges), first, end, sum(group_rows[first:end]), sum(group_rows), key)
-        for i, (first, end) in enumerate(ranges)
-        for key in [shard_key(bench.spec.name, DAY, RUN_ID, i, len(ranges))]
-    ]
+    group_rows, starts = partition_row_groups(bench.lake, bench.partition_key, bench.columns)
+    return plan_day(group_rows, starts, count, lambda i, n: shard_key(bench.spec.name, DAY, RUN_ID, i, n))
 
 
 def bench_run(bench: Bench) -> tuple[RunFacts, Stores]:

@@ -10,12 +10,13 @@ project's path end to end, the naive pandas path, and each raw bulk stage alone,
 process so that every path's peak RSS is its own, `--repeats` times taking turns (the median run
 counts: these are shared 2-core machines). `sharded_scoring`: the day as one task (one shard
 and its publish) and as K shards scored one after another, each in its own process, then their
-publish; and the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
-plain table; with `--celery-workers 1 2`, the same day through the real scoring DAG on 1 and on 2
-Celery workers (tools/scaleout/bench.py). Training (`tools.bench.training`): the use case's
-default search on windows of `--train-rows` rows (50 k, 200 k and 1 M), each in its own process;
-it needs no database. Prints a table and writes the figures to `--out` as JSON: churn's at its top
-level, an example's under `use_cases.<name>` in the same shape.
+publish; the day's replacement in PostgreSQL, the partition swap against DELETE + COPY into a
+plain table; the raw predict and COPY of the day; with `--celery-workers 1 2`, the same day through
+the real scoring DAG on 1 and on 2 Celery workers, beside one process (tools/scaleout/bench.py).
+Training (`tools.bench.training`): the use case's default search on windows of `--train-rows` rows
+(50 k, 200 k and 1 M), each in its own process; it needs no database. Prints a table and writes
+the figures to `--out` as JSON: churn's at its top level, an example's under `use_cases.<name>` in
+the same shape.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ SHARDED_LABELS = {
     "k_shards": "K shards one after another, then publish",
     "swap": "PostgreSQL: partition swap of a full day",
     "delete_copy": "PostgreSQL: DELETE + COPY of a full day",
+    "raw_predict": "raw: predict on the in-memory frame",
+    "raw_write": "raw: adbc_ingest of the day's predictions",
 }
 FIGURES = ("seconds", "rows", "peak_rss_mb")
 RAW = {
@@ -177,6 +180,8 @@ def sharded(bench: Bench, shards: int) -> dict[str, Any]:
     }
     paths["swap"] = run_path(bench, f"{SHARDED}.swap")
     paths["delete_copy"] = run_path(bench, f"{SHARDED}.delete_copy")
+    paths["raw_predict"] = run_path(bench, "scoring.raw_predict")
+    paths["raw_write"] = run_path(bench, "scoring.raw_write")
     return {
         "rows": bench.rows,
         "shards": shards,
@@ -318,7 +323,7 @@ def report(results: dict[str, Any], stages: list[str], use_case: str) -> str:
     if "celery" in results.get(SHARDED, {}):
         from tools.scaleout.bench import table as celery_table
 
-        tables.append(celery_table(results[SHARDED]["celery"]))
+        tables.append(celery_table(results[SHARDED]["celery"], results[SHARDED]["one_task_s"]))
     return "\n\n".join(tables) + f"\n\nload average (1 min) before/after: {results['machine']['load_1m']}"
 
 
@@ -340,7 +345,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for stage in stages:
                 results[stage] = summarise(stage, args.rows, repeated(bench, stage, args.repeats))
             if SHARDED in chosen:
-                planned = -(-args.rows // spec.scoring.shard_rows)
+                from include.scoring.score import ShardCosts, shard_count
+
+                # As the DAG plans the day for two workers (at the default costs).
+                planned = shard_count(args.rows, args.rows, 2, ShardCosts(), spec.scoring.shard_rows)
                 results[SHARDED] = sharded(bench, args.shards or planned)
                 if args.celery_workers:
                     from tools.scaleout.bench import celery_bench

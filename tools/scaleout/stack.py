@@ -13,7 +13,8 @@ functions. What it runs on:
   worker shares (they run on this machine; workers on several machines need S3), and the demo's
   sources (a SQLite table and a folder of billing files), seeded as `make demo` seeds them.
 - The workers listen on every queue the platform uses (`Settings.queues`); each records its Celery
-  node name as the task instances' host name (`tools/scaleout/hostname.py`).
+  node name as the task instances' host name (`tools/scaleout/hostname.py`), and imports a scoring
+  shard's modules once, before its tasks fork from it (`tools/scaleout/local_settings`).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def stack_env(layout: CeleryLayout, base: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("PLATFORM_DAG_END_DATE", demo_dates()[-1].isoformat())
     return {
         **env,
-        "PYTHONPATH": str(REPO),
+        # The stack's Airflow local settings: each worker preloads a scoring shard's modules.
+        "PYTHONPATH": f"{REPO}:{REPO / 'tools' / 'scaleout' / 'local_settings'}",
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -152,6 +154,9 @@ def stack_env(layout: CeleryLayout, base: Mapping[str, str]) -> dict[str, str]:
         # The scheduler's cap on queued + running tasks; the workers' slots are the real limit.
         "AIRFLOW__CORE__PARALLELISM": str(max(8, 2 * layout.workers * layout.concurrency)),
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tools.scaleout.hostname.worker_hostname",
+        # A loop that queued nothing sleeps 0.2 s, not 1 s: a day's shards and its publish each wait
+        # for the scheduler's next loop (as `make demo` found, docs/performance.md).
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.render_as_string(hide_password=False),
         "AIRFLOW__CELERY__BROKER_URL": layout.broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
