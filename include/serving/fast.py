@@ -19,6 +19,7 @@ transformer) raises `CompileError`, and the service keeps the scikit-learn path.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,6 +122,10 @@ class _OneHot:
         return X
 
 
+# A boolean column holds a few spellings (and `binary_flag` is a pure function of the value).
+_flag = functools.lru_cache(maxsize=1024)(binary_flag)
+
+
 @dataclass(frozen=True)
 class _Boolean:
     columns: tuple[str, ...]
@@ -131,7 +136,7 @@ class _Boolean:
         return len(self.columns)
 
     def transform(self, rows: Rows) -> np.ndarray:
-        X = np.array([[binary_flag(row[c]) for c in self.columns] for row in rows], dtype=np.float64)
+        X = np.array([[_flag(row[c]) for c in self.columns] for row in rows], dtype=np.float64)
         return np.where(np.isnan(X), self.fill, X)
 
 
