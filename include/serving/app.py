@@ -64,8 +64,8 @@ class BodyLimit:
 
 class ScoreLane:
     """The scoring routes' fast lane: a request their route would answer 200 is answered here, the
-    same answer in the same bytes, without FastAPI's dispatch (about 0.1 ms of the 0.15 ms a one-row
-    request costs the app, docs/serving.md#speed); every other request goes to the app as it came.
+    same answer in the same bytes, without FastAPI's dispatch (about 90 of the 140 µs the app spent
+    on a one-row request here, docs/serving.md#speed); every other request goes to the app as it came.
 
     The lane takes a `POST` to a scoring route whose first `Authorization` header is exactly
     `Bearer <token>`, whose `Content-Type` is `application/json` and whose declared `Content-Length`
@@ -74,10 +74,13 @@ class ScoreLane:
     and answers it (401, 413, 422, 503 and their bodies are the app's alone).
     """
 
-    def __init__(self, app: ASGIApp, scorings: Sequence[Scoring], token: bytes, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, scorings: Sequence[Scoring], token: str, max_bytes: int) -> None:
         self.app = app
         self.routes = {f"/v1/{scoring.name}/score": scoring for scoring in scorings}
-        self.authorization = b"Bearer " + token
+        try:  # a header is Latin-1 text, as Starlette reads it
+            self.authorization: bytes | None = f"Bearer {token}".encode("latin-1")
+        except UnicodeEncodeError:  # no header carries this token: the app answers (401)
+            self.authorization = None
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +101,8 @@ class ScoreLane:
             first.setdefault(name, value)  # the first of each, as Starlette reads them
         declared = first.get(b"content-length", b"")
         if not (
-            hmac.compare_digest(first.get(b"authorization", b""), self.authorization)
+            self.authorization is not None
+            and hmac.compare_digest(first.get(b"authorization", b""), self.authorization)
             and first.get(b"content-type") == b"application/json"
             and declared.isdigit()
             and int(declared) <= self.max_bytes
@@ -211,7 +215,7 @@ def create_app(service: ScoringService, token: str, settings: ServingSettings) -
     app.state.service = service
     scorings = [Scoring.of(service, name, settings.max_rows) for name in service.use_cases]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ScoreLane, scorings=scorings, token=app.state.token, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ScoreLane, scorings=scorings, token=token, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(service))
     app.include_router(models_router(service))
     app.include_router(scoring_router(scorings, service))
