@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -66,7 +67,8 @@ class OneWriteHttpTools(HttpToolsProtocol):
 
 def serve(config: uvicorn.Config, workers: int) -> None:
     """Run the app of `config` in `workers` processes, each on its own `SO_REUSEPORT` socket, until
-    SIGINT or SIGTERM; a worker that exits is started again."""
+    SIGINT or SIGTERM. A worker that exits after it served is started again; one that exits before
+    (its app could not start: a setting, the registry) stops the service, as one process would."""
     if workers <= 1:
         uvicorn.Server(config).run()
         return
@@ -78,22 +80,31 @@ def serve(config: uvicorn.Config, workers: int) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
-        process = spawn.Process(target=_worker, args=(config, sock), name="scoring-worker")
+    def start(sock: socket.socket) -> tuple[multiprocessing.process.BaseProcess, Any]:
+        served = spawn.Event()
+        process = spawn.Process(target=_worker, args=(config, sock, served), name="scoring-worker")
         process.start()
-        return process
+        return process, served
 
-    processes = [start(sock) for sock in sockets]
+    running = [start(sock) for sock in sockets]
     log.info("serving on %s:%d with %d worker processes", config.host, port, workers)
-    while not stop.wait(0.5):
-        for n, process in enumerate(processes):
-            if not process.is_alive():
-                log.error("worker %d exited with %s; starting it again", process.pid, process.exitcode)
-                processes[n] = start(sockets[n])
-    for process in processes:
+    failed = None
+    while failed is None and not stop.wait(0.5):
+        for n, (process, served) in enumerate(running):
+            if process.is_alive():
+                continue
+            if not served.is_set():
+                log.error("worker %d exited before it served; stopping the service", process.pid)
+                failed = process.exitcode or 1
+                break
+            log.error("worker %d exited with %s; starting it again", process.pid, process.exitcode)
+            running[n] = start(sockets[n])
+    for process, _ in running:
         process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
-    for process in processes:
+    for process, _ in running:
         process.join()
+    if failed is not None:
+        sys.exit(failed)
 
 
 def _listening(host: str, port: int) -> socket.socket:
@@ -107,8 +118,13 @@ def _listening(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(config: uvicorn.Config, sock: socket.socket) -> None:
+def _worker(config: uvicorn.Config, sock: socket.socket, served: Any) -> None:
     configure_logging(str(config.log_level or "info"))
+
+    async def serving() -> None:  # uvicorn calls it from its main loop, once it serves
+        served.set()
+
+    config.callback_notify = serving
     uvicorn.Server(config).run(sockets=[sock])
 
 
