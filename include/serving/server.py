@@ -72,9 +72,8 @@ def serve(config: uvicorn.Config, workers: int) -> None:
     if workers <= 1:
         uvicorn.Server(config).run()
         return
-    first = _listening(config.host, config.port)
-    port = first.getsockname()[1]  # the port asked for, or the one the kernel chose for port 0
-    sockets = [first, *(_listening(config.host, port) for _ in range(workers - 1))]
+    port = _free(config.host, config.port)
+    sockets = [_listening(config.host, port) for _ in range(workers)]
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -107,9 +106,25 @@ def serve(config: uvicorn.Config, workers: int) -> None:
         sys.exit(failed)
 
 
+def _free(host: str, port: int) -> int:
+    """`port` (or, for 0, one the kernel chooses) once no other socket listens on it: `SO_REUSEPORT`
+    would share it with that one (another service started on the same port) instead of failing.
+
+    Raises:
+        OSError: when the port is in use.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return probe.getsockname()[1]
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _listening(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
