@@ -87,11 +87,11 @@ bench: venv ## Scoring and ingest against naive pandas and the raw limits on N r
 	$(BIN)/pytest -q -m bench tests/integration/test_bench.py
 	$(BIN)/python -m tools.bench --rows $(or $(N),1000000) $(if $(USE_CASE),--use-case $(USE_CASE)) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(PG_URL),--pg-url '$(PG_URL)') $(foreach s,$(STAGE),--stage $(s)) --celery-workers $(or $(CELERY_WORKERS),1 2)
 
-serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=...), token demo-serving-token.
-	$(BIN)/python -m include.serving --port $(or $(PORT),8000)
+serve: venv ## The real-time scoring service on the demo: http://127.0.0.1:8000 (PORT=..., WORKERS=...), token demo-serving-token.
+	$(BIN)/python -m include.serving --port $(or $(PORT),8000) $(if $(WORKERS),--workers $(WORKERS))
 
 bench-serving: venv ## Latency and rows/s of the scoring service (1 and 100 rows, 1/8/32 clients) on the demo's champion.
-	$(BIN)/python -m tools.bench.serving $(if $(DURATION),--seconds $(DURATION))
+	$(BIN)/python -m tools.bench.serving $(if $(DURATION),--seconds $(DURATION)) $(if $(WORKERS),--workers $(WORKERS))
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

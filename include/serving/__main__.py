@@ -1,11 +1,14 @@
-"""`python -m include.serving [--host H] [--port P]`: the scoring service on uvicorn (`make serve`)."""
+"""`python -m include.serving [--host H] [--port P] [--workers N]`: the scoring service on uvicorn
+(`make serve`); its processes and its HTTP protocol are `include.serving.server`'s."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
 import uvicorn
+
+from include.serving.server import configure_logging, serve
+from include.serving.settings import ServingSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,11 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    parser.add_argument("--workers", type=int, help="server processes (default: PLATFORM_SERVING_WORKERS)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    uvicorn.run(
+    configure_logging(args.log_level)
+    config = uvicorn.Config(
         "include.serving.app:app_from_env",
         factory=True,
         host=args.host,
@@ -26,8 +28,9 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         access_log=args.access_log,
         loop="uvloop",
-        http="httptools",
+        http="include.serving.server:OneWriteHttpTools",
     )
+    serve(config, args.workers or ServingSettings.from_env().workers)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, Security
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from include.serving.auth import bearer
 from include.serving.champion import VersionDetail
 from include.serving.routes import TokenFirst
 from include.serving.rows import ValueProblem, ValueRules, request_model
-from include.serving.service import ScoredRequest, ScoringService, Served, UnknownUseCase
+from include.serving.service import NotServing, ScoredRequest, ScoringService, Served, UnknownUseCase
 
 
 class Problem(BaseModel):
@@ -238,11 +239,56 @@ def models_router(service: ScoringService) -> APIRouter:
     return router
 
 
-def scoring_router(service: ScoringService, max_rows: int) -> APIRouter:
+@dataclass(frozen=True)
+class Scoring:
+    """One use case's scoring: the request body it takes, ingest's rules for its values, its answer."""
+
+    name: str
+    service: ScoringService
+    body_model: type[BaseModel]
+    rules: ValueRules
+    entity_id: str
+    max_rows: int
+
+    @classmethod
+    def of(cls, service: ScoringService, name: str, max_rows: int) -> Scoring:
+        spec = service.state(name).spec
+        body = request_model(spec, max_rows)
+        return cls(name, service, body, ValueRules.of(spec), spec.entity_id, max_rows)
+
+    def answer(self, rows: list[dict[str, Any]]) -> bytes:
+        """The JSON answer to typed rows (`body_model`'s), every row scored by one version.
+
+        Raises:
+            RequestValidationError: for values ingest would not keep (422, as a type error).
+            NotServing: when there is no model to score with (503).
+        """
+        problems = self.rules.problems(rows)
+        if problems:
+            raise _refusal(problems)
+        scored = self.service.score(self.name, rows)
+        answer = ScoreResponse.of(self.name, scored, [row[self.entity_id] for row in rows])
+        # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
+        return answer.model_dump_json().encode()
+
+    def answer_body(self, body: bytes) -> bytes | None:
+        """The answer to a JSON request body that the route answers 200; None for any other body.
+
+        pydantic reads the JSON and the rows in one pass, where FastAPI decodes the JSON first: no
+        more leniently (a lone surrogate, a byte-order mark: None) and into the same values.
+        """
+        try:
+            rows = [row.__dict__ for row in self.body_model.model_validate_json(body).rows]  # type: ignore[attr-defined]
+            return self.answer(rows)
+        except (ValidationError, RequestValidationError, NotServing):
+            return None
+
+
+def scoring_router(scorings: Sequence[Scoring], service: ScoringService) -> APIRouter:
     """`POST /v1/<use case>/score` for each served use case, each with its spec's row schema."""
     router = APIRouter(prefix="/v1", tags=["score"], route_class=TokenFirst, dependencies=[Security(bearer)])
-    for name in service.use_cases:
-        _add_score_route(router, service, name, max_rows)
+    for scoring in scorings:
+        _add_score_route(router, scoring)
 
     @router.post("/{use_case}/score", include_in_schema=False)
     async def unknown(use_case: str) -> None:
@@ -251,24 +297,16 @@ def scoring_router(service: ScoringService, max_rows: int) -> APIRouter:
     return router
 
 
-def _add_score_route(router: APIRouter, service: ScoringService, name: str, max_rows: int) -> None:
-    spec = service.state(name).spec
-    body_model = request_model(spec, max_rows)
-    rules = ValueRules.of(spec)
-    entity_id = spec.entity_id
+def _add_score_route(router: APIRouter, scoring: Scoring) -> None:
+    name, max_rows = scoring.name, scoring.max_rows
+    spec = scoring.service.state(name).spec
 
     async def score(body: Any) -> Response:
         rows = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
-        problems = rules.problems(rows)
-        if problems:  # a value ingest would not keep
-            raise _refusal(problems)
-        scored = service.score(name, rows)
-        answer = ScoreResponse.of(name, scored, [row[entity_id] for row in rows])
-        # Serialised once, by the response model itself (FastAPI would dump, re-validate, then encode).
-        return Response(answer.model_dump_json(), media_type="application/json")
+        return Response(scoring.answer(rows), media_type="application/json")
 
     # The body model is made at run time: the annotation must be the class, not a deferred name.
-    score.__annotations__ = {"body": body_model, "return": Response}
+    score.__annotations__ = {"body": scoring.body_model, "return": Response}
     router.add_api_route(
         f"/{name}/score",
         score,

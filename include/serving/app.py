@@ -11,8 +11,9 @@ score.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from include.serving.api import health_router, models_router, scoring_router
+from include.serving.api import Scoring, health_router, models_router, scoring_router
 from include.serving.service import NotServing, ScoringService, UnknownUseCase
 from include.serving.settings import ServingSettings
 
@@ -59,6 +60,70 @@ class BodyLimit:
 
     def _detail(self) -> str:
         return f"request body over the limit of {self.max_bytes} bytes"
+
+
+class ScoreLane:
+    """The scoring routes' fast lane: a request their route would answer 200 is answered here, the
+    same answer in the same bytes, without FastAPI's dispatch (about 90 of the 140 µs the app spent
+    on a one-row request here, docs/serving.md#speed); every other request goes to the app as it came.
+
+    The lane takes a `POST` to a scoring route whose first `Authorization` header is exactly
+    `Bearer <token>`, whose `Content-Type` is `application/json` and whose declared `Content-Length`
+    is within the limit. It reads the body and asks `Scoring.answer_body` for the answer; for a body
+    the route would refuse, or with no model to serve, the app gets the request, the body replayed,
+    and answers it (401, 413, 422, 503 and their bodies are the app's alone).
+    """
+
+    def __init__(self, app: ASGIApp, scorings: Sequence[Scoring], token: str, max_bytes: int) -> None:
+        self.app = app
+        self.routes = {f"/v1/{scoring.name}/score": scoring for scoring in scorings}
+        try:  # a header is Latin-1 text, as Starlette reads it
+            self.authorization: bytes | None = f"Bearer {token}".encode("latin-1")
+        except UnicodeEncodeError:  # no header carries this token: the app answers (401)
+            self.authorization = None
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scoring = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        body = await self._body(scope, receive) if scoring and scope["method"] == "POST" else None
+        answer = scoring.answer_body(body) if scoring and body is not None else None
+        if answer is None:
+            await self.app(scope, receive if body is None else _replay(body, receive), send)
+            return
+        headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The body of a request the lane may take; None, with nothing read, for any other."""
+        first: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            first.setdefault(name, value)  # the first of each, as Starlette reads them
+        declared = first.get(b"content-length", b"")
+        if not (
+            self.authorization is not None
+            and hmac.compare_digest(first.get(b"authorization", b""), self.authorization)
+            and first.get(b"content-type") == b"application/json"
+            and declared.isdigit()
+            and int(declared) <= self.max_bytes
+        ):
+            return None
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive`, giving the body already read first."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def field_problems(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,10 +213,12 @@ def create_app(service: ScoringService, token: str, settings: ServingSettings) -
     )
     app.state.token = token.encode()
     app.state.service = service
+    scorings = [Scoring.of(service, name, settings.max_rows) for name in service.use_cases]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ScoreLane, scorings=scorings, token=token, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(service))
     app.include_router(models_router(service))
-    app.include_router(scoring_router(service, settings.max_rows))
+    app.include_router(scoring_router(scorings, service))
     _add_error_handlers(app)
     return app
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Annotated, Any
 
 import pandas as pd
@@ -130,8 +131,9 @@ class ValueRules:
     """Ingest's rules for every field of a request row: the features, then the (optional) entity id.
 
     The rules are pure functions of a value, so each field remembers the values it has found good
-    (up to `KEPT_VALUES`): a request's categorical values are almost always known, and only its new
-    values are checked, by ingest's Arrow kernels, as ingest checks them.
+    (up to `KEPT_VALUES`, and null, which is pydantic's to refuse): a request's categorical values
+    are almost always known, so a column whose values are all known costs one set comparison, and
+    only its new values are checked, by ingest's Arrow kernels, as ingest checks them.
     """
 
     rules: tuple[ColumnRules, ...]
@@ -142,7 +144,7 @@ class ValueRules:
         entity = spec.columns[spec.entity_id].model_copy(update={"nullable": True})
         features = [column_rules(name, spec.columns[name]) for name in spec.features.all]
         rules = (*features, column_rules(spec.entity_id, entity))
-        return cls(rules, {rule.name: set() for rule in rules})
+        return cls(rules, {rule.name: {None} for rule in rules})
 
     def problems(self, rows: Sequence[dict[str, Any]]) -> list[ValueProblem]:
         """Every value of typed `rows` (`row_model`'s) that ingest would not keep as it is, row by row.
@@ -151,19 +153,21 @@ class ValueRules:
         then its checks (range, pattern, finite float32), in the order ingest lists them in a reason.
         """
         found: list[ValueProblem] = []
-        for rule in self.rules:
+        names = itemgetter(*(rule.name for rule in self.rules))
+        columns = zip(*map(names, rows), strict=True)  # each rule's column, as a tuple
+        for rule, column in zip(self.rules, columns, strict=False):  # no rows: no columns
             kept = self.kept[rule.name]
-            where = [
-                n for n, row in enumerate(rows) if (v := row.get(rule.name)) is not None and v not in kept
-            ]
-            if not where:  # every value known good, or null (nulls are pydantic's)
+            if kept.issuperset(column):
                 continue
-            values = [rows[n][rule.name] for n in where]
+            where = [n for n, value in enumerate(column) if value not in kept]
+            values = [column[n] for n in where]
             problems = _column_problems(rule, values)
             found += [replace(p, row=where[p.row]) for p in problems]
             if len(kept) < KEPT_VALUES:
                 refused = {p.row for p in problems}
                 kept.update(v for k, v in enumerate(values) if k not in refused)
+        if not found:
+            return found
         order = {rule.name: k for k, rule in enumerate(self.rules)}
         return sorted(found, key=lambda p: (p.row, order[p.field]))
 

@@ -31,6 +31,8 @@ class ServingSettings:
         engine: `fast` (the compiled feature path), `sklearn` (the fitted pipeline as batch calls it)
             or `auto` (fast where the pipeline compiles and matches the pipeline on the probe rows).
         use_cases: the use cases to serve; empty means every spec in the spec folder.
+        workers: server processes, each with its own model and its own watch of the alias; by
+            default one per CPU this process may run on.
     """
 
     token_conn_id: str = "platform_serving"
@@ -40,6 +42,7 @@ class ServingSettings:
     max_rows: int = 1000
     engine: Engine = "auto"
     use_cases: tuple[str, ...] = ()
+    workers: int = 1
 
     @classmethod
     def from_env(cls) -> ServingSettings:
@@ -55,6 +58,7 @@ class ServingSettings:
             max_rows=int(os.environ.get("PLATFORM_SERVING_MAX_ROWS", "1000")),
             engine=engine,  # type: ignore[arg-type]
             use_cases=tuple(n.strip() for n in names.split(",") if n.strip()),
+            workers=int(os.environ.get("PLATFORM_SERVING_WORKERS") or len(os.sched_getaffinity(0))),
         )
 
     def bearer_token(self) -> str:

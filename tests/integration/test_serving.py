@@ -134,10 +134,12 @@ def test_online_scores_equal_the_nightly_batch(world, engine, monkeypatch):
 
 @contextlib.contextmanager
 def running_service(log_path) -> Iterator[str]:
-    """`python -m include.serving` on a free loopback port, polling the alias every 0.1 s; its URL."""
+    """`python -m include.serving` on a free loopback port with two worker processes, each polling the
+    alias every 0.1 s; its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PLATFORM_SERVING_POLL_SECONDS": "0.1", "PYTHONPATH": str(REPO)}
+    env["PLATFORM_SERVING_WORKERS"] = "2"
     command = [sys.executable, "-m", "include.serving", "--port", str(port), "--log-level", "warning"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -198,6 +200,15 @@ def test_the_alias_moves_under_load_with_no_failed_or_mixed_request(world, tmp_p
             for thread in clients:
                 thread.join()
         info = httpx.get(f"{url}/v1/churn/model", headers=AUTH).json()
+
+        def fresh_connections() -> set[int]:  # spread over both workers by the kernel (SO_REUSEPORT)
+            return {
+                httpx.post(f"{url}/v1/churn/score", json={"rows": rows}, headers=AUTH).json()["model_version"]
+                for _ in range(12)
+            }
+
+        wait_for(lambda: fresh_connections() == {2})
+        assert fresh_connections() == {2}  # every worker moved
 
     assert info["version"] == 2 and info["promoted_at"] is not None
     assert sum(len(a) for a in answers.values()) > 40

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from include.registry.read_models import describe
+from include.serving.api import Scoring
 from include.serving.app import create_app
 from include.serving.champion import ModelVersion, VersionModel
 from include.serving.rows import rows_to_frame
@@ -89,6 +90,28 @@ def test_one_row_and_many_are_scored_by_the_champion(client, spec, pipelines, re
     many = score(client, request_rows[:20]).json()["predictions"]
     assert [p["row"] for p in many] == list(range(20))
     assert {p["model_version"] for p in many} == {1}
+
+
+def test_the_fast_lane_answers_as_the_route_and_leaves_the_rest_to_it(client, request_rows, monkeypatch):
+    """`ScoreLane` answers `Bearer <token>` itself; `bearer <token>` (HTTPBearer takes any case) goes
+    through FastAPI's route: the same bytes. A first Authorization header that is wrong is the app's 401."""
+    answered, answer_body = [], Scoring.answer_body
+
+    def spied(*args):
+        answered.append(answer_body(*args))
+        return answered[-1]
+
+    monkeypatch.setattr(Scoring, "answer_body", spied)
+    body = json.dumps({"rows": request_rows[:5]}).encode()
+    as_json = {"Content-Type": "application/json"}
+    lane = client.post("/v1/churn/score", content=body, headers={**AUTH, **as_json})
+    lower = {"Authorization": f"bearer {TOKEN}", **as_json}
+    route = client.post("/v1/churn/score", content=body, headers=lower)
+    assert lane.status_code == route.status_code == 200
+    assert lane.content == route.content and lane.headers["content-type"] == route.headers["content-type"]
+    assert answered == [lane.content]  # the lane answered the first, and did not read the second
+    twice = [("authorization", "Bearer nope"), ("authorization", f"Bearer {TOKEN}"), *as_json.items()]
+    assert client.post("/v1/churn/score", content=body, headers=twice).status_code == 401
 
 
 def test_scoring_needs_the_token(client, request_rows):
