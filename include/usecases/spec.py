@@ -368,8 +368,9 @@ class Gate(_Model):
 class Scoring(_Model):
     # Rows read, predicted and written at a time: peak memory follows this, not the partition's size.
     batch_rows: int = Field(20_000, ge=1)
-    # Rows per scoring shard (a mapped task): a day is split into ceil(rows / shard_rows) contiguous
-    # ranges of its row groups (no more than it has row groups). A demo day (~80 rows) is one shard.
+    # The smallest scoring shard (a mapped task), in rows: the plan gives each worker on the score queue
+    # a shard, more only while a shard's start-up stays a small share of it (`score.shard_count`), never
+    # one under shard_rows rows nor more than the day's row groups. A demo day (~80 rows) is one shard.
     shard_rows: int = Field(250_000, gt=0)
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import pyarrow.parquet as pq
 import pytest
 
-from include.io.lake import PREDICTIONS_ZONE, RAW_ZONE, model_key, partition_key
+from include.io.lake import PREDICTIONS_ZONE, RAW_ZONE, day_prefix, model_key, partition_key
 from include.io.stores import LocalStore
 from tests.e2e.conftest import LINEAGE_FILE
 from tools.demo.airflow_api import AirflowApiError, create_backfill
@@ -221,7 +221,8 @@ def test_lineage_events_connect_a_days_sources_partition_model_and_predictions(p
     found = day_lineage(completed_runs(platform.home / LINEAGE_FILE), "churn", partition(RAW_ZONE, day))
     assert found.model == dataset_of(lake.uri(model_key("churn", champion["sha256"])))
     assert found.trained_on == {partition(RAW_ZONE, ds) for ds in days(*WINDOW)}
-    [table] = found.predictions - {partition(PREDICTIONS_ZONE, day)}
+    lake_day = dataset_of(lake.uri(day_prefix(PREDICTIONS_ZONE, "churn", dt.date.fromisoformat(day))))
+    [table] = found.predictions - {lake_day}
     assert table[0].startswith("postgres://") and table[1].endswith(".public.predictions"), table
     *files, snapshots = sorted(name for _, name in found.sources)
     assert snapshots == f"{platform.home}/source.db/customer_snapshots"

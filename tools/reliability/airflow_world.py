@@ -119,12 +119,10 @@ class Platform:
             d.name.removeprefix("ds="): sorted(f.name for f in d.iterdir()) for d in sorted(root.glob("ds=*"))
         }
 
-    def partition_rows(
-        self, ds: str, zone: str = "raw", use_case: str = "churn", column: str = "customerID"
-    ) -> list[str]:
-        """The entity ids in one day's partition."""
-        path = self.home / "lake" / zone / use_case / f"ds={ds}" / "part-0.parquet"
-        return pq.read_table(path, columns=[column]).column(column).to_pylist()
+    def partition_rows(self, ds: str) -> list[str]:
+        """The customer ids in one day's churn partition."""
+        path = self.home / "lake" / "raw" / "churn" / f"ds={ds}" / "part-0.parquet"
+        return pq.read_table(path, columns=["customerID"]).column("customerID").to_pylist()
 
 
 def prepare(home: Path, metadata_url: str, platform_url: str) -> dict[str, str]:
