@@ -196,23 +196,30 @@ def test_scoring_backfill_and_a_manual_run_of_one_day_leave_one_prediction_set_p
     assert predictions() == before
 
 
-def test_a_backfill_conf_reaches_every_run_and_is_used(pg_platform, champion):
-    """The backfill's params (here the model to score with) are in each of its runs' conf."""
-    platform, day = pg_platform, "2025-03-21"
+@pytest.fixture(scope="module")
+def champion_day(pg_platform, champion) -> dict[str, dict]:
+    """A REST backfill of churn_score over the champion's day (WINDOW's last), naming the champion's
+    version in its conf, finished; its runs by day."""
     conf = {"model_version": champion["version"]}
-    runs = platform.backfill("churn_score", day, day, reprocess="completed", conf=conf)
-    assert succeeded(runs, day, day)
-    assert runs[day]["conf"] == conf
+    return pg_platform.backfill("churn_score", WINDOW[1], WINDOW[1], reprocess="completed", conf=conf)
+
+
+def test_a_backfill_conf_reaches_every_run_and_is_used(pg_platform, champion, champion_day):
+    """The backfill's params (here the model to score with) are in each of its runs' conf."""
+    platform, day = pg_platform, WINDOW[1]
+    assert succeeded(champion_day, day, day)
+    assert champion_day[day]["conf"] == {"model_version": champion["version"]}
     [scored] = platform.cli("predictions", "churn", "--ds", day)
     assert scored["model_version"] == champion["version"]
 
 
-def test_lineage_events_connect_a_days_sources_partition_model_and_predictions(pg_platform, champion):
+def test_lineage_events_connect_a_days_sources_partition_model_and_predictions(
+    pg_platform, champion, champion_day
+):
     """The OpenLineage events of one scored day, as a lineage server reads them: its predictions came
     from its partition (which its ingest wrote from the SQL table and the day's files) and the
     champion's model file, made from the window's partitions."""
-    platform, day = pg_platform, WINDOW[1]  # the champion's day: it scores from then on
-    platform.run_dag("churn_score", [day])
+    platform, day = pg_platform, WINDOW[1]
     lake = LocalStore(platform.home / "lake")
 
     def partition(zone: str, ds: str) -> tuple[str, str]:
