@@ -110,14 +110,16 @@ def task_instances(platform: Platform, dag_id: str, run_id: str) -> list[dict]:
     return platform.api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
 
 
-def test_a_training_runs_its_mapped_trials_on_both_workers(celery_platform, window, trained):
+def test_a_training_runs_its_mapped_trials_on_the_train_queue(celery_platform, window, trained):
     platform = celery_platform
     instances = task_instances(platform, "churn_train", trained)
     trials = [ti for ti in instances if ti["task_id"] == "trial"]
     assert len(trials) == 4  # three logistic regressions and the dummy baseline
     assert {ti["state"] for ti in trials} == {"success"}
     assert {ti["queue"] for ti in trials} == {"train"}
-    assert {ti["hostname"] for ti in trials} == workers(platform), "every worker ran some of the trials"
+    # Which worker takes a trial is Celery's choice: on warm workers a trial takes about a second, and
+    # one worker may take all four (seen here); the window's 21 ingest runs show both workers at work.
+    assert {ti["hostname"] for ti in trials} <= workers(platform)
     others = [ti for ti in instances if ti["task_id"] != "trial"]
     assert {ti["queue"] for ti in others} == {"default"}
     [model] = platform.cli("models", "churn")
