@@ -93,11 +93,6 @@ def _preload() -> None:
         warnings.simplefilter("ignore")
         for name in TASK_MODULES:
             importlib.import_module(name)
-        # Airflow's hook lineage collector, built once (its asset factories and the lineage readers'
-        # plugins take ~0.7 s): each task, a fork, fills its own copy of it (include/io/lineage.py).
-        from airflow.sdk.lineage import get_hook_lineage_collector
-
-        get_hook_lineage_collector()
     log.info("preloaded the tasks' modules in %.1f s", time.perf_counter() - started)
 
 
