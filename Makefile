@@ -14,6 +14,9 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__PARALLELISM 
 # A loop that queued nothing sleeps 0.2 s, not 1 s: each of a scoring day's seven tasks waits for the
 # scheduler's next loop to start, and the demo's ingest backfill ran twice as fast (docs/performance.md).
 demo airflow up demo-env serve bench-serving: export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME := 0.2
+# A task's supervisor can miss its task's exit and see it only at its next check, up to this many
+# seconds later (Airflow's default 5; docs/performance.md): one in four tasks here waited those 5 s.
+demo airflow up demo-env serve bench-serving: export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL := 1
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
 # The demo's Airflow local settings (tools/demo/local_settings): the scheduler imports what the tasks

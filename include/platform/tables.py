@@ -184,7 +184,7 @@ score_runs = sa.Table(
     sa.Column("predictions_uri", sa.Text, nullable=False),
     sa.Column(
         "shard_costs",
-        sa.JSON,
+        sa.JSON(none_as_null=True),  # no costs measured: SQL NULL, not JSON null
         comment="what a scoring shard cost: start-up seconds and rows/s (medians), for the next plan",
     ),
     sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),

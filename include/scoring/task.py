@@ -48,7 +48,8 @@ class ShardResult(XComResult):
     """What one shard counted: its `Tally` and `DriftCounter` as dicts, the PostgreSQL table it
     loaded (None on SQLite), its peak memory, and its costs: seconds from its process's start (or
     the process's previous shard) to its first row, seconds from there to its end, and the CPU
-    seconds its process spent meanwhile (all its threads)."""
+    seconds its process spent meanwhile (all its threads). No start-up (None) for a shard that is no
+    task of its own (`run_scoring`)."""
 
     index: int
     count: int
@@ -56,7 +57,7 @@ class ShardResult(XComResult):
     drift: dict[str, Any] | None
     peak_rss_mb: float
     table: str | None = None
-    startup_s: float = 0.0
+    startup_s: float | None = 0.0
     work_s: float = 0.0
     cpu_s: float = 0.0
 
@@ -525,8 +526,11 @@ def _merged(spec: UseCase, version: Any, shards: list[Shard], results: list[Shar
     return tally, drift
 
 
-def _costs(results: list[ShardResult]) -> dict[str, float]:
-    """What the shards cost (`ShardCosts`' fields): their median start-up and rows per second."""
+def _costs(results: list[ShardResult]) -> dict[str, float] | None:
+    """What the shards cost (`ShardCosts`' fields): their median start-up and rows per second; None
+    when they were no tasks of their own (their start-up measures nothing a plan could use)."""
+    if any(r.startup_s is None for r in results):
+        return None
     return {
         "startup_s": round(statistics.median(r.startup_s for r in results), 3),
         "rows_per_s": round(statistics.median(r.tally["rows_in"] / max(r.work_s, 1e-3) for r in results), 1),
@@ -535,10 +539,13 @@ def _costs(results: list[ShardResult]) -> dict[str, float]:
 
 def run_scoring(run: RunFacts, stores: Stores, count: int | None = None) -> PublishedDay:
     """The whole day in this process, as the DAG runs it: resolve, plan (`count` shards, else as
-    planned for one worker), every shard in turn, publish."""
+    planned for one worker), every shard in turn, publish. Its shards are no tasks: it records no
+    shard costs, and the next plan keeps the last ones tasks measured."""
     resolved = resolve_model(run, stores)
     plan = plan_shards(run, stores, count=count)
-    results = [score_shard(run, resolved, shard, stores) for shard in plan]
+    results = [
+        score_shard(run, resolved, shard, stores).model_copy(update={"startup_s": None}) for shard in plan
+    ]
     return publish(run, resolved, plan, results, stores)
 
 

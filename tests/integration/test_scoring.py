@@ -23,8 +23,8 @@ from include.platform.schema import upgrade
 from include.platform.tables import drift_measures, ingest_runs, predictions, retrain_requests, score_runs
 from include.registry.registry import Registry
 from include.runs import RunFacts, Stores
-from include.scoring.score import ScoreError
-from include.scoring.task import PublishedDay
+from include.scoring.score import ScoreError, ShardCosts
+from include.scoring.task import PublishedDay, last_costs
 from include.usecases.spec import get_spec
 from tests.conftest import dags_test_output, register_model, run_dag, task_states, use_platform
 from tools.demo.seed import seed
@@ -423,6 +423,12 @@ def run_record(platform: sa.Engine, day: dt.date) -> dict:
     return {k: v for k, v in record.items() if k not in ("run_id", "recorded_at", "shard_costs")}
 
 
+def recorded_costs(platform: sa.Engine, day: dt.date) -> dict | None:
+    """The shard costs the day's scoring run recorded."""
+    with platform.connect() as conn:
+        return conn.execute(sa.select(score_runs.c.shard_costs).where(score_runs.c.ds == day)).scalar_one()
+
+
 def drift_figures(platform: sa.Engine, day: dt.date) -> list[dict]:
     with platform.connect() as conn:
         query = sa.select(drift_measures).where(drift_measures.c.ds == day).order_by(drift_measures.c.feature)
@@ -582,6 +588,14 @@ def test_the_score_dag_maps_one_task_per_shard_named_by_its_place(airflow_db, wo
     assert shards == [(i, f"shard {i + 1} of 4", "success") for i in range(4)]
     assert len(day_predictions(platform, DAYS[2])) == rows
     assert lake.list_keys("staging/") == []
+
+    # The shards' measured costs size the next plan; a day scored in one process measures no task's
+    # start-up, so it records none and leaves the tasks' costs in place.
+    measured = last_costs(Stores.from_settings(), "churn")
+    assert measured == ShardCosts(**recorded_costs(platform, DAYS[2])) != ShardCosts()
+    score(DAYS[1], run="one-process")
+    assert recorded_costs(platform, DAYS[1]) is None
+    assert last_costs(Stores.from_settings(), "churn") == measured
 
 
 def test_a_day_with_no_row_to_score_fails_at_the_publish_and_writes_nothing(world):

@@ -389,8 +389,17 @@ def sharded_delete_copy(bench: Bench) -> Work:
     return then_count
 
 
+def load_airflow_plugins() -> None:
+    """Load Airflow's plugins, as its task runner does (for their listeners) before a task's code
+    runs: the product's lineage reports look them up, and a task never pays that inside its work."""
+    from airflow.sdk.plugins_manager import get_hook_lineage_readers_plugins
+
+    get_hook_lineage_readers_plugins()
+
+
 def measure(name: str, bench: Bench, *args: str) -> dict[str, Any]:
     """Set the path up, time it, and report its figures with this process's peak RSS."""
+    load_airflow_plugins()
     work = PATHS[name](bench, *args)
     started = time.perf_counter()
     rows = work()

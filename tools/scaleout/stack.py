@@ -157,6 +157,8 @@ def stack_env(layout: CeleryLayout, base: Mapping[str, str]) -> dict[str, str]:
         # A loop that queued nothing sleeps 0.2 s, not 1 s: a day's shards and its publish each wait
         # for the scheduler's next loop (as `make demo` found, docs/performance.md).
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        # A task's end is seen within 1 s, not 5 (docs/performance.md, "A task's end").
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.render_as_string(hide_password=False),
         "AIRFLOW__CELERY__BROKER_URL": layout.broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
