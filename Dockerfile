@@ -18,6 +18,9 @@ RUN pip install --no-cache-dir \
 COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+# Airflow's local settings, in $AIRFLOW_HOME/config (on every process's sys.path): a Celery worker
+# imports a scoring shard's modules once, before its tasks fork from it (include/preload.py).
+COPY --chown=airflow:root config/ /opt/airflow/config/
 COPY --chown=airflow:root data/ /opt/airflow/data/
 
 # The simple auth manager's password file lives here (a named volume written by airflow-init).

@@ -19,9 +19,9 @@ demo airflow up demo-env serve bench-serving: export AIRFLOW__SCHEDULER__SCHEDUL
 demo airflow up demo-env serve bench-serving: export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL := 1
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS := admin:admin
 demo airflow up demo-env serve bench-serving: export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE := $(DEMO)/airflow/passwords.json
-# The demo's Airflow local settings (tools/demo/local_settings): the scheduler imports what the tasks
-# import once, and every LocalExecutor task, a fork of it, starts with them loaded.
-demo airflow up demo-env serve bench-serving: export PYTHONPATH := $(CURDIR):$(CURDIR)/tools/demo/local_settings
+# The platform's Airflow local settings (config/): the scheduler imports what the tasks import once,
+# and every LocalExecutor task, a fork of it, starts with them loaded (include/preload.py).
+demo airflow up demo-env serve bench-serving: export PYTHONPATH := $(CURDIR):$(CURDIR)/config
 # The demo's sources end on 2025-03-31: unpausing a DAG must not also schedule today's interval.
 demo airflow up demo-env serve bench-serving: export PLATFORM_DAG_END_DATE := 2025-03-31
 # A failed task shows at once instead of after two retries.

@@ -154,7 +154,8 @@ def prepare(home: Path, metadata_url: str, platform_url: str) -> dict[str, str]:
         # Free ports, so the suite runs beside the demo or another suite.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "PYTHONPATH": str(REPO),
+        # The platform's Airflow local settings: the scheduler preloads the tasks' modules.
+        "PYTHONPATH": f"{REPO}:{REPO / 'config'}",
         "PLATFORM_TASK_RETRIES": "0",
         "PLATFORM_DAG_END_DATE": demo_dates()[-1].isoformat(),
         **world.env,

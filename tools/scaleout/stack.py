@@ -14,7 +14,7 @@ functions. What it runs on:
   sources (a SQLite table and a folder of billing files), seeded as `make demo` seeds them.
 - The workers listen on every queue the platform uses (`Settings.queues`); each records its Celery
   node name as the task instances' host name (`tools/scaleout/hostname.py`), and imports a scoring
-  shard's modules once, before its tasks fork from it (`tools/scaleout/local_settings`).
+  shard's modules once, before its tasks fork from it (`config/airflow_local_settings.py`).
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ def stack_env(layout: CeleryLayout, base: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("PLATFORM_DAG_END_DATE", demo_dates()[-1].isoformat())
     return {
         **env,
-        # The stack's Airflow local settings: each worker preloads a scoring shard's modules.
-        "PYTHONPATH": f"{REPO}:{REPO / 'tools' / 'scaleout' / 'local_settings'}",
+        # The platform's Airflow local settings: each worker preloads a scoring shard's modules.
+        "PYTHONPATH": f"{REPO}:{REPO / 'config'}",
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),

@@ -1,22 +1,14 @@
-"""The demo's driver: waiting for runs in flight, the ingest days training needs, the phase timings,
-and the scheduler's preload of what the tasks import."""
+"""The demo's driver: waiting for runs in flight, the ingest days training needs, the phase timings."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from tools.demo import airflow_api
 from tools.demo.airflow_api import in_flight, wait_until_idle
 from tools.demo.run import Phases, training_window, wait_for_days
-
-REPO = Path(__file__).resolve().parents[3]
-LOCAL_SETTINGS = REPO / "tools" / "demo" / "local_settings" / "airflow_local_settings.py"
 
 
 class FakeApi:
@@ -135,55 +127,6 @@ def test_phases_are_timed_one_after_the_other(monkeypatch):
     phases.done("seed")
     phases.done("ingest")
     assert phases.seconds == {"seed": 8.5, "ingest": 11.5}
-
-
-def load_local_settings(argv: list[str]):
-    spec = importlib.util.spec_from_file_location("demo_local_settings_under_test", LOCAL_SETTINGS)
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.argv = saved
-    return module
-
-
-def test_only_the_scheduler_preloads_and_nothing_leaks_into_airflow_settings(monkeypatch):
-    loaded: list[str] = []
-    monkeypatch.setattr(importlib, "import_module", loaded.append)
-    module = load_local_settings(["airflow", "api-server"])
-    assert loaded == []
-    assert module.__all__ == []  # Airflow copies a local settings module's public names
-    load_local_settings(["airflow", "scheduler"])
-    assert loaded == list(module.TASK_MODULES)
-
-
-def lazy_include_imports() -> set[str]:
-    """The `include` modules that the DAG files and the stages import inside functions."""
-    found = set()
-    for path in [*(REPO / "dags").glob("*.py"), *(REPO / "include").rglob("*.py")]:
-        if re.search(r"include/(ui|serving|cli\.py)", str(path)) or "migrations" in path.parts:
-            continue  # readers and migrations: never in a task
-        tree = ast.parse(path.read_text())
-        for function in ast.walk(tree):
-            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-                for node in ast.walk(function):
-                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("include."):
-                        found.add(node.module)
-    return found - {"include.config", "include.runs", "include.usecases.spec"}  # imported by the DAG files
-
-
-def test_the_preload_lists_every_module_a_task_imports_lazily():
-    module = load_local_settings(["airflow", "api-server"])
-    missing = lazy_include_imports() - set(module.TASK_MODULES)
-    assert not missing, f"add to TASK_MODULES in {LOCAL_SETTINGS.name}: {sorted(missing)}"
-
-
-def test_every_preloaded_module_imports():
-    module = load_local_settings(["airflow", "api-server"])
-    for name in module.TASK_MODULES:
-        importlib.import_module(name)
 
 
 def test_the_registry_table_shows_each_version_s_gate_decision(monkeypatch):
