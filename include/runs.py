@@ -105,10 +105,15 @@ class RunFacts:
         )
 
     @classmethod
-    def of(cls, use_case: str, ds: str | dt.date, run_id: str, **params: Any) -> RunFacts:
-        """A run of `use_case` for the day `ds` outside Airflow (tests, the tools, the bench)."""
+    def of(
+        cls, use_case: str, ds: str | dt.date, run_id: str, spec_dir: Path | None = None, **params: Any
+    ) -> RunFacts:
+        """A run of `use_case` for the day `ds` outside Airflow (tests, the tools, the bench), its spec
+        read from `spec_dir` (default: the settings')."""
         params = {"ds": str(ds), **params}
-        return cls.build(use_case, run_id, params, lambda tz: resolve_partition(params["ds"], None, None, tz))
+        return cls.build(
+            use_case, run_id, params, lambda tz: resolve_partition(params["ds"], None, None, tz), spec_dir
+        )
 
     def check_spec(self, recorded: str) -> None:
         """Refuse to go on when the spec file is not the one an earlier task of the run read.

@@ -32,16 +32,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 from threadpoolctl import threadpool_limits
 
 from include.io.bulk import read_ahead
-from include.io.lake import PART_FILE, PREDICTIONS_ZONE, day_prefix, partition_key
+from include.io.lake import PREDICTIONS_ZONE, day_prefix
 from include.io.stores import ObjectStore
 from include.io.workdir import workdir
 from include.monitoring.reference import predicted_values
-from include.platform.day_swap import replace_partition
-from include.platform.tables import predictions
 from include.registry.model_files import FittedModel
 from include.usecases.spec import UseCase
 
@@ -485,32 +482,3 @@ def read_staged(lake: ObjectStore, keys: Iterable[str], batch_rows: int) -> Iter
     for key in keys:
         with lake.open(key) as file:
             yield from pq.ParquetFile(file).iter_batches(batch_size=batch_rows)
-
-
-def write_predictions(
-    platform: sa.Engine, lake: ObjectStore, use_case: str, ds: dt.date, batches: Iterable[pa.RecordBatch]
-) -> tuple[int, str]:
-    """Replace the day's predictions in the table (one transaction) and in the lake, streaming.
-
-    Each batch goes to the table's bulk load and to a local Parquet file as it comes; the file is put
-    in the lake once the table's transaction has committed. A failure before the commit leaves both
-    the table and the lake with the previous predictions; one after it is repaired by a rerun.
-    Returns the number of rows written and the lake URI.
-    """
-    key = partition_key(PREDICTIONS_ZONE, use_case, ds)
-    with workdir("predictions") as tmp:
-        path = tmp / PART_FILE
-        with pq.ParquetWriter(path, PREDICTION_SCHEMA, compression="zstd") as parquet:
-
-            def tee() -> Iterator[pa.RecordBatch]:
-                # The batches are made (read and predicted) in the background while the table's
-                # bulk load sends the ones before.
-                for batch in read_ahead(batches):
-                    parquet.write_batch(batch)
-                    yield batch
-
-            rows = replace_partition(
-                platform, predictions, {"use_case": use_case, "ds": ds}, PREDICTION_SCHEMA, tee()
-            )
-        lake.put_file(key, path)
-    return rows, lake.uri(key)

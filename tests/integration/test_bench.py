@@ -38,13 +38,11 @@ def test_every_path_handles_the_same_rows_and_the_figures_land_as_documented(pg_
     written = {name: path.get("predictions") for name, path in results["scoring"]["paths"].items()}
     assert written == {
         "project": ROWS,
-        "project_lake": ROWS,
         "naive": ROWS,
         "raw_read": None,
         "raw_predict": None,
         "raw_write": ROWS,
     }
-    assert results["scoring"]["project_lake_s"] > 0
 
     sharded = results[SHARDED]
     assert (sharded["rows"], sharded["shards"]) == (ROWS, 4)
@@ -125,7 +123,6 @@ def test_a_regression_use_case_is_scored_on_every_path_and_trained_beside_churn(
     written = {name: path.get("predictions") for name, path in scoring["paths"].items()}
     assert written == {
         "project": ROWS,
-        "project_lake": ROWS,
         "naive": ROWS,
         "raw_read": None,
         "raw_predict": None,

@@ -34,7 +34,7 @@ from include.io.bulk import adbc_connection
 from include.io.lake import RAW_ZONE, partition_key
 from include.io.stores import LocalStore
 from include.platform.schema import upgrade
-from include.usecases.spec import UseCase, get_spec, load_spec
+from include.usecases.spec import SPEC_DIR, UseCase, get_spec, load_spec
 from tools.demo.seed import assign_days, demo_dates, load_telco
 from tools.examples.seed import example_spec, hotel_rows, hpc_rows
 from tools.testkit import validate_rows
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAY = dt.date(2025, 3, 31)
-SCORE_TABLE = "bench_score_input"
 CHURN = "churn"
 # The worked examples' real rows, as their source tables hold them.
 EXAMPLES: dict[str, Callable[[], pd.DataFrame]] = {"hotel_rates": hotel_rows, "hpc_jobs": hpc_rows}
@@ -92,6 +91,11 @@ class Bench:
     @cached_property
     def spec(self) -> UseCase:
         return bench_spec(self.use_case, self.rows)
+
+    @property
+    def spec_dir(self) -> Path:
+        """The folder of the bench's spec file (`write_spec_file`), which the DAG's functions read."""
+        return self.workdir / "specs"
 
     @property
     def columns(self) -> list[str]:
@@ -163,6 +167,20 @@ def bench_spec(use_case: str, rows: int) -> UseCase:
     return UseCase.model_validate(raw)
 
 
+def write_spec_file(bench: Bench) -> None:
+    """`bench.spec` as a file in `bench.spec_dir`: the shipped or example file, with the bench's id
+    pattern (the DAG's functions read a run's spec from a file)."""
+    import yaml
+
+    spec = bench.spec
+    source = SPEC_DIR / f"{CHURN}.yaml" if spec.name == CHURN else example_spec(spec.name)
+    raw = yaml.safe_load(source.read_text())
+    if spec.name != CHURN:
+        raw["columns"][spec.entity_id]["pattern"] = spec.columns[spec.entity_id].pattern
+    bench.spec_dir.mkdir(parents=True, exist_ok=True)
+    (bench.spec_dir / f"{spec.name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
 def id_format(spec: UseCase) -> tuple[str, int]:
     """An example's id prefix and (most) digits, read from its entity id's pattern."""
     pattern = spec.columns[spec.entity_id].pattern or ""
@@ -217,7 +235,7 @@ def resample(real: pd.DataFrame, spec: UseCase, n: int, seed: int = 0) -> pa.Tab
 
 def prepare(bench: Bench) -> Bench:
     """Fit and store the model, then put the same N rows in every place a measured path reads from:
-    the scoring table and the lake's partition; for churn, ingest's sources too.
+    the lake's partition; for churn, ingest's sources too.
 
     Returns the bench with the model's checksum, saved to `bench.file`.
     """
@@ -237,20 +255,20 @@ def prepare(bench: Bench) -> Bench:
     (bench.workdir / "model.skops").write_bytes(data)
     (bench.workdir / "reference.json").write_text(json.dumps(build_reference(real, spec).to_dict()))
     bench = dataclasses.replace(bench, sha256=sha256_hex(data))
+    write_spec_file(bench)
 
     rows = resample(real, spec, bench.rows)
     day = pa.repeat(pa.scalar(DAY, pa.date32()), bench.rows)
     engine = bench.engine()
     upgrade(engine)
     bench = dataclasses.replace(bench, version=register_bench_model(bench.lake, engine, spec, bench))
-    with adbc_connection(engine) as conn:
-        with conn.cursor() as cursor:
-            cursor.adbc_ingest(SCORE_TABLE, rows, mode="create")
-            if spec.name == CHURN:
-                snapshots = spec.source("snapshots")
-                source_rows = rows.select(list(snapshots.columns)).append_column(snapshots.date_column, day)
+    if spec.name == CHURN:
+        snapshots = spec.source("snapshots")
+        source_rows = rows.select(list(snapshots.columns)).append_column(snapshots.date_column, day)
+        with adbc_connection(engine) as conn:
+            with conn.cursor() as cursor:
                 cursor.adbc_ingest(snapshots.table, source_rows, mode="create")
-        conn.commit()
+            conn.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()

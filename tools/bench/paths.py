@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +29,16 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from include.ingest.pipeline import ingest_partition, read_sources
-from include.io.bulk import adbc_connection, query_cursor, read_batches
+from include.io.bulk import adbc_connection, query_cursor
 from include.io.memory import peak_rss_mb
 from include.io.stores import LocalStore
 from include.partition import Partition
 from include.platform.tables import predictions
 from include.runs import RunFacts, Stores
 from include.scoring.task import ShardResult, publish, resolve_model, score_shard
-from tools.bench.data import DAY, SCORE_TABLE, Bench
+from tools.bench.data import DAY, Bench
 
 if TYPE_CHECKING:
-    from include.registry.model_files import FittedModel
     from include.scoring.score import Shard
 
 # The scoring modules (scikit-learn, ~100 MB) are imported inside the scoring paths only, so that an
@@ -49,7 +48,6 @@ Work = Callable[[], int]
 Setup = Callable[..., Work]
 WRITES_PREDICTIONS = (
     "scoring.project",
-    "scoring.project_lake",
     "scoring.naive",
     "scoring.raw_write",
     "sharded_scoring.one_task",
@@ -74,10 +72,6 @@ def path(name: str) -> Callable[[Setup], Setup]:
     return register
 
 
-def score_query(bench: Bench) -> sa.Select:
-    return sa.select(*(sa.column(c) for c in bench.columns)).select_from(sa.table(SCORE_TABLE))
-
-
 def day_query(bench: Bench) -> sa.Select:
     """The SQL source's rows of the day, as `read_sql_day` selects them."""
     source = bench.spec.source("snapshots")
@@ -89,48 +83,15 @@ def day_query(bench: Bench) -> sa.Select:
     )
 
 
-def score(bench: Bench, model: FittedModel, engine: sa.Engine, batches: Iterable[pa.RecordBatch]) -> int:
-    """The scoring task's core, wired as `run_scoring` wires it: predict, drift, write to table and lake."""
-    from include.monitoring.counting import DriftCounter
-    from include.scoring.score import Scorer, Tally, write_predictions
-
-    scorer = Scorer(bench.spec, model, 1, model.threshold, DAY, dt.datetime.now(dt.UTC))
-    drift = DriftCounter(bench.reference(), bench.spec)
-    lake = LocalStore(bench.workdir / "scored-lake")
-    written, _ = write_predictions(
-        engine, lake, bench.spec.name, DAY, scorer.predict(batches, Tally(), drift.add)
-    )
-    drift.drifts()
-    return written
-
-
-@path("scoring.project")
-def scoring_project(bench: Bench) -> Work:
-    model, engine = bench.model(), bench.engine()
-    return lambda: score(bench, model, engine, read_batches(engine, score_query(bench), bench.batch_rows))
-
-
-@path("scoring.project_lake")
-def scoring_project_lake(bench: Bench) -> Work:
-    from include.scoring.score import read_shard
-
-    model, engine, [whole] = bench.model(), bench.engine(), bench_shards(bench, 1)
-
-    def work() -> int:
-        with read_shard(bench.lake, bench.partition_key, whole, bench.columns, bench.batch_rows) as batches:
-            return score(bench, model, engine, batches)
-
-    return work
-
-
 @path("scoring.naive")
 def scoring_naive(bench: Bench) -> Work:
-    """The usual hand-written way: read it all, predict it all, `to_sql` (method=None: executemany)."""
+    """The usual hand-written way: read the day's partition whole, predict it all, `to_sql`
+    (method=None: executemany)."""
     spec, model, engine = bench.spec, bench.model(), bench.engine()
     key = (predictions.c.use_case == spec.name) & (predictions.c.ds == DAY)
 
     def work() -> int:
-        frame = pd.read_sql(score_query(bench), engine)
+        frame = pd.read_parquet(bench.lake.root / bench.partition_key, columns=bench.columns)
         outputs = model.outputs(frame[list(spec.features.all)])
         out = pd.DataFrame(
             {
@@ -176,8 +137,8 @@ def adbc_read(engine: sa.Engine, query: sa.Select) -> int:
 
 @path("scoring.raw_read")
 def scoring_raw_read(bench: Bench) -> Work:
-    engine = bench.engine()
-    return lambda: adbc_read(engine, score_query(bench))
+    """The columns the model needs, read whole from the day's partition."""
+    return lambda: pq.read_table(bench.lake.root / bench.partition_key, columns=bench.columns).num_rows
 
 
 @path("scoring.raw_predict")
@@ -278,9 +239,8 @@ def bench_shards(bench: Bench, count: int) -> list[Shard]:
 
 def bench_run(bench: Bench) -> tuple[RunFacts, Stores]:
     """The bench day's scoring run, with the bench's registered model, and the bench's stores."""
-    return RunFacts.of(bench.spec.name, DAY, RUN_ID, model_version=bench.version), Stores(
-        bench.lake, bench.engine()
-    )
+    run = RunFacts.of(bench.spec.name, DAY, RUN_ID, bench.spec_dir, model_version=bench.version)
+    return run, Stores(bench.lake, bench.engine())
 
 
 def score_bench_shard(bench: Bench, index: int, count: int) -> ShardResult:
@@ -303,9 +263,11 @@ def publish_bench_day(bench: Bench, results: list[ShardResult]) -> int:
     return published.rows_scored
 
 
+@path("scoring.project")
 @path("sharded_scoring.one_task")
-def sharded_one_task(bench: Bench) -> Work:
-    """The day as one shard and its publish, in one process (what `run_scoring` does)."""
+def one_task(bench: Bench) -> Work:
+    """The DAG's path for a day as one task: its partition scored as one shard by `score_shard`, then
+    published (PostgreSQL and the lake) by `publish`, in one process (what `run_scoring` does)."""
     return lambda: publish_bench_day(bench, [score_bench_shard(bench, 0, 1)])
 
 

@@ -45,10 +45,9 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Per stage: the paths in the order they run and print, with their labels; then the raw stages.
 LABELS = {
     "scoring": {
-        "project": "project: PostgreSQL -> predict -> PostgreSQL + lake",
-        "project_lake": "project: lake Parquet -> predict -> PostgreSQL + lake",
-        "naive": "naive: read_sql -> predict -> to_sql",
-        "raw_read": "raw: ADBC read of the table",
+        "project": "project: the DAG's shard + publish, lake -> PostgreSQL + lake",
+        "naive": "naive: read_parquet -> predict -> to_sql",
+        "raw_read": "raw: Parquet read of the partition",
         "raw_predict": "raw: predict on the in-memory frame",
         "raw_write": "raw: adbc_ingest into predictions",
     },
@@ -354,8 +353,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     from tools.scaleout.bench import celery_bench
 
                     results[SHARDED]["celery"] = celery_bench(bench, args.celery_workers, args.pg_url)
-    if "scoring" in results:
-        results["scoring"]["project_lake_s"] = results["scoring"]["paths"]["project_lake"]["seconds"]
     if "train" in chosen:
         sizes = args.train_rows or training.SIZES
         results["training"] = training.summarise(use_case, sizes, max_trial_rows)
