@@ -45,7 +45,7 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Per stage: the paths in the order they run and print, with their labels; then the raw stages.
 LABELS = {
     "scoring": {
-        "project": "project: the DAG's shard + publish, lake -> PostgreSQL + lake",
+        "project": "project: the DAG's shard + publish of the partition",
         "naive": "naive: read_parquet -> predict -> to_sql",
         "raw_read": "raw: Parquet read of the partition",
         "raw_predict": "raw: predict on the in-memory frame",
