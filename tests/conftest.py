@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import tempfile
 import threading
 import uuid
@@ -38,6 +39,8 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        # Tokens signed as in production: HS512 wants a 64-byte key (Airflow's test default is shorter).
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
     }
 )
 
