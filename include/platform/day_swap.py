@@ -152,24 +152,33 @@ def _swap_day(engine: sa.Engine, cursor: Any, table: sa.Table, key: dict[str, An
     table for milliseconds at the end. A CHECK constraint equal to the partition's bounds spares the
     attach its validating scan.
     """
-    name, bounds = day_partition(table, key)
+    name, _ = day_partition(table, key)
     fresh = f"{name}{PARTITION_MARK}new"
-    columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
-    cursor.execute(str(CreateTable(sa.Table(fresh, sa.MetaData(), *columns)).compile(dialect=engine.dialect)))
+    cursor.execute(_create(engine, fresh, table))
     rows = cursor.adbc_ingest(fresh, reader, mode="append")
-    primary_key = ", ".join(c.name for c in table.primary_key.columns)
-    in_day = _condition(engine, table, key)
-    cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({primary_key})')
-    cursor.execute(f'ALTER TABLE "{fresh}" ADD CONSTRAINT in_day CHECK ({in_day})')
+    cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({_primary_key(table)})')
+    cursor.execute(f'ALTER TABLE "{fresh}" ADD CONSTRAINT in_day CHECK ({_condition(engine, table, key)})')
+    _swap_in(engine, cursor, table, key, fresh)
+    return rows
+
+
+def _swap_in(engine: sa.Engine, cursor: Any, table: sa.Table, key: dict[str, Any], fresh: str) -> None:
+    """PostgreSQL: the indexed table `fresh` swapped in for the day's partition of `table` (drop,
+    attach, rename), inside the caller's transaction; the day's rows in the default partition go."""
+    name, bounds = day_partition(table, key)
     # The table's strongest lock first: every later step needs it, so two days swapped at once
     # queue here instead of deadlocking on the partitions' locks.
     cursor.execute(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
     cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
-    cursor.execute(f'DELETE FROM "{default_partition(table)}" WHERE {in_day}')
+    cursor.execute(f'DELETE FROM "{default_partition(table)}" WHERE {_condition(engine, table, key)}')
     cursor.execute(f'ALTER TABLE "{table.name}" ATTACH PARTITION "{fresh}" {bounds}')
     cursor.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
     cursor.execute(f'ALTER INDEX "{fresh}_pkey" RENAME TO "{name}_pkey"')
-    return rows
+
+
+def _primary_key(table: sa.Table) -> str:
+    """The primary key's columns, as an SQL list."""
+    return ", ".join(c.name for c in table.primary_key.columns)
 
 
 def shard_table(table: sa.Table, key: dict[str, Any], run_id: str, index: int) -> str:
@@ -201,6 +210,7 @@ def _id_range(engine: sa.Engine, column: sa.Column, lower: str | None, upper: st
 
 
 def _create(engine: sa.Engine, name: str, table: sa.Table, suffix: str = "") -> str:
+    """`CREATE TABLE name` with `table`'s columns (no key, no index), then `suffix`."""
     columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns]
     create = CreateTable(sa.Table(name, sa.MetaData(), *columns)).compile(dialect=engine.dialect)
     return f"{str(create).rstrip()} {suffix}"
@@ -225,7 +235,6 @@ def load_shard(
     """
     name = shard_table(table, key, run_id, index)
     in_range, _ = _id_range(engine, table.c.entity_id, *ids)
-    primary_key = ", ".join(c.name for c in table.primary_key.columns)
     with adbc_connection(engine) as conn:
         with conn.cursor() as cursor:
             cursor.execute(_create(engine, name, table))
@@ -233,7 +242,7 @@ def load_shard(
             cursor.execute(f'ALTER TABLE "{name}" ADD CONSTRAINT in_shard CHECK ({in_day} AND {in_range})')
             rows = cursor.adbc_ingest(name, pa.RecordBatchReader.from_batches(schema, batches), mode="append")
             # Built once the rows are in: a sort, far faster than an index kept up row by row.
-            cursor.execute(f'ALTER TABLE "{name}" ADD PRIMARY KEY ({primary_key})')
+            cursor.execute(f'ALTER TABLE "{name}" ADD PRIMARY KEY ({_primary_key(table)})')
         conn.commit()
     return name, rows
 
@@ -252,10 +261,9 @@ def attach_shards(
     see the old day until the commit and the whole new day after it. A retry after the commit finds
     the day published already. Then the run's tables left by failed tries of its shards are dropped.
     """
-    name, bounds = day_partition(table, key)
+    name, _ = day_partition(table, key)
     run_prefix = _run_prefix(table, key, run_id)
     fresh = run_prefix.removesuffix(PARTITION_MARK)
-    primary_key = ", ".join(c.name for c in table.primary_key.columns)
     with adbc_connection(engine) as conn:
         with conn.cursor() as cursor:
             cursor.execute(literal_sql(engine, partition_lock(table, key)))
@@ -264,21 +272,13 @@ def attach_shards(
                 cursor.execute(
                     _create(engine, fresh, table, f"PARTITION BY RANGE ({table.c.entity_id.name})")
                 )
-                cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({primary_key})')
+                cursor.execute(f'ALTER TABLE "{fresh}" ADD PRIMARY KEY ({_primary_key(table)})')
                 for shard, lower, upper in shards:
                     _, shard_bounds = _id_range(engine, table.c.entity_id, lower, upper)
                     cursor.execute(
                         f'ALTER TABLE "{fresh}" ATTACH PARTITION "{shard}" FOR VALUES {shard_bounds}'
                     )
-                # As in `_swap_day`: the table's strongest lock first, then drop, attach and rename.
-                cursor.execute(f'LOCK TABLE "{table.name}" IN ACCESS EXCLUSIVE MODE')
-                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
-                cursor.execute(
-                    f'DELETE FROM "{default_partition(table)}" WHERE {_condition(engine, table, key)}'
-                )
-                cursor.execute(f'ALTER TABLE "{table.name}" ATTACH PARTITION "{fresh}" {bounds}')
-                cursor.execute(f'ALTER TABLE "{fresh}" RENAME TO "{name}"')
-                cursor.execute(f'ALTER INDEX "{fresh}_pkey" RENAME TO "{name}_pkey"')
+                _swap_in(engine, cursor, table, key, fresh)
             cursor.execute(
                 "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
                 f"AND starts_with(relname, '{run_prefix}')"
